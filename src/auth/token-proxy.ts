@@ -1,0 +1,58 @@
+/**
+ * `/auth/token` and `/auth/<name>/token`: the client's token request, sent on
+ * to the upstream's token service with its `Authorization` (the Basic
+ * credentials of `docker login`) untouched, and the answer relayed as is.
+ * Credentials and tokens pass through; they are never logged.
+ */
+import { withoutHopByHop } from "../oci/headers";
+import type { AuthDiscovery } from "../upstream/auth-discovery";
+import type { UpstreamClient } from "../upstream/client";
+import type { Upstream } from "../upstream/table";
+import { upstreamTokenForm, upstreamTokenQuery } from "./token-request";
+
+export interface TokenExchange {
+  upstream: Upstream;
+  /** GET carries the parameters in `query`; POST in the url-encoded `form`. */
+  query: URLSearchParams;
+  form?: URLSearchParams;
+  authorization: string | null;
+  signal?: AbortSignal;
+}
+
+/** Upstream headers a token response must not carry to our client. */
+const DROPPED = ["set-cookie", "www-authenticate", "strict-transport-security", "alt-svc"];
+
+export class TokenProxy {
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly discovery: AuthDiscovery,
+  ) {}
+
+  async exchange(request: TokenExchange): Promise<Response> {
+    const { realm, service } = await this.discovery.tokenService(request.upstream, request.signal);
+    const headers = new Headers({ accept: "application/json" });
+    if (request.authorization) headers.set("authorization", request.authorization);
+
+    const url = new URL(realm);
+    let body: URLSearchParams | undefined;
+    if (request.form) {
+      body = upstreamTokenForm(request.form, service, request.upstream);
+      headers.set("content-type", "application/x-www-form-urlencoded");
+    } else {
+      const query = upstreamTokenQuery(request.query, service, request.upstream);
+      // Keep any parameters the realm URL itself carries, then ours in order.
+      for (const [key, value] of query) url.searchParams.append(key, value);
+    }
+
+    const { response } = await this.client.send({
+      method: body ? "POST" : "GET",
+      url: url.href,
+      headers,
+      body,
+      signal: request.signal,
+    });
+    const out = withoutHopByHop(response.headers);
+    for (const name of DROPPED) out.delete(name);
+    return new Response(response.body, { status: response.status, headers: out });
+  }
+}

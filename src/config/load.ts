@@ -1,0 +1,145 @@
+/**
+ * Where configuration comes from, in increasing precedence: the embedded
+ * defaults, a TOML file, `DOCXY_<SECTION>_<KEY>` environment variables, then
+ * command-line flags. The result is validated once; every problem becomes one
+ * line naming the key as the user wrote it.
+ */
+import { existsSync } from "node:fs";
+import { Value } from "@sinclair/typebox/value";
+import type { TSchema } from "@sinclair/typebox";
+import { ConfigSchema, type Config } from "./schema";
+import { checkSemantics } from "./validate";
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+export interface ConfigRequest {
+  /** Explicit file (`-c`); otherwise DOCXY_CONFIG, WHARF_CONFIG, then ./config/default(.toml). */
+  path?: string;
+  env: Record<string, string | undefined>;
+  /** Flag values as `section.key` → raw string. */
+  overrides?: Record<string, string>;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file read, or "embedded defaults". */
+  source: string;
+  warnings: string[];
+}
+
+/** Wharf reads `config/default` relative to the working directory, extension optional. */
+const WHARF_DEFAULT_PATHS = ["config/default.toml", "config/default"];
+
+export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> {
+  const explicit = request.path ?? request.env.DOCXY_CONFIG ?? request.env.WHARF_CONFIG;
+  const path = explicit !== undefined ? resolveExplicit(explicit) : WHARF_DEFAULT_PATHS.find((p) => existsSync(p));
+  const raw: Record<string, unknown> = path ? await readToml(path) : {};
+  const warnings = unknownKeys(ConfigSchema, raw, "");
+
+  const problems: string[] = [];
+  applyStrings(raw, environmentOverrides(request.env), problems);
+  applyStrings(raw, request.overrides ?? {}, problems);
+
+  const config = Value.Default(ConfigSchema, Value.Clone(raw)) as Config;
+  for (const error of Value.Errors(ConfigSchema, config)) {
+    problems.push(`${keyName(error.path)}: ${error.message} (got ${JSON.stringify(error.value)})`);
+  }
+  if (problems.length === 0) problems.push(...checkSemantics(config));
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
+  return { config, source: path ?? "embedded defaults", warnings };
+}
+
+function resolveExplicit(path: string): string {
+  if (existsSync(path)) return path;
+  if (existsSync(`${path}.toml`)) return `${path}.toml`; // Wharf: the extension may be omitted
+  throw new ConfigError([`${path}: config file not found`]);
+}
+
+async function readToml(path: string): Promise<Record<string, unknown>> {
+  try {
+    return Bun.TOML.parse(await Bun.file(path).text()) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError([`${path}: not valid TOML: ${(error as Error).message}`]);
+  }
+}
+
+/** `DOCXY_SERVER_HTTP_PORT=8080` → `server.http_port`; `DOCXY_REGISTRY_UPSTREAMS` takes a JSON array. */
+function environmentOverrides(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [section, schema] of Object.entries(ConfigSchema.properties)) {
+    for (const key of Object.keys(objectSchema(schema)?.properties ?? {})) {
+      const value = env[`DOCXY_${section}_${key}`.toUpperCase()];
+      if (value !== undefined) out[`${section}.${key}`] = value;
+    }
+  }
+  return out;
+}
+
+/** Writes `section.key` string values into `raw`, converted to the type the schema expects there. */
+function applyStrings(raw: Record<string, unknown>, values: Record<string, string>, problems: string[]): void {
+  for (const [dotted, text] of Object.entries(values)) {
+    const [section, key] = dotted.split(".") as [string, string];
+    const keySchema = objectSchema(ConfigSchema.properties[section as keyof Config])?.properties[key];
+    if (!keySchema) {
+      problems.push(`${dotted}: unknown key`);
+      continue;
+    }
+    const table = (raw[section] ??= {}) as Record<string, unknown>;
+    try {
+      table[key] = fromString(keySchema, text);
+    } catch {
+      problems.push(`${dotted}: cannot read ${JSON.stringify(text)} as ${keySchema.type}`);
+    }
+  }
+}
+
+function fromString(schema: TSchema, text: string): unknown {
+  switch (schema.type) {
+    case "integer":
+    case "number":
+      return text.trim() === "" ? text : Number(text);
+    case "boolean":
+      if (/^(true|1|yes|on)$/i.test(text)) return true;
+      if (/^(false|0|no|off)$/i.test(text)) return false;
+      return text;
+    case "array":
+      return text.trim().startsWith("[") ? JSON.parse(text) : text.split(",").map((s) => s.trim()).filter(Boolean);
+    default:
+      return text;
+  }
+}
+
+function objectSchema(schema: TSchema | undefined): { properties: Record<string, TSchema> } | undefined {
+  return schema && schema.type === "object" ? (schema as unknown as { properties: Record<string, TSchema> }) : undefined;
+}
+
+/** Unknown keys are warnings, not errors: Wharf ignores them too, but a typo deserves a word. */
+function unknownKeys(schema: TSchema, value: unknown, prefix: string): string[] {
+  const properties = objectSchema(schema)?.properties;
+  if (!properties || typeof value !== "object" || value === null || Array.isArray(value)) {
+    if (schema.type === "array" && Array.isArray(value)) {
+      return value.flatMap((item, i) => unknownKeys(schema.items as TSchema, item, `${prefix}[${i}]`));
+    }
+    return [];
+  }
+  return Object.entries(value).flatMap(([key, child]) => {
+    const name = prefix ? `${prefix}.${key}` : key;
+    const childSchema = properties[key];
+    return childSchema ? unknownKeys(childSchema, child, name) : [`unknown key ${name} is ignored`];
+  });
+}
+
+/** TypeBox paths (`/registry/upstreams/0/name`) as the TOML spells them (`registry.upstreams[0].name`). */
+export function keyName(path: string): string {
+  return path
+    .split("/")
+    .filter(Boolean)
+    .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`))
+    .join("")
+    .replace(/^\./, "");
+}

@@ -1,0 +1,73 @@
+/**
+ * The configuration file's shape, its defaults and what each key means.
+ *
+ * Keys and meanings are Wharf 0.6.2's (research/docxy.md §3.2) so an existing
+ * `config/default.toml` works unchanged; docxy's additions are marked "docxy".
+ * The same schema validates the TOML file, `DOCXY_*` environment variables and
+ * command-line flags, so a mistake is reported under the key the user wrote.
+ */
+import { Type as t, type Static } from "@sinclair/typebox";
+
+const port = (fallback: number) => t.Integer({ minimum: 1, maximum: 65535, default: fallback });
+const seconds = (fallback: number, description: string) => t.Number({ minimum: 0, default: fallback, description });
+
+export const UpstreamSchema = t.Object({
+  name: t.String({ pattern: "^[A-Za-z0-9._-]+$", description: "Used in /auth/<name>/token" }),
+  hosts: t.Array(t.String(), { default: [], description: "Host names that select this upstream" }),
+  upstream_registry: t.String({ description: "Base URL of the upstream registry" }),
+  auth_realm: t.Optional(t.String({ description: "Upstream token realm; discovered from its /v2/ challenge when omitted" })),
+  auth_service: t.Optional(t.String({ description: "Upstream token service; discovered when omitted" })),
+  auto_library_prefix: t.Boolean({ default: false, description: "Prefix single-segment names with library/" }),
+  public_base_url: t.Optional(t.String({ description: "External origin of this proxy for this upstream" })),
+});
+
+export const ConfigSchema = t.Object({
+  server: t.Object(
+    {
+      http_port: port(5000),
+      https_port: port(443),
+      http_enabled: t.Boolean({ default: true }),
+      https_enabled: t.Boolean({ default: false }),
+      behind_proxy: t.Boolean({ default: false, description: "HTTP port serves the full proxy even when HTTPS is on" }),
+      public_base_url: t.Optional(t.String({ description: "External origin used in token realms and redirects" })),
+      bind: t.Array(t.String(), { default: [], description: "docxy: listen addresses; empty = every IPv4 and IPv6 interface" }),
+    },
+    { default: {} },
+  ),
+  registry: t.Object(
+    {
+      default: t.String({ default: "dockerhub" }),
+      upstream_registry: t.String({ default: "https://registry-1.docker.io" }),
+      auth_realm: t.String({ default: "https://auth.docker.io/token" }),
+      auth_service: t.String({ default: "registry.docker.io" }),
+      auto_library_prefix: t.Boolean({ default: true }),
+      public_base_url: t.Optional(t.String()),
+      upstreams: t.Array(UpstreamSchema, { default: [] }),
+    },
+    { default: {} },
+  ),
+  tls: t.Optional(
+    t.Object({
+      cert_path: t.String({ description: "PEM certificate chain" }),
+      key_path: t.String({ description: "PEM private key (RSA or EC)" }),
+    }),
+  ),
+  upstream: t.Object(
+    {
+      header_timeout: seconds(30, "docxy: seconds to wait for upstream response headers"),
+      idle_timeout: seconds(120, "docxy: seconds without a byte before an upstream body is abandoned"),
+      ping_timeout: seconds(5, "docxy: budget of /v2/ and /health upstream checks"),
+      max_redirects: t.Integer({ minimum: 0, maximum: 20, default: 5 }),
+    },
+    { default: {} },
+  ),
+  log: t.Object(
+    {
+      level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error")], { default: "info" }),
+    },
+    { default: {} },
+  ),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+export type UpstreamEntry = Static<typeof UpstreamSchema>;

@@ -1,0 +1,70 @@
+/**
+ * Checks the schema cannot express: URLs that must be origins, TLS files that
+ * must exist when HTTPS is on, names that must refer to something. Each
+ * problem is one line that names the key (Wharf reported every mistake as a
+ * "TLS" error, research/docxy.md §6.2).
+ */
+import { existsSync } from "node:fs";
+import type { Config } from "./schema";
+
+export function checkSemantics(config: Config): string[] {
+  const problems: string[] = [];
+  const { server, registry, tls } = config;
+
+  if (!server.http_enabled && !server.https_enabled) {
+    problems.push("server: http_enabled and https_enabled are both false; nothing would listen");
+  }
+  if (server.http_enabled && server.https_enabled && server.http_port === server.https_port) {
+    problems.push(`server.https_port: same port as server.http_port (${server.http_port})`);
+  }
+  if (server.https_enabled) {
+    if (!tls) problems.push("tls: required when server.https_enabled = true (cert_path and key_path)");
+    else {
+      if (!existsSync(tls.cert_path)) problems.push(`tls.cert_path: file not found: ${tls.cert_path}`);
+      if (!existsSync(tls.key_path)) problems.push(`tls.key_path: file not found: ${tls.key_path}`);
+    }
+  }
+
+  problems.push(...originProblems("server.public_base_url", server.public_base_url));
+  problems.push(...originProblems("registry.public_base_url", registry.public_base_url));
+
+  if (registry.upstreams.length === 0) {
+    problems.push(...urlProblems("registry.upstream_registry", registry.upstream_registry));
+    problems.push(...urlProblems("registry.auth_realm", registry.auth_realm));
+    if (!registry.auth_service.trim()) problems.push("registry.auth_service: must not be empty");
+  }
+  const names = new Set<string>();
+  registry.upstreams.forEach((upstream, i) => {
+    const key = `registry.upstreams[${i}]`;
+    const name = upstream.name.toLowerCase();
+    if (names.has(name)) problems.push(`${key}.name: duplicate upstream name ${JSON.stringify(upstream.name)}`);
+    names.add(name);
+    problems.push(...urlProblems(`${key}.upstream_registry`, upstream.upstream_registry));
+    if (upstream.auth_realm !== undefined) problems.push(...urlProblems(`${key}.auth_realm`, upstream.auth_realm));
+    problems.push(...originProblems(`${key}.public_base_url`, upstream.public_base_url));
+  });
+  if (registry.upstreams.length > 0 && !names.has(registry.default.toLowerCase())) {
+    problems.push(`registry.default: no upstream named ${JSON.stringify(registry.default)}`);
+  }
+  return problems;
+}
+
+function urlProblems(key: string, value: string): string[] {
+  const url = URL.parse(value);
+  if (!url || !/^https?:$/.test(url.protocol) || !url.hostname) {
+    return [`${key}: must be an http:// or https:// URL (got ${JSON.stringify(value)})`];
+  }
+  return [];
+}
+
+/** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */
+function originProblems(key: string, value: string | undefined): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  const problems = urlProblems(key, value);
+  if (problems.length > 0) return problems;
+  const url = new URL(value);
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== "")) {
+    return [`${key}: must be a bare origin like https://docxy.example.com (got ${JSON.stringify(value)})`];
+  }
+  return [];
+}

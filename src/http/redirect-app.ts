@@ -1,0 +1,27 @@
+/**
+ * The plain-HTTP port in standalone HTTPS mode (Wharf §1.3): registry,
+ * token and health paths get a 301 to the HTTPS origin; everything else a
+ * 404. The target comes from `public_base_url` or the self-addressed Host
+ * rule (auth/public-origin.ts), never from an arbitrary Host header.
+ */
+import { Elysia } from "elysia";
+import type { Services } from "../services";
+import { connectionOf } from "./connection";
+import { errorResponse } from "./errors";
+
+const REDIRECTED = /^\/(?:v2(?:\/|$)|auth\/|health$)/;
+
+export function createRedirectApp(services: Services, httpsPort: number) {
+  const redirect = ({ request }: { request: Request }) => {
+    const url = new URL(request.url);
+    if (!REDIRECTED.test(url.pathname)) return undefined; // falls through to NOT_FOUND
+    const connection = connectionOf(request);
+    const upstream = services.upstreams.forHost(connection.host);
+    const host = connection.host?.replace(/:\d+$/, "") ?? null;
+    const origin = services.publicOrigin.resolve(upstream.publicBaseUrl, { host, secure: true, localPort: httpsPort });
+    return new Response(null, { status: 301, headers: { location: `${origin}${url.pathname}${url.search}` } });
+  };
+  return new Elysia({ name: "docxy/redirect" })
+    .onError({ as: "global" }, ({ code, error, request }) => errorResponse(code, error, request, services.log))
+    .onRequest(redirect);
+}

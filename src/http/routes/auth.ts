@@ -1,0 +1,51 @@
+/**
+ * Token endpoints: `/auth/token` picks the upstream by Host (Wharf's rule),
+ * `/auth/<name>/token` by name. GET for the classic token flow, POST for the
+ * OAuth2 form that containerd (with credentials) and Docker (with an identity
+ * token) use. The form is read raw, not parsed by Elysia, so that parameter
+ * order and repeated keys survive.
+ */
+import { Elysia, t } from "elysia";
+import { RegistryError } from "../../oci/errors";
+import type { Services } from "../../services";
+import type { Upstream } from "../../upstream/table";
+import { connectionOf } from "../connection";
+
+/** An OAuth2 token form is a few hundred bytes; anything much larger is not one. */
+const MAX_FORM_BYTES = 64 * 1024;
+
+export function authRoutes(services: Services) {
+  const exchange = async (request: Request, upstream: Upstream) => {
+    const form = request.method === "POST" ? await readForm(request) : undefined;
+    return services.tokens.exchange({
+      upstream,
+      query: new URL(request.url).searchParams,
+      form,
+      authorization: request.headers.get("authorization"),
+      signal: request.signal,
+    });
+  };
+  const byHost = ({ request }: { request: Request }) => exchange(request, services.upstreams.forHost(connectionOf(request).host));
+  const byName = ({ request, params }: { request: Request; params: { registry: string } }) => {
+    const upstream = services.upstreams.byName(params.registry);
+    if (!upstream) throw new RegistryError("NOT_FOUND", `no upstream named ${JSON.stringify(params.registry)}`);
+    return exchange(request, upstream);
+  };
+  const named = { params: t.Object({ registry: t.String({ pattern: "^[A-Za-z0-9._-]+$" }) }) };
+
+  return new Elysia({ name: "docxy/auth", detail: { hide: true } })
+    .get("/auth/token", byHost)
+    .post("/auth/token", byHost, { parse: "none" })
+    .get("/auth/:registry/token", byName, named)
+    .post("/auth/:registry/token", byName, { ...named, parse: "none" });
+}
+
+async function readForm(request: Request): Promise<URLSearchParams> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!type.toLowerCase().startsWith("application/x-www-form-urlencoded")) {
+    throw new RegistryError("BAD_REQUEST", "token POST must be application/x-www-form-urlencoded");
+  }
+  const text = await request.text();
+  if (Buffer.byteLength(text) > MAX_FORM_BYTES) throw new RegistryError("BAD_REQUEST", "token form too large");
+  return new URLSearchParams(text);
+}

@@ -1,0 +1,38 @@
+/**
+ * Liveness and upstream reachability, for people, load balancers and
+ * connectivity probes. These are the routes the OpenAPI page documents.
+ */
+import { Elysia, t } from "elysia";
+import type { Services } from "../../services";
+
+const UpstreamHealth = t.Object({
+  name: t.String(),
+  url: t.String(),
+  reachable: t.Boolean(),
+  status: t.Optional(t.Integer({ description: "HTTP status of the upstream's /v2/ (401 is the normal anonymous answer)" })),
+  latency_ms: t.Optional(t.Number()),
+  error: t.Optional(t.String()),
+  checked_at: t.String({ format: "date-time" }),
+});
+
+const HealthReport = t.Object({
+  status: t.Union([t.Literal("ok"), t.Literal("degraded")], { description: "degraded: some upstream is unreachable" }),
+  version: t.String(),
+  uptime_seconds: t.Integer(),
+  upstreams: t.Array(UpstreamHealth),
+});
+
+export function healthRoutes(services: Services) {
+  return new Elysia({ name: "docxy/health" })
+    .get("/health", () => services.health.report(), {
+      response: HealthReport,
+      detail: { summary: "Proxy health and upstream reachability", tags: ["health"] },
+    })
+    .head("/health", () => new Response(null, { headers: { "content-type": "application/json" } }), {
+      detail: { hide: true },
+    })
+    .get("/generate_204", () => new Response(null, { status: 204 }), {
+      detail: { summary: "Connectivity probe: always 204 No Content", tags: ["health"] },
+    })
+    .head("/generate_204", () => new Response(null, { status: 204 }), { detail: { hide: true } });
+}

@@ -1,0 +1,79 @@
+/**
+ * Entry point of the `docxy` binary: flags → config → services → listeners.
+ * The only place that exits the process. Exports nothing: a compiled entry
+ * that exports an `app` crashes at start (research/bun-elysia.md pitfall 10).
+ */
+import { HELP, parseArgs, UsageError } from "./cli/args";
+import { ConfigError, loadConfig } from "./config/load";
+import { createApp } from "./http/app";
+import { createRedirectApp } from "./http/redirect-app";
+import { createLogger } from "./observability/logger";
+import { startListeners } from "./server/listeners";
+import { createServices } from "./services";
+import { VERSION } from "./version";
+
+/** Exit codes: 2 for usage and configuration mistakes (nothing started), 1 for runtime failures. */
+async function main(): Promise<number | undefined> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`docxy: ${error.message}\n\n${HELP}`);
+    return 2;
+  }
+  if (args.help) return void process.stdout.write(HELP), 0;
+  if (args.version) return void process.stdout.write(`docxy ${VERSION}\n`), 0;
+
+  let loaded;
+  try {
+    loaded = await loadConfig({ path: args.configPath, env: process.env, overrides: args.overrides });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) process.stderr.write(`docxy: invalid configuration: ${problem}\n`);
+    return 2;
+  }
+  const { config } = loaded;
+  const log = createLogger(config.log.level);
+  for (const warning of loaded.warnings) log.warn(warning, { config: loaded.source });
+
+  const services = createServices(config, log);
+  const proxy = createApp(services);
+  const redirect = createRedirectApp(services, config.server.https_port);
+  let listening;
+  try {
+    listening = await startListeners(config, { proxy: (r) => proxy.handle(r), redirect: (r) => redirect.handle(r) }, log);
+  } catch (error) {
+    process.stderr.write(`docxy: cannot start: ${(error as Error).message}\n`);
+    return 1;
+  }
+
+  log.info("docxy started", { version: VERSION, config: loaded.source });
+  for (const a of listening.addresses) log.info("listening", { url: `${a.scheme}://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`, role: a.role });
+  for (const u of services.upstreams.all) {
+    log.info("upstream", { name: u.name, url: u.url, default: u === services.upstreams.default, public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)" });
+  }
+  if (!services.upstreams.all.some((u) => u.publicBaseUrl)) {
+    log.warn("server.public_base_url is not set: token realms use the Host header only when it names this machine; set it when clients reach docxy by another name");
+  }
+
+  const stop = async (signal: string) => {
+    log.info("stopping", { signal });
+    await listening.close(10_000);
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+  return undefined;
+}
+
+// No top-level await: `--bytecode` compiles to CommonJS.
+main().then(
+  (code) => {
+    if (code !== undefined) process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(`docxy: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

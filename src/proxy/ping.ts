@@ -1,0 +1,72 @@
+/**
+ * `GET|HEAD /v2/`: the version check through which Docker and
+ * containers/image discover auth (they only learn the challenge here,
+ * protocol.md §2.5). Forwarded with the client's credentials so that
+ * `docker login` really checks the token it obtained; a 401 gets our realm.
+ *
+ * It must answer promptly even when the upstream hangs, so it has the short
+ * ping budget; without an upstream we answer from what we know: anonymous
+ * clients get the challenge (the realm is ours anyway), clients presenting
+ * credentials get 200, and their pulls then report the real upstream error.
+ */
+import { proxyChallenge } from "../auth/challenge-rewrite";
+import { errorBody, RegistryError } from "../oci/errors";
+import { API_VERSION, API_VERSION_HEADER } from "../oci/headers";
+import type { AuthDiscovery } from "../upstream/auth-discovery";
+import { discard, type UpstreamClient } from "../upstream/client";
+import type { Upstream } from "../upstream/table";
+
+export interface PingRequest {
+  method: "GET" | "HEAD";
+  authorization: string | null;
+  upstream: Upstream;
+  origin: string;
+  signal?: AbortSignal;
+}
+
+export class Ping {
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly discovery: AuthDiscovery,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async ping(request: PingRequest): Promise<Response> {
+    const headers = new Headers();
+    if (request.authorization) headers.set("authorization", request.authorization);
+    let status: number;
+    let challenge: string | null = null;
+    try {
+      const { response } = await this.client.send({
+        method: request.method,
+        url: `${request.upstream.url}/v2/`,
+        headers,
+        signal: request.signal,
+        headerTimeoutMs: this.timeoutMs,
+      });
+      await discard(response);
+      status = response.status;
+      challenge = response.headers.get("www-authenticate");
+      this.discovery.learn(request.upstream, challenge);
+    } catch (error) {
+      if (!(error instanceof RegistryError)) throw error;
+      status = request.authorization ? 200 : 401;
+    }
+
+    const out = new Headers({ [API_VERSION_HEADER]: API_VERSION, "content-type": "application/json" });
+    if (status === 401) {
+      const service = this.discovery.known(request.upstream)?.service;
+      out.set("www-authenticate", proxyChallenge(request.origin, request.upstream, challenge, service));
+      // The realm depends on how this client reached us: never let a shared cache reuse it.
+      out.set("cache-control", "no-store");
+    }
+    const body =
+      status === 401
+        ? errorBody("UNAUTHORIZED", "authentication required")
+        : status < 300
+          ? "{}"
+          : errorBody("UNKNOWN", `upstream answered ${status}`);
+    out.set("content-length", String(Buffer.byteLength(body)));
+    return new Response(request.method === "HEAD" ? null : body, { status, headers: out });
+  }
+}

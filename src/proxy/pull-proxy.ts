@@ -1,0 +1,131 @@
+/**
+ * The pull side of the registry API, passed through to one upstream:
+ * manifests, blobs, tags/list and referrers.
+ *
+ * Rules that real clients depend on (protocol.md, docxy.md §6.1):
+ * - HEAD stays HEAD upstream: Docker Hub does not count HEADs against the pull
+ *   quota, and Docker resolves every tag with one.
+ * - Exact `Content-Length` on GET and HEAD whenever the upstream gives one:
+ *   Docker 29 fails on a HEAD with length 0, and progress bars need it on GET.
+ *   A blob HEAD with no length is completed with a one-byte Range probe.
+ * - Every 401 carries our own challenge (see auth/challenge-rewrite.ts).
+ * - The CDN a blob redirects to is fetched by us; the client never sees it.
+ */
+import { proxyChallenge } from "../auth/challenge-rewrite";
+import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUEST_HEADERS, withoutHopByHop } from "../oci/headers";
+import { withLibraryPrefix } from "../oci/reference";
+import type { AuthDiscovery } from "../upstream/auth-discovery";
+import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
+import type { Upstream } from "../upstream/table";
+import type { PullPath } from "./pull-path";
+
+export interface PullRequest {
+  path: PullPath;
+  method: "GET" | "HEAD";
+  query: URLSearchParams;
+  headers: Headers;
+  upstream: Upstream;
+  /** Our public origin for this request (the realm of rewritten challenges). */
+  origin: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Upstream headers that describe the upstream's or CDN's own connection or
+ * site, not the content: HSTS and Alt-Svc would pin or redirect clients of
+ * *our* host, and CDN cookies are not theirs.
+ */
+const SITE_HEADERS = ["set-cookie", "strict-transport-security", "alt-svc"];
+
+/** Query parameters meant for the proxy itself: containerd's `ns` (dist-spec "Registry Proxying"). */
+const PROXY_PARAMETERS = ["ns"];
+
+export class PullProxy {
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly discovery: AuthDiscovery,
+  ) {}
+
+  async pull(request: PullRequest): Promise<Response> {
+    const { upstream, path } = request;
+    const name = upstream.autoLibraryPrefix ? withLibraryPrefix(path.name) : path.name;
+    const url = new URL(`${upstream.url}/v2/${name}/${path.kind === "tags" ? "tags/list" : `${path.kind}/${path.reference}`}`);
+    for (const [key, value] of request.query) if (!PROXY_PARAMETERS.includes(key)) url.searchParams.append(key, value);
+
+    const headers = new Headers();
+    for (const header of FORWARDED_REQUEST_HEADERS) {
+      const value = request.headers.get(header);
+      if (value !== null) headers.set(header, value);
+    }
+
+    const result = await this.client.send({ method: request.method, url: url.href, headers, signal: request.signal });
+    const response = this.relay(request, result);
+    if (request.method === "HEAD" && path.kind === "blobs" && response.ok && !hasLength(response)) {
+      const length = await this.probeLength(url.href, headers, request.signal);
+      if (length !== undefined) response.headers.set("content-length", String(length));
+    }
+    return response;
+  }
+
+  private relay(request: PullRequest, { response, redirectedFrom }: UpstreamResponse): Response {
+    const headers = withoutHopByHop(response.headers);
+    for (const name of SITE_HEADERS) headers.delete(name);
+    headers.set(API_VERSION_HEADER, API_VERSION);
+
+    if (response.status === 401) {
+      const upstreamChallenge = response.headers.get("www-authenticate");
+      this.discovery.learn(request.upstream, upstreamChallenge);
+      const service = this.discovery.known(request.upstream)?.service;
+      headers.set("www-authenticate", proxyChallenge(request.origin, request.upstream, upstreamChallenge, service));
+    }
+    if (response.ok && !headers.has(DOCKER_CONTENT_DIGEST)) {
+      // A CDN does not send the registry's digest header; the registry's 307 may
+      // have, and for content fetched by digest the digest is the reference.
+      const digest = redirectedFrom?.get(DOCKER_CONTENT_DIGEST) ?? digestReference(request.path);
+      if (digest) headers.set(DOCKER_CONTENT_DIGEST, digest);
+    }
+    const link = headers.get("link");
+    if (link) headers.set("link", relativeLinks(link));
+
+    if (request.method === "HEAD") {
+      void discard(response);
+      return new Response(null, { status: response.status, headers });
+    }
+    return new Response(response.body, { status: response.status, headers });
+  }
+
+  /**
+   * Some upstreams answer a blob HEAD without a length; Docker then records
+   * size 0 and fails (Wharf v0.5.21). One byte by Range tells the total.
+   */
+  private async probeLength(url: string, headers: Headers, signal?: AbortSignal): Promise<number | undefined> {
+    const probe = new Headers(headers);
+    probe.set("range", "bytes=0-0");
+    const { response } = await this.client.send({ method: "GET", url, headers: probe, signal });
+    await discard(response);
+    const total = /\/(\d+)\s*$/.exec(response.headers.get("content-range") ?? "")?.[1];
+    const length = Number(total ?? (response.status === 200 ? response.headers.get("content-length") : undefined));
+    return Number.isSafeInteger(length) && length > 0 ? length : undefined;
+  }
+}
+
+function hasLength(response: Response): boolean {
+  const length = response.headers.get("content-length");
+  return length !== null && length !== "0";
+}
+
+function digestReference(path: PullPath): string | undefined {
+  return path.kind !== "tags" && path.reference?.includes(":") ? path.reference : undefined;
+}
+
+/**
+ * Pagination links (`tags/list`, `referrers`) point at the upstream, possibly
+ * by absolute URL. Clients follow them against the host they talk to, so we
+ * keep only path and query (RFC 8288 allows relative references).
+ */
+export function relativeLinks(header: string): string {
+  return header.replace(/<([^>]*)>/g, (_, target: string) => {
+    const url = URL.parse(target, "http://relative.invalid");
+    return url ? `<${url.pathname}${url.search}>` : `<${target}>`;
+  });
+}

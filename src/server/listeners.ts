@@ -1,0 +1,101 @@
+/**
+ * The listeners Wharf's `[server]` section describes (docxy.md §1.1):
+ * - HTTP and HTTPS both on, not behind a proxy ("standalone"): HTTPS serves
+ *   the proxy, HTTP only redirects registry paths to it;
+ * - otherwise each enabled port serves the full proxy.
+ * `server.bind` empty means every interface, IPv4 and IPv6 (one dual-stack
+ * socket on `::`, or `0.0.0.0` where the host has no IPv6).
+ */
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import type { Config } from "../config/schema";
+import type { Logger } from "../observability/logger";
+import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
+import { loadTls } from "./tls";
+
+export interface Apps {
+  proxy: Handler;
+  redirect: Handler;
+}
+
+export interface Listening {
+  /** `http://[::]:5000`-style addresses actually bound, for logs and tests. */
+  addresses: { scheme: "http" | "https"; role: "proxy" | "redirect"; host: string; port: number }[];
+  close(graceMs: number): Promise<void>;
+}
+
+/** Long enough for a slow client on a bad link to send its request head; short enough to shed slowloris. */
+const HEADERS_TIMEOUT_MS = 30_000;
+/** Wharf's keep-alive (75 s) outlives typical client idle pools (Go: 90 s idle, but reuse is opportunistic). */
+const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+
+export async function startListeners(config: Config, apps: Apps, log: Logger): Promise<Listening> {
+  const { server } = config;
+  const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
+  const onDone = (exchange: Exchange) => accessLog(log, exchange);
+  const servers: http.Server[] = [];
+  const addresses: Listening["addresses"] = [];
+
+  const start = async (scheme: "http" | "https", role: "proxy" | "redirect", port: number) => {
+    const handler = nodeHandler(role === "proxy" ? apps.proxy : apps.redirect, onDone);
+    const options = { headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, requestTimeout: 0 };
+    for (const host of server.bind.length > 0 ? server.bind : [undefined]) {
+      const listener =
+        scheme === "https"
+          ? https.createServer({ ...options, ...loadTls(config.tls!.cert_path, config.tls!.key_path) }, handler)
+          : http.createServer(options, handler);
+      // Docker and containers/image try TLS first on a plain-HTTP port (protocol.md fact 17):
+      // drop such garbage quietly and keep serving.
+      listener.on("clientError", (_error, socket: Socket) => socket.destroy());
+      const bound = await bind(listener, port, host);
+      servers.push(listener);
+      addresses.push({ scheme, role, host: bound.address, port: bound.port });
+    }
+  };
+
+  if (server.https_enabled) await start("https", "proxy", server.https_port);
+  if (server.http_enabled) await start("http", standalone ? "redirect" : "proxy", server.http_port);
+
+  return {
+    addresses,
+    async close(graceMs: number) {
+      const closing = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+      for (const s of servers) s.closeIdleConnections();
+      const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), graceMs);
+      await Promise.all(closing);
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function bind(listener: http.Server, port: number, host: string | undefined): Promise<AddressInfo> {
+  const attempt = (address: string) =>
+    new Promise<AddressInfo>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen({ port, host: address, ipv6Only: false }, () => {
+        listener.off("error", reject);
+        resolve(listener.address() as AddressInfo);
+      });
+    });
+  if (host !== undefined) return attempt(host);
+  try {
+    return await attempt("::");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
+    return attempt("0.0.0.0");
+  }
+}
+
+function accessLog(log: Logger, exchange: Exchange): void {
+  log.info("request", {
+    method: exchange.method,
+    path: exchange.path,
+    status: exchange.status,
+    bytes: exchange.bytes,
+    ms: exchange.ms,
+    client: exchange.remoteAddress,
+    complete: exchange.complete ? undefined : false,
+  });
+}

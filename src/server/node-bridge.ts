@@ -1,0 +1,113 @@
+/**
+ * Serves the Elysia app through `node:http` (inside Bun) instead of Bun.serve.
+ *
+ * Why: Bun.serve replaces any Content-Length with chunked encoding when the
+ * body is a stream (oven-sh/bun#10507, open in Bun 1.4.5;
+ * research/bun-elysia.md §1.4), and every blob on a cache miss is a stream.
+ * A blob without a length breaks progress bars, containerd's parallel fetch
+ * and Docker 29 (Wharf v0.5.20/v0.5.21). Bun's node:http honours the length
+ * we set and applies backpressure through `pipeline`. The measurements behind
+ * this choice are in the README's design notes.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { TLSSocket } from "node:tls";
+import { recordConnection } from "../http/connection";
+
+export type Handler = (request: Request) => Promise<Response> | Response;
+
+export interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+  bytes: number;
+  ms: number;
+  remoteAddress: string;
+  /** False when the connection ended before the whole response was written. */
+  complete: boolean;
+}
+
+export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => void) {
+  return async function serveOne(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const begin = performance.now();
+    const socket = req.socket;
+    const bytesBefore = socket.bytesWritten; // sockets are reused across keep-alive requests
+    const request = toWebRequest(req, res);
+    let status = 0;
+    res.once("close", () => {
+      onDone({
+        method: req.method ?? "",
+        path: (req.url ?? "").split("?")[0] ?? "",
+        status,
+        bytes: socket.bytesWritten - bytesBefore,
+        ms: Math.round(performance.now() - begin),
+        remoteAddress: socket.remoteAddress ?? "",
+        complete: res.writableFinished,
+      });
+    });
+    let response: Response;
+    try {
+      response = await handle(request);
+    } catch {
+      // The app maps every error itself; reaching here means the client left.
+      res.destroy();
+      return;
+    }
+    status = response.status;
+    await writeWebResponse(response, req.method ?? "GET", res);
+  };
+}
+
+function toWebRequest(req: IncomingMessage, res: ServerResponse): Request {
+  const secure = Boolean((req.socket as TLSSocket).encrypted);
+  const host = req.headers.host ?? null;
+  const base = `${secure ? "https" : "http"}://${host && URL.canParse(`http://${host}`) ? host : "localhost"}`;
+  // An absolute-form target (`GET http://x/y`) must not choose our URL's host.
+  const target = req.url?.startsWith("/") ? req.url : "/";
+  const headers = new Headers();
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    for (const value of values ?? []) headers.append(name, value);
+  }
+  const aborted = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) aborted.abort();
+  });
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD";
+  const request = new Request(new URL(target, base).href, {
+    method,
+    headers,
+    signal: aborted.signal,
+    body: hasBody ? (Readable.toWeb(req) as ReadableStream) : undefined,
+    duplex: "half", // required by fetch for stream bodies
+  } as RequestInit);
+  recordConnection(request, {
+    host,
+    secure,
+    localPort: req.socket.localPort ?? 0,
+    remoteAddress: req.socket.remoteAddress ?? "",
+  });
+  return request;
+}
+
+async function writeWebResponse(response: Response, method: string, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") headers[name] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  res.writeHead(response.status, headers);
+  if (method === "HEAD" || response.body === null) {
+    res.end();
+    return;
+  }
+  try {
+    await pipeline(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), res);
+  } catch {
+    // The upstream failed mid-body or the client left. Never end cleanly:
+    // a short body must not look like success to the client.
+    res.destroy();
+  }
+}

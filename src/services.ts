@@ -1,0 +1,46 @@
+/**
+ * Composition root: turns a validated Config into the live objects the HTTP
+ * layer uses. No module keeps state in globals; everything lives here.
+ */
+import { PublicOrigin } from "./auth/public-origin";
+import { TokenProxy } from "./auth/token-proxy";
+import type { Config } from "./config/schema";
+import { HealthMonitor } from "./observability/health";
+import type { Logger } from "./observability/logger";
+import { Ping } from "./proxy/ping";
+import { PullProxy } from "./proxy/pull-proxy";
+import { AuthDiscovery } from "./upstream/auth-discovery";
+import { UpstreamClient } from "./upstream/client";
+import { upstreamTableFromConfig, type UpstreamTable } from "./upstream/table";
+import { VERSION } from "./version";
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  upstreams: UpstreamTable;
+  publicOrigin: PublicOrigin;
+  ping: Ping;
+  pull: PullProxy;
+  tokens: TokenProxy;
+  health: HealthMonitor;
+}
+
+export function createServices(config: Config, log: Logger): Services {
+  const upstreams = upstreamTableFromConfig(config);
+  const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
+  const client = new UpstreamClient(
+    { headerMs: header_timeout * 1000, idleMs: idle_timeout * 1000, maxRedirects: max_redirects },
+    `docxy/${VERSION}`,
+  );
+  const discovery = new AuthDiscovery(client, ping_timeout * 1000);
+  return {
+    config,
+    log,
+    upstreams,
+    publicOrigin: new PublicOrigin(upstreams.all.flatMap((u) => u.hosts)),
+    ping: new Ping(client, discovery, ping_timeout * 1000),
+    pull: new PullProxy(client, discovery),
+    tokens: new TokenProxy(client, discovery),
+    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The one way docxy talks to an upstream registry or token service.
+ *
+ * - Three separate limits (research/bun-elysia.md §2 "Timeouts"): a timer for
+ *   the header phase only, Bun's idle `timeout` for the body (a 10 GiB layer on
+ *   a slow link has no total cap), and the client's signal so a disconnect
+ *   cancels the upstream request.
+ * - `decompress: false`: bytes pass through exactly as the upstream sent them
+ *   (with `true` Bun decodes the body but keeps `content-encoding`).
+ * - Redirects are followed here, not by fetch, so that the policy is ours:
+ *   Docker Hub answers blob GETs with a 307 to its CDN (protocol.md fact 12)
+ *   and the client must never see the CDN; `Authorization` and cookies never
+ *   cross to another origin; HEAD stays HEAD.
+ */
+import { RegistryError } from "../oci/errors";
+
+export interface UpstreamTimeouts {
+  /** Milliseconds until response headers must have arrived. */
+  headerMs: number;
+  /** Milliseconds without body bytes before the upstream read is abandoned. */
+  idleMs: number;
+  maxRedirects: number;
+}
+
+export interface UpstreamRequest {
+  method: "GET" | "HEAD" | "POST";
+  url: string;
+  headers: Headers;
+  body?: string | URLSearchParams;
+  /** Fires when our client goes away. */
+  signal?: AbortSignal;
+  /** Header-phase budget for this request, when shorter than the default (pings, health). */
+  headerTimeoutMs?: number;
+}
+
+export interface UpstreamResponse {
+  response: Response;
+  /** Headers of the first hop when a redirect was followed (the registry's own, e.g. Docker-Content-Digest). */
+  redirectedFrom?: Headers;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const CROSS_ORIGIN_SECRETS = ["authorization", "cookie", "proxy-authorization"];
+
+export class UpstreamClient {
+  constructor(
+    private readonly timeouts: UpstreamTimeouts,
+    private readonly userAgent: string,
+  ) {}
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    let url = new URL(request.url);
+    let method = request.method;
+    const headers = new Headers(request.headers);
+    headers.set("user-agent", this.userAgent);
+    let redirectedFrom: Headers | undefined;
+
+    for (let hop = 0; ; hop++) {
+      const response = await this.fetchOnce(url, method, headers, request, hop === 0 ? request.body : undefined);
+      const location = response.headers.get("location");
+      if (!REDIRECTS.has(response.status) || location === null || hop >= this.timeouts.maxRedirects) {
+        return { response, redirectedFrom };
+      }
+      await discard(response);
+      redirectedFrom ??= response.headers;
+      const next = new URL(location, url);
+      if (next.origin !== url.origin) for (const name of CROSS_ORIGIN_SECRETS) headers.delete(name);
+      if (response.status === 303 && method !== "HEAD") method = "GET";
+      url = next;
+    }
+  }
+
+  private async fetchOnce(
+    url: URL,
+    method: string,
+    headers: Headers,
+    request: UpstreamRequest,
+    body: UpstreamRequest["body"],
+  ): Promise<Response> {
+    const headerTimer = new AbortController();
+    const budget = request.headerTimeoutMs ?? this.timeouts.headerMs;
+    const timer = setTimeout(() => headerTimer.abort(), budget);
+    const signals = request.signal ? [request.signal, headerTimer.signal] : [headerTimer.signal];
+    try {
+      return await fetch(url, {
+        method,
+        headers,
+        body,
+        redirect: "manual",
+        decompress: false,
+        timeout: this.timeouts.idleMs,
+        signal: AbortSignal.any(signals),
+      });
+    } catch (error) {
+      if (request.signal?.aborted) throw error; // our client left; nobody to answer
+      if (headerTimer.signal.aborted) {
+        throw new RegistryError("UNAVAILABLE", `upstream ${url.host} did not answer within ${budget / 1000}s`, {
+          status: 504,
+          cause: error,
+        });
+      }
+      throw new RegistryError("UNAVAILABLE", `upstream ${url.host} is unreachable: ${describe(error)}`, {
+        status: 502,
+        cause: error,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Frees the connection of a response whose body we do not want (an unread body pins its socket). */
+export async function discard(response: Response): Promise<void> {
+  try {
+    await response.body?.cancel();
+  } catch {
+    // already aborted or consumed: nothing left to free
+  }
+}
+
+function describe(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : ((error as Error).message ?? String(error));
+}
