@@ -8,7 +8,8 @@
  */
 import { Type as t, type Static } from "@sinclair/typebox";
 
-const port = (fallback: number) => t.Integer({ minimum: 1, maximum: 65535, default: fallback });
+const port = (fallback: number) =>
+  t.Integer({ minimum: 0, maximum: 65535, default: fallback, description: "0 picks any free port (tests)" });
 const seconds = (fallback: number, description: string) => t.Number({ minimum: 0, default: fallback, description });
 
 export const UpstreamSchema = t.Object({

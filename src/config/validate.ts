@@ -14,7 +14,7 @@ export function checkSemantics(config: Config): string[] {
   if (!server.http_enabled && !server.https_enabled) {
     problems.push("server: http_enabled and https_enabled are both false; nothing would listen");
   }
-  if (server.http_enabled && server.https_enabled && server.http_port === server.https_port) {
+  if (server.http_enabled && server.https_enabled && server.http_port !== 0 && server.http_port === server.https_port) {
     problems.push(`server.https_port: same port as server.http_port (${server.http_port})`);
   }
   if (server.https_enabled) {

@@ -1,0 +1,146 @@
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../../src/config/load";
+import { upstreamTableFromConfig } from "../../src/upstream/table";
+
+const dir = mkdtempSync(join(tmpdir(), "docxy-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function write(name: string, toml: string): Promise<string> {
+  const path = join(dir, name);
+  await Bun.write(path, toml);
+  return path;
+}
+
+async function problems(path: string, env: Record<string, string> = {}): Promise<string[]> {
+  try {
+    await loadConfig({ path, env });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+test("no file at all: HTTP on 5000 in front of Docker Hub", async () => {
+  const { config, source } = await loadConfig({ env: {} });
+  expect(source).toBe("embedded defaults");
+  expect(config.server).toMatchObject({ http_port: 5000, http_enabled: true, https_enabled: false });
+  const table = upstreamTableFromConfig(config);
+  expect(table.default).toMatchObject({
+    name: "dockerhub",
+    url: "https://registry-1.docker.io",
+    authRealm: "https://auth.docker.io/token",
+    authService: "registry.docker.io",
+    autoLibraryPrefix: true,
+  });
+});
+
+test("Wharf 0.6.2's multi-registry file is read unchanged", async () => {
+  const cert = await write("fullchain.cer", "placeholder");
+  const key = await write("example.com.key", "placeholder");
+  const path = await write(
+    "wharf.toml",
+    `[server]
+http_port = 80
+https_port = 443
+http_enabled = true
+https_enabled = true
+behind_proxy = false
+public_base_url = "https://docker.example.com/"
+
+[registry]
+default = "dockerhub"
+
+[[registry.upstreams]]
+name = "dockerhub"
+hosts = ["docker.example.com"]
+upstream_registry = "https://registry-1.docker.io/"
+auth_realm = "https://auth.docker.io/token"
+auth_service = "registry.docker.io"
+auto_library_prefix = true
+
+[[registry.upstreams]]
+name = "ghcr"
+hosts = ["GHCR.example.com:443"]
+upstream_registry = "https://ghcr.io"
+auth_realm = "https://ghcr.io/token"
+auth_service = "ghcr.io"
+
+[tls]
+cert_path = "${cert}"
+key_path = "${key}"
+`,
+  );
+  const { config, warnings } = await loadConfig({ path, env: {} });
+  expect(warnings).toEqual([]);
+  const table = upstreamTableFromConfig(config);
+  expect(table.all.map((u) => [u.name, u.url, u.hosts, u.autoLibraryPrefix, u.publicBaseUrl])).toEqual([
+    ["dockerhub", "https://registry-1.docker.io", ["docker.example.com"], true, "https://docker.example.com"],
+    ["ghcr", "https://ghcr.io", ["ghcr.example.com"], false, "https://docker.example.com"],
+  ]);
+  expect(table.forHost("ghcr.example.com:443").name).toBe("ghcr");
+  expect(table.forHost("unknown.example.com").name).toBe("dockerhub");
+});
+
+test("[tls] is optional while HTTPS is off, and placeholder paths are accepted then", async () => {
+  const path = await write("http-only.toml", `[server]\nhttp_port = 8080\nhttps_enabled = false\n[tls]\ncert_path = "/nope"\nkey_path = "/nope"\n`);
+  expect((await loadConfig({ path, env: {} })).config.server.http_port).toBe(8080);
+});
+
+test("environment overrides the file, flags override the environment", async () => {
+  const path = await write("base.toml", `[server]\nhttp_port = 8080\n`);
+  const env = { DOCXY_SERVER_HTTP_PORT: "9090", DOCXY_SERVER_BIND: "127.0.0.1,::1", DOCXY_UPSTREAM_HEADER_TIMEOUT: "7" };
+  const { config } = await loadConfig({ path, env });
+  expect(config.server.http_port).toBe(9090);
+  expect(config.server.bind).toEqual(["127.0.0.1", "::1"]);
+  expect(config.upstream.header_timeout).toBe(7);
+  const flagged = await loadConfig({ path, env, overrides: { "server.http_port": "7070" } });
+  expect(flagged.config.server.http_port).toBe(7070);
+});
+
+test("WHARF_CONFIG and DOCXY_CONFIG locate the file, extension optional", async () => {
+  await write("migrant.toml", `[server]\nhttp_port = 6060\n`);
+  expect((await loadConfig({ env: { WHARF_CONFIG: join(dir, "migrant") } })).config.server.http_port).toBe(6060);
+  expect((await loadConfig({ env: { DOCXY_CONFIG: join(dir, "migrant.toml") } })).source).toBe(join(dir, "migrant.toml"));
+});
+
+test("every problem is one line naming the real key", async () => {
+  const path = await write(
+    "bad.toml",
+    `[server]\nhttp_port = "eighty"\n[[registry.upstreams]]\nname = "has space"\nupstream_registry = "https://x"\n`,
+  );
+  const lines = await problems(path);
+  expect(lines).toHaveLength(2);
+  expect(lines[0]).toContain("server.http_port: Expected integer");
+  expect(lines[1]).toContain("registry.upstreams[0].name");
+});
+
+test("semantic problems name their keys too", async () => {
+  const path = await write(
+    "semantic.toml",
+    `[server]\nhttps_enabled = true\npublic_base_url = "https://x.example.com/path?q"\n[registry]\ndefault = "nope"\n[[registry.upstreams]]\nname = "hub"\nupstream_registry = "ftp://x"\n`,
+  );
+  const lines = (await problems(path)).join("\n");
+  expect(lines).toContain("tls: required when server.https_enabled = true");
+  expect(lines).toContain("server.public_base_url: must be a bare origin");
+  expect(lines).toContain("registry.upstreams[0].upstream_registry: must be an http:// or https:// URL");
+  expect(lines).toContain('registry.default: no upstream named "nope"');
+});
+
+test("a bad environment value is reported under its key", async () => {
+  const lines = await problems(await write("empty.toml", ""), { DOCXY_SERVER_HTTPS_ENABLED: "maybe" });
+  expect(lines.join("\n")).toContain("server.https_enabled");
+});
+
+test("invalid TOML and a missing file are reported, not thrown raw", async () => {
+  expect((await problems(await write("broken.toml", "[server\nx="))).join()).toContain("not valid TOML");
+  expect((await problems(join(dir, "absent.toml"))).join()).toContain("config file not found");
+});
+
+test("unknown keys are warnings", async () => {
+  const { warnings } = await loadConfig({ path: await write("typo.toml", `[server]\nhttp_prot = 1\n`), env: {} });
+  expect(warnings).toEqual(["unknown key server.http_prot is ignored"]);
+});

@@ -1,0 +1,56 @@
+import { describe, expect, test } from "bun:test";
+import { RegistryError } from "../../src/oci/errors";
+import { assertManifestReference, isDigest, isRepositoryName, isTag, withLibraryPrefix } from "../../src/oci/reference";
+
+const SHA = "sha256:" + "a".repeat(64);
+
+describe("repository names (dist-spec grammar)", () => {
+  test.each([
+    ["library/nginx", true],
+    ["a/b/c/d", true],
+    ["my-org/my.app__x", true],
+    ["a--b", true],
+    ["Library/nginx", false],
+    ["-lead", false],
+    ["trail-", false],
+    ["a//b", false],
+    ["a/../b", false],
+    ["library%2Fnginx", false],
+    ["a".repeat(256), false],
+  ])("%s → %p", (name, valid) => expect(isRepositoryName(name)).toBe(valid));
+});
+
+describe("tags and digests", () => {
+  test.each([
+    ["latest", true],
+    ["v1.0_beta-2", true],
+    ["_x", true],
+    [".x", false],
+    ["a".repeat(128), true],
+    ["a".repeat(129), false],
+  ])("tag %s → %p", (tag, valid) => expect(isTag(tag)).toBe(valid));
+
+  test.each([
+    [SHA, true],
+    ["sha256:" + "A".repeat(64), false],
+    ["sha256:abc", false],
+    ["sha512:" + "0".repeat(128), true],
+    ["multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8", true],
+    ["sha256", false],
+  ])("digest %s → %p", (digest, valid) => expect(isDigest(digest)).toBe(valid));
+
+  test("an invalid manifest reference is a TAG_INVALID or DIGEST_INVALID registry error", () => {
+    expect(() => assertManifestReference("bad tag")).toThrow(RegistryError);
+    try {
+      assertManifestReference("sha256:xyz");
+    } catch (error) {
+      expect((error as RegistryError).ociCode).toBe("DIGEST_INVALID");
+      expect((error as RegistryError).status).toBe(400);
+    }
+  });
+});
+
+test("library/ is added to single-segment names only", () => {
+  expect(withLibraryPrefix("alpine")).toBe("library/alpine");
+  expect(withLibraryPrefix("acme/app")).toBe("acme/app");
+});
