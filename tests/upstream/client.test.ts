@@ -1,0 +1,111 @@
+/**
+ * The upstream client's policies, against an in-process fake upstream: the
+ * failures a real registry cannot be made to produce on demand (a hang, a
+ * redirect chain to another origin).
+ */
+import { afterAll, expect, test } from "bun:test";
+import { RegistryError } from "../../src/oci/errors";
+import { UpstreamClient } from "../../src/upstream/client";
+
+const seen: { path: string; method: string; authorization: string | null; cookie: string | null }[] = [];
+const other = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  fetch(request) {
+    const url = new URL(request.url);
+    seen.push({ path: url.pathname, method: request.method, authorization: request.headers.get("authorization"), cookie: request.headers.get("cookie") });
+    return new Response("cdn-bytes", { headers: { "content-length": "9" } });
+  },
+});
+const origin = Bun.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  idleTimeout: 0,
+  async fetch(request) {
+    const url = new URL(request.url);
+    seen.push({ path: url.pathname, method: request.method, authorization: request.headers.get("authorization"), cookie: request.headers.get("cookie") });
+    if (url.pathname === "/hang") return new Promise<Response>(() => {});
+    if (url.pathname === "/same-origin") return new Response(null, { status: 307, headers: { location: "/final" } });
+    if (url.pathname === "/final") return new Response("same");
+    if (url.pathname === "/see-other") return new Response(null, { status: 303, headers: { location: `${other.url}see` } });
+    if (url.pathname === "/loop") return new Response(null, { status: 302, headers: { location: "/loop" } });
+    return new Response(null, {
+      status: 307,
+      headers: { location: `${other.url}blob?sig=1`, "docker-content-digest": "sha256:" + "c".repeat(64) },
+    });
+  },
+});
+afterAll(() => {
+  origin.stop(true);
+  other.stop(true);
+});
+
+const client = new UpstreamClient({ headerMs: 300, idleMs: 60_000, maxRedirects: 3 }, "docxy/test");
+const secrets = () => new Headers({ authorization: "Bearer secret-token", cookie: "a=b", accept: "x/y" });
+
+test("a cross-origin redirect is followed without Authorization or cookies; HEAD stays HEAD", async () => {
+  seen.length = 0;
+  const { response, redirectedFrom } = await client.send({ method: "HEAD", url: `${origin.url}blob`, headers: secrets() });
+  expect(response.status).toBe(200);
+  expect(redirectedFrom?.get("docker-content-digest")).toBe("sha256:" + "c".repeat(64));
+  expect(seen).toEqual([
+    { path: "/blob", method: "HEAD", authorization: "Bearer secret-token", cookie: "a=b" },
+    { path: "/blob", method: "HEAD", authorization: null, cookie: null },
+  ]);
+});
+
+test("a same-origin redirect keeps the credentials", async () => {
+  seen.length = 0;
+  const { response } = await client.send({ method: "GET", url: `${origin.url}same-origin`, headers: secrets() });
+  expect(await response.text()).toBe("same");
+  expect(seen.map((s) => s.authorization)).toEqual(["Bearer secret-token", "Bearer secret-token"]);
+});
+
+test("redirects stop after max_redirects and the last 3xx is returned", async () => {
+  seen.length = 0;
+  const { response } = await client.send({ method: "GET", url: `${origin.url}loop`, headers: new Headers() });
+  expect(response.status).toBe(302);
+  expect(seen).toHaveLength(4);
+});
+
+test("an upstream that never answers becomes a 504 UNAVAILABLE within the header budget", async () => {
+  const error = await client.send({ method: "GET", url: `${origin.url}hang`, headers: new Headers() }).catch((e) => e);
+  expect(error).toBeInstanceOf(RegistryError);
+  expect(error.ociCode).toBe("UNAVAILABLE");
+  expect(error.status).toBe(504);
+});
+
+test("an unreachable upstream becomes a 502 UNAVAILABLE that names the host, not the URL", async () => {
+  const error = await client.send({ method: "GET", url: "http://127.0.0.1:1/v2/?token=x", headers: new Headers() }).catch((e) => e);
+  expect(error).toBeInstanceOf(RegistryError);
+  expect(error.status).toBe(502);
+  expect(error.message).toContain("127.0.0.1:1");
+  expect(error.message).not.toContain("token=x");
+});
+
+test("the header budget does not cap the body: a slow body outlives it", async () => {
+  const slow = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 0,
+    fetch: () =>
+      new Response(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new Uint8Array(10)); // headers go out with the first chunk
+          },
+          async pull(controller) {
+            await Bun.sleep(500); // longer than the 300 ms header budget
+            controller.enqueue(new Uint8Array(10));
+            controller.close();
+          },
+        }),
+      ),
+  });
+  try {
+    const { response } = await client.send({ method: "GET", url: slow.url.href, headers: new Headers() });
+    expect((await response.arrayBuffer()).byteLength).toBe(20);
+  } finally {
+    slow.stop(true);
+  }
+});
