@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startDocxy, type Docxy } from "../support/docxy-process";
+import { json } from "../support/proxied-upstream";
 import { rawRequest } from "../support/raw-http";
 
 const DIGEST = "sha256:" + "d".repeat(64);
@@ -84,7 +85,7 @@ test("a 429 is relayed with its JSON, Retry-After and rate-limit headers", async
   expect(response.status).toBe(429);
   expect(response.headers.get("retry-after")).toBe("42");
   expect(response.headers.get("ratelimit-remaining")).toBe("0;w=21600");
-  expect((await response.json()).errors[0].code).toBe("TOOMANYREQUESTS");
+  expect((await json(response)).errors[0].code).toBe("TOOMANYREQUESTS");
 });
 
 test("a blob HEAD the upstream answers without a length gets it from a one-byte Range probe", async () => {
@@ -109,9 +110,9 @@ test("a hanging upstream: /v2/ still answers with our challenge, pulls get a 504
 
     const pull = await fetch(`${docxy.url}/v2/library/alpine/manifests/latest`);
     expect(pull.status).toBe(504);
-    expect((await pull.json()).errors[0].code).toBe("UNAVAILABLE");
+    expect((await json(pull)).errors[0].code).toBe("UNAVAILABLE");
 
-    const health = await (await fetch(`${docxy.url}/health`)).json();
+    const health = await json(await fetch(`${docxy.url}/health`));
     expect(health.status).toBe("degraded");
     expect(health.upstreams[0].reachable).toBe(false);
   } finally {

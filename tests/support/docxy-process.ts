@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { WATCHDOG } from "./registry";
 
 const ROOT = resolve(import.meta.dir, "../..");
 export const DOCXY_BIN = process.env.DOCXY_BIN ?? join(ROOT, "dist/docxy");
@@ -48,8 +49,9 @@ export async function startDocxy(options: DocxyOptions = {}): Promise<Docxy> {
     await Bun.write(join(dir, "docxy.toml"), options.config);
     args.push("-c", join(dir, "docxy.toml"));
   }
-  const child = Bun.spawn(args, {
+  const child = Bun.spawn(["sh", "-c", WATCHDOG, "sh", ...args], {
     cwd: dir,
+    stdin: "pipe",
     env: { PATH: process.env.PATH ?? "", NO_PROXY: "*", ...options.env },
     stdout: "pipe",
     stderr: "pipe",
@@ -69,7 +71,6 @@ export async function startDocxy(options: DocxyOptions = {}): Promise<Docxy> {
     clearTimeout(timer);
     rmSync(dir, { recursive: true, force: true });
   };
-  process.once("exit", () => child.kill("SIGKILL"));
 
   const deadline = Date.now() + 15_000;
   while (!output.includes("docxy started")) {

@@ -25,7 +25,7 @@ export function rawRequest(url: string, method = "GET", headers: Record<string, 
       socket.write(`${lines.join("\r\n")}\r\n\r\n`);
       if (payload) socket.write(payload);
     });
-    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       const all = Buffer.concat(chunks);

@@ -3,6 +3,9 @@
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+
+/** stdin is our end of the watchdog pipe; stdout/stderr go to the log file descriptor */
+type RegistryChild = Subprocess<"pipe", number, number>;
 import { freePort } from "./ports";
 
 export const REGISTRY_BIN = process.env.DOCXY_REGISTRY_BIN ?? "/usr/bin/docker-registry";
@@ -24,7 +27,7 @@ export interface RegistryProcess {
   stop(): Promise<void>;
 }
 
-const live = new Set<Subprocess>();
+const live = new Set<RegistryChild>();
 let exitHookInstalled = false;
 
 // Best effort for plain `bun script.ts` runs: kill registries still up when the process exits.
@@ -63,9 +66,9 @@ function configFor(opts: RegistryOptions, port: number): object {
 // sibling holds the read end of our stdin pipe and SIGTERMs it when that pipe closes. The pipe
 // closes when stop() ends it, or when this process dies in any way (even SIGKILL), so no
 // registry outlives a crashed test run.
-const WATCHDOG = 'exec 3<&0; (cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null) & exec "$@" 3<&-';
+export const WATCHDOG = 'exec 3<&0; (cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null) & exec "$@" 3<&-';
 
-async function waitReady(url: string, proc: Subprocess, timeoutMs: number): Promise<boolean> {
+async function waitReady(url: string, proc: RegistryChild, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) return false;
@@ -81,10 +84,9 @@ async function waitReady(url: string, proc: Subprocess, timeoutMs: number): Prom
   throw new Error(`docker-registry at ${url} not ready after ${timeoutMs} ms`);
 }
 
-async function stopProcess(proc: Subprocess): Promise<void> {
+async function stopProcess(proc: RegistryChild): Promise<void> {
   if (!live.delete(proc)) return;
-  const stdin = proc.stdin as import("bun").FileSink;
-  await stdin.end(); // the watchdog sends SIGTERM
+  await proc.stdin.end(); // the watchdog sees EOF and sends SIGTERM
   const timedOut = await Promise.race([proc.exited.then(() => false), Bun.sleep(3000).then(() => true)]);
   if (timedOut) {
     proc.kill("SIGKILL");
@@ -102,7 +104,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RegistryProc
     writeFileSync(configFile, JSON.stringify(configFor(opts, port), null, 2));
     const logStart = existsSync(logFile) ? statSync(logFile).size : 0; // judge only this attempt's output
     const fd = openSync(logFile, "a");
-    let proc: Subprocess;
+    let proc: RegistryChild;
     try {
       proc = Bun.spawn(["sh", "-c", WATCHDOG, "sh", REGISTRY_BIN, "serve", configFile], {
         stdin: "pipe",

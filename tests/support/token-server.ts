@@ -168,7 +168,8 @@ export function startTokenServer(options: TokenServerOptions): TokenServer {
         status: 0,
       };
       if (authHeader) record.authScheme = authHeader.split(" ")[0];
-      if (authHeader && /^basic /i.test(authHeader)) record.user = parseBasic(authHeader)?.user;
+      const basicUser = authHeader && /^basic /i.test(authHeader) ? parseBasic(authHeader)?.user : undefined;
+      if (basicUser !== undefined) record.user = basicUser;
       log.push(record);
 
       let res: Response;
