@@ -9,6 +9,7 @@ import { createApp } from "./http/app";
 import { createRedirectApp } from "./http/redirect-app";
 import { createLogger } from "./observability/logger";
 import { startListeners } from "./server/listeners";
+import { loadTls } from "./server/tls";
 import { createServices } from "./services";
 import { VERSION } from "./version";
 
@@ -34,6 +35,13 @@ async function main(): Promise<number | undefined> {
     return 2;
   }
   const { config } = loaded;
+  let tls;
+  try {
+    tls = config.server.https_enabled && config.tls ? loadTls(config.tls.cert_path, config.tls.key_path) : undefined;
+  } catch (error) {
+    process.stderr.write(`docxy: invalid configuration: ${(error as Error).message}\n`);
+    return 2;
+  }
   const log = createLogger(config.log.level);
   for (const warning of loaded.warnings) log.warn(warning, { config: loaded.source });
 
@@ -42,7 +50,7 @@ async function main(): Promise<number | undefined> {
   const redirect = createRedirectApp(services, config.server.https_port);
   let listening;
   try {
-    listening = await startListeners(config, { proxy: (r) => proxy.handle(r), redirect: (r) => redirect.handle(r) }, log);
+    listening = await startListeners(config, tls, { proxy: (r) => proxy.handle(r), redirect: (r) => redirect.handle(r) }, log);
   } catch (error) {
     process.stderr.write(`docxy: cannot start: ${(error as Error).message}\n`);
     return 1;

@@ -44,18 +44,19 @@ Precedence: flags > environment > config file > built-in defaults.
 
 export function parseArgs(argv: string[]): Args {
   const args: Args = { help: false, version: false, overrides: {} };
+  // As in Wharf, -h anywhere wins over everything else, mistakes included.
+  if (argv.some((a) => a === "-h" || a === "--help")) return { ...args, help: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const split = arg.startsWith("-") && arg.includes("=");
+    const [flag, inline] = split ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === "" || (inline === undefined && v.startsWith("-"))) throw new UsageError(`${flag} needs a value`);
       return v;
     };
-    if (flag === "-h" || flag === "--help") args.help = true;
-    else if (flag === "-V" || flag === "--version") args.version = true;
+    if (flag === "-V" || flag === "--version") args.version = true;
     else if (flag === "-c" || flag === "--config") args.configPath = value();
-    else if (flag.startsWith("-c=")) args.configPath = flag.slice(3);
     else if (SETTINGS[flag]) args.overrides[SETTINGS[flag]] = value();
     else throw new UsageError(`unknown option ${arg}`);
   }

@@ -12,7 +12,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Config } from "../config/schema";
 import type { Logger } from "../observability/logger";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
-import { loadTls } from "./tls";
+import type { TlsFiles } from "./tls";
 
 export interface Apps {
   proxy: Handler;
@@ -30,7 +30,8 @@ const HEADERS_TIMEOUT_MS = 30_000;
 /** Wharf's keep-alive (75 s) outlives typical client idle pools (Go: 90 s idle, but reuse is opportunistic). */
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
-export async function startListeners(config: Config, apps: Apps, log: Logger): Promise<Listening> {
+/** `tls` is required when `server.https_enabled` (main loads and checks it first). */
+export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps, log: Logger): Promise<Listening> {
   const { server } = config;
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
   const onDone = (exchange: Exchange) => accessLog(log, exchange);
@@ -43,7 +44,7 @@ export async function startListeners(config: Config, apps: Apps, log: Logger): P
     for (const host of server.bind.length > 0 ? server.bind : [undefined]) {
       const listener =
         scheme === "https"
-          ? https.createServer({ ...options, ...loadTls(config.tls!.cert_path, config.tls!.key_path) }, handler)
+          ? https.createServer({ ...options, ...tls }, handler)
           : http.createServer(options, handler);
       // Docker and containers/image try TLS first on a plain-HTTP port (protocol.md fact 17):
       // drop such garbage quietly and keep serving.
@@ -54,7 +55,10 @@ export async function startListeners(config: Config, apps: Apps, log: Logger): P
     }
   };
 
-  if (server.https_enabled) await start("https", "proxy", server.https_port);
+  if (server.https_enabled) {
+    if (!tls) throw new Error("HTTPS is enabled but no certificate was loaded");
+    await start("https", "proxy", server.https_port);
+  }
   if (server.http_enabled) await start("http", standalone ? "redirect" : "proxy", server.http_port);
 
   return {

@@ -13,7 +13,7 @@ const ROOT = resolve(import.meta.dir, "../..");
 export const DOCXY_BIN = process.env.DOCXY_BIN ?? join(ROOT, "dist/docxy");
 
 export interface Docxy {
-  /** e.g. http://127.0.0.1:41234 (the proxy role of the first listener of `scheme`). */
+  /** e.g. http://127.0.0.1:41234: the plain-HTTP proxy listener if there is one, else the HTTPS one. */
   url: string;
   /** Every bound listener, by scheme and role. */
   listeners: { scheme: string; role: string; port: number }[];
@@ -85,6 +85,6 @@ export async function startDocxy(options: DocxyOptions = {}): Promise<Docxy> {
     port: Number(m[2]),
     role: m[3]!,
   }));
-  const main = listeners.find((l) => l.role === "proxy") ?? listeners[0]!;
+  const main = listeners.find((l) => l.role === "proxy" && l.scheme === "http") ?? listeners.find((l) => l.role === "proxy") ?? listeners[0]!;
   return { url: `${main.scheme}://127.0.0.1:${main.port}`, listeners, log: () => output, stop };
 }
