@@ -56,7 +56,6 @@ async function main(): Promise<number | undefined> {
     return 1;
   }
 
-  log.info("docxy started", { version: VERSION, config: loaded.source });
   for (const a of listening.addresses) log.info("listening", { url: `${a.scheme}://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`, role: a.role });
   for (const u of services.upstreams.all) {
     log.info("upstream", { name: u.name, url: u.url, default: u === services.upstreams.default, public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)" });
@@ -64,6 +63,7 @@ async function main(): Promise<number | undefined> {
   if (!services.upstreams.all.some((u) => u.publicBaseUrl)) {
     log.warn("server.public_base_url is not set: token realms use the Host header only when it names this machine; set it when clients reach docxy by another name");
   }
+  log.info("docxy started", { version: VERSION, config: loaded.source });
 
   const stop = async (signal: string) => {
     log.info("stopping", { signal });

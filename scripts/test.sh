@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (README "Quick start", second command).
+#  1. installs the Debian packages the tests drive (real registry, real clients) when missing;
+#  2. builds dist/docxy, the binary the integration and end-to-end tests run;
+#  3. type-checks, then runs `bun test`;
+#  4. ends with a plain "N passed, N failed" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+# package:binary pairs; the binary tells whether the package is there.
+PACKAGES="docker-registry:/usr/bin/docker-registry skopeo:/usr/bin/skopeo openssl:/usr/bin/openssl
+docker.io:/usr/sbin/dockerd containerd:/usr/bin/containerd podman:/usr/bin/podman buildah:/usr/bin/buildah"
+missing=()
+for pair in $PACKAGES; do [ -x "${pair#*:}" ] || missing+=("${pair%%:*}"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { echo "could not install ${missing[*]}"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
+bun scripts/build.ts || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+failed=0
+bun check || failed=1
+
+log=$(mktemp)
+bun test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+failed=$((failed + $(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)))
+rm -f "$log"
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1 # bun failed without counting (e.g. a crash)
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
