@@ -12,6 +12,7 @@ import { rawRequest } from "../support/raw-http";
 const DIGEST = "sha256:" + "d".repeat(64);
 const TEN_MIB = 10 * 1024 * 1024;
 let hanging = false;
+const seenQueries: string[] = [];
 
 const upstream = Bun.serve({
   hostname: "127.0.0.1",
@@ -20,6 +21,14 @@ const upstream = Bun.serve({
   async fetch(request) {
     const { pathname } = new URL(request.url);
     if (hanging) return new Promise<Response>(() => {});
+    seenQueries.push(new URL(request.url).search);
+    if (pathname === "/v2/library/many/tags/list") {
+      // Docker Hub pages tags at 100 and may link absolutely to itself.
+      return Response.json({ name: "library/many", tags: ["a", "b"] }, { headers: { link: `<${upstream.url.origin}/v2/library/many/tags/list?last=b&n=2>; rel="next"` } });
+    }
+    if (pathname === `/v2/acme/app/referrers/${DIGEST}`) {
+      return Response.json({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }, { headers: { "oci-filters-applied": "artifactType" } });
+    }
     if (pathname === "/v2/") return new Response("{}", { status: 401, headers: { "www-authenticate": 'Bearer realm="http://upstream.invalid/token",service="fake"' } });
     if (pathname.endsWith("/blobs/" + DIGEST) && pathname.includes("/cut/")) {
       let sent = 0;
@@ -119,3 +128,20 @@ test("a hanging upstream: /v2/ still answers with our challenge, pulls get a 504
     hanging = false;
   }
 }, 20_000);
+
+test("tags/list keeps n and last, drops containerd's ns, and its next link points at docxy", async () => {
+  seenQueries.length = 0;
+  const response = await fetch(`${docxy.url}/v2/many/tags/list?n=2&last=0&ns=docker.io`);
+  expect(response.status).toBe(200);
+  expect(seenQueries).toEqual(["?n=2&last=0"]);
+  expect(response.headers.get("link")).toBe('</v2/library/many/tags/list?last=b&n=2>; rel="next"');
+  expect((await json(response)).tags).toEqual(["a", "b"]);
+});
+
+test("referrers pass through with their filter query and headers", async () => {
+  seenQueries.length = 0;
+  const response = await fetch(`${docxy.url}/v2/acme/app/referrers/${DIGEST}?artifactType=application/x.sig`);
+  expect(response.status).toBe(200);
+  expect(seenQueries).toEqual(["?artifactType=application%2Fx.sig"]);
+  expect(response.headers.get("oci-filters-applied")).toBe("artifactType");
+});

@@ -1,0 +1,40 @@
+/**
+ * What docxy itself saw: its access log lines (`msg=request method=… path=… status=…`), so the
+ * suite can show that a client's pull really went through docxy and not around it, and the
+ * health endpoint that must survive every client's first TLS attempt on the plain-HTTP port
+ * (protocol.md fact 17: docker, podman, buildah and skopeo say ClientHello first).
+ */
+import type { ProxiedUpstream } from "../../support/proxied-upstream";
+
+export interface AccessLine {
+  method: string;
+  /** as logged; docxy may or may not include the query string */
+  path: string;
+  status: number;
+}
+
+export function accessLines(log: string): AccessLine[] {
+  return [...log.matchAll(/msg=request method=(\S+) path=(\S+) status=(\d+)/g)].map((m) => ({
+    method: m[1]!,
+    path: m[2]!,
+    status: Number(m[3]),
+  }));
+}
+
+/** Access lines logged after `mark` characters of the log (take the mark with `env.docxy.log().length`). */
+export function accessLinesSince(env: ProxiedUpstream, mark: number): AccessLine[] {
+  return accessLines(env.docxy.log().slice(mark));
+}
+
+/** The path without any query string (`?ns=docker.io` from containerd). */
+export const pathOnly = (line: AccessLine): string => line.path.split("?")[0]!;
+
+/** `METHOD path status` strings, for readable `toContain` assertions. */
+export const summary = (lines: AccessLine[]): string[] => lines.map((l) => `${l.method} ${pathOnly(l)} ${l.status}`);
+
+/** docxy's health endpoint still answers 204 (checked after each client's pulls). */
+export async function generate204Status(env: ProxiedUpstream): Promise<number> {
+  const response = await fetch(`${env.docxy.url}/generate_204`, { signal: AbortSignal.timeout(5000) });
+  await response.arrayBuffer();
+  return response.status;
+}
