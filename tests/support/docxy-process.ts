@@ -13,6 +13,8 @@ const ROOT = resolve(import.meta.dir, "../..");
 export const DOCXY_BIN = process.env.DOCXY_BIN ?? join(ROOT, "dist/docxy");
 
 export interface Docxy {
+  /** The docxy process itself (the watchdog shell execs into it). */
+  pid: number;
   /** e.g. http://127.0.0.1:41234: the plain-HTTP proxy listener if there is one, else the HTTPS one. */
   url: string;
   /** Every bound listener, by scheme and role. */
@@ -86,5 +88,5 @@ export async function startDocxy(options: DocxyOptions = {}): Promise<Docxy> {
     role: m[3]!,
   }));
   const main = listeners.find((l) => l.role === "proxy" && l.scheme === "http") ?? listeners.find((l) => l.role === "proxy") ?? listeners[0]!;
-  return { url: `${main.scheme}://127.0.0.1:${main.port}`, listeners, log: () => output, stop };
+  return { pid: child.pid, url: `${main.scheme}://127.0.0.1:${main.port}`, listeners, log: () => output, stop };
 }

@@ -1,0 +1,66 @@
+/**
+ * Streams stay streams: a blob far larger than docxy's working memory passes
+ * through with bounded memory while the client stalls, and arrives whole with
+ * its exact length. The upstream serves a sparse 1 GiB file (no disk, no RAM).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startDocxy, type Docxy } from "../support/docxy-process";
+
+const SIZE = 1024 ** 3;
+const dir = mkdtempSync(join(tmpdir(), "docxy-sparse-"));
+const blob = join(dir, "blob");
+const upstream = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: () => new Response(Bun.file(blob)) });
+
+let docxy: Docxy;
+beforeAll(async () => {
+  await Bun.$`truncate -s ${SIZE} ${blob}`;
+  docxy = await startDocxy({ args: ["--upstream", upstream.url.origin] });
+});
+afterAll(async () => {
+  await docxy?.stop();
+  upstream.stop(true);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+
+test("a stalled client holds docxy's memory bounded; the whole gigabyte then arrives with its length", async () => {
+  const before = rssMiB(docxy.pid);
+  const { port } = new URL(docxy.url);
+  const socket = connect(Number(port), "127.0.0.1");
+  socket.setNoDelay(true);
+  socket.write(`GET /v2/acme/big/blobs/sha256:${"e".repeat(64)} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+
+  let received = 0;
+  let head = "";
+  let stalling = true;
+  socket.on("data", (chunk: Buffer) => {
+    if (!head.includes("\r\n\r\n")) {
+      head += chunk.toString("latin1");
+      const end = head.indexOf("\r\n\r\n");
+      if (end >= 0) received += head.length - end - 4;
+    } else received += chunk.length;
+    if (stalling && received > 8 * 1024 * 1024) socket.pause(); // the client stops reading
+  });
+  const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+
+  let peak = 0;
+  for (let i = 0; i < 20; i++) {
+    await Bun.sleep(100);
+    peak = Math.max(peak, rssMiB(docxy.pid));
+  }
+  expect(received).toBeLessThan(SIZE / 4); // it really is stalled, not finished
+  expect(peak - before).toBeLessThan(96); // ~buffers in flight, not the gigabyte
+
+  stalling = false;
+  socket.resume();
+  await closed;
+  expect(head).toContain(`content-length: ${SIZE}`);
+  expect(head.toLowerCase()).not.toContain("transfer-encoding");
+  expect(received).toBe(SIZE);
+  expect(rssMiB(docxy.pid) - before).toBeLessThan(128);
+}, 60_000);
