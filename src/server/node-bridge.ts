@@ -21,6 +21,7 @@ export interface Exchange {
   method: string;
   path: string;
   status: number;
+  /** Body bytes handed to the socket. */
   bytes: number;
   ms: number;
   remoteAddress: string;
@@ -32,15 +33,15 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
   return async function serveOne(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
     const socket = req.socket;
-    const bytesBefore = socket.bytesWritten; // sockets are reused across keep-alive requests
     const request = toWebRequest(req, res);
     let status = 0;
+    const body = { bytes: 0 };
     res.once("close", () => {
       onDone({
         method: req.method ?? "",
         path: (req.url ?? "").split("?")[0] ?? "",
         status,
-        bytes: socket.bytesWritten - bytesBefore,
+        bytes: body.bytes,
         ms: Math.round(performance.now() - begin),
         remoteAddress: socket.remoteAddress ?? "",
         complete: res.writableFinished,
@@ -55,7 +56,7 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
       return;
     }
     status = response.status;
-    await writeWebResponse(response, req.method ?? "GET", res);
+    await writeWebResponse(response, req.method ?? "GET", res, body);
   };
 }
 
@@ -91,7 +92,7 @@ function toWebRequest(req: IncomingMessage, res: ServerResponse): Request {
   return request;
 }
 
-async function writeWebResponse(response: Response, method: string, res: ServerResponse): Promise<void> {
+async function writeWebResponse(response: Response, method: string, res: ServerResponse, sent: { bytes: number }): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;
@@ -103,8 +104,10 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
     res.end();
     return;
   }
+  const source = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
+  source.on("data", (chunk: Uint8Array) => (sent.bytes += chunk.length)); // pipe() still pauses it under backpressure
   try {
-    await pipeline(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), res);
+    await pipeline(source, res);
   } catch {
     // The upstream failed mid-body or the client left. Never end cleanly:
     // a short body must not look like success to the client.

@@ -14,11 +14,11 @@ const TEN_MIB = 10 * 1024 * 1024;
 let hanging = false;
 const seenQueries: string[] = [];
 
-const upstream = Bun.serve({
+const upstream: Bun.Server<undefined> = Bun.serve({
   hostname: "127.0.0.1",
   port: 0,
   idleTimeout: 0,
-  async fetch(request) {
+  async fetch(request): Promise<Response> {
     const { pathname } = new URL(request.url);
     if (hanging) return new Promise<Response>(() => {});
     seenQueries.push(new URL(request.url).search);
