@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { removeAtExit } from "./cleanup";
 import { WATCHDOG } from "./registry";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -46,6 +47,7 @@ export function ensureBinary(): Promise<void> {
 export async function startDocxy(options: DocxyOptions = {}): Promise<Docxy> {
   await ensureBinary();
   const dir = mkdtempSync(join(tmpdir(), "docxy-test-"));
+  removeAtExit(dir); // stop() removes it too; this covers a killed test run
   const args = [DOCXY_BIN, "--bind", "127.0.0.1", "--http-port", "0", ...(options.args ?? [])];
   if (options.config !== undefined) {
     await Bun.write(join(dir, "docxy.toml"), options.config);

@@ -49,7 +49,12 @@ export async function startDockerd(settings: { mirrors: string[] }): Promise<Doc
   const execRoot = join(dir, "exec");
   const configDir = join(dir, "cli");
   mkdirSync(configDir);
-  writeFileSync(join(dir, "daemon.json"), JSON.stringify({ "registry-mirrors": settings.mirrors }, null, 2));
+  const daemonJson = {
+    "registry-mirrors": settings.mirrors,
+    // 20.10 writes its libtrust key to /etc/docker/key.json unless told otherwise (config-file only key).
+    "deprecated-key-path": join(dir, "key.json"),
+  };
+  writeFileSync(join(dir, "daemon.json"), JSON.stringify(daemonJson, null, 2));
 
   const argv = [
     DOCKERD_BIN,
@@ -62,8 +67,6 @@ export async function startDockerd(settings: { mirrors: string[] }): Promise<Doc
     `--exec-root=${execRoot}`,
     `--host=unix://${socket}`,
     `--pidfile=${join(dir, "docker.pid")}`,
-    // 20.10 writes its libtrust key to /etc/docker/key.json unless told otherwise (hidden flag).
-    `--deprecated-key-path=${join(dir, "key.json")}`,
   ];
   let daemon: Daemon;
   try {
