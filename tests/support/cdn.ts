@@ -23,7 +23,8 @@ export interface Cdn {
 // The redirect middleware keeps the storage path: /docker/registry/v2/blobs/<alg>/<2 hex>/<hex>/data
 const BLOB_PATH = /^\/docker\/registry\/v2\/blobs\/sha256\/([0-9a-f]{2})\/([0-9a-f]{64})\/data$/;
 
-export function startCdn(rootDir: string): Cdn {
+/** `allowedAgents`: when set, only these User-Agents are served, as if clients could not reach the CDN. */
+export function startCdn(rootDir: string, allowedAgents?: RegExp): Cdn {
   const log: CdnRequestRecord[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -39,7 +40,8 @@ export function startCdn(rootDir: string): Cdn {
       const range = req.headers.get("range");
       if (range !== null) record.range = range;
       log.push(record);
-      const res = await answer(req, url.pathname, record.authorization, rootDir);
+      const reachable = !allowedAgents || allowedAgents.test(req.headers.get("user-agent") ?? "");
+      const res = reachable ? await answer(req, url.pathname, record.authorization, rootDir) : new Response("unreachable\n", { status: 403 });
       record.status = res.status;
       return res;
     },

@@ -13,9 +13,12 @@ export interface ProxiedUpstream {
   stop(): Promise<void>;
 }
 
-/** `extraConfig` is appended to the generated TOML (sections other than [registry]). */
+/**
+ * `extraConfig` is appended to the generated TOML (sections other than [registry]).
+ * The upstream's token service and CDN answer docxy only (`onlyThroughProxy`).
+ */
 export async function startProxiedUpstream(options: StartOptions = {}, extraConfig = ""): Promise<ProxiedUpstream> {
-  const upstream = await startUpstream(options);
+  const upstream = await startUpstream({ onlyThroughProxy: true, ...options });
   try {
     const docxy = await startDocxy({
       config: `[registry]

@@ -25,6 +25,8 @@ export interface TokenServerOptions {
   service: string;
   issuer: string;
   users: Record<string, string>;
+  /** When set, only these User-Agents are served (others get 403): stands in for a network whose clients cannot reach auth.docker.io. */
+  allowedAgents?: RegExp;
 }
 
 export interface TokenServer {
@@ -173,7 +175,9 @@ export function startTokenServer(options: TokenServerOptions): TokenServer {
       log.push(record);
 
       let res: Response;
-      if (url.pathname !== "/token") res = json(404, { details: "not found" });
+      if (options.allowedAgents && !options.allowedAgents.test(req.headers.get("user-agent") ?? "")) {
+        res = json(403, { details: "unreachable from this client's network" });
+      } else if (url.pathname !== "/token") res = json(404, { details: "not found" });
       else if (req.method === "GET") res = handleGet(url, authHeader);
       else if (req.method === "POST") {
         const form = new URLSearchParams(await req.text());

@@ -23,7 +23,15 @@ export interface StartOptions {
   service?: string;
   users?: Record<string, string>;
   bigLayer?: boolean;
+  /**
+   * Serve the token service and the CDN only to docxy (by its User-Agent), as in the networks
+   * docxy is for, where clients cannot reach auth.docker.io or the CDN: a client that is sent
+   * there instead of through docxy fails.
+   */
+  onlyThroughProxy?: boolean;
 }
+
+const PROXY_AGENT = /^docxy\//;
 
 export interface Upstream {
   registryUrl: string; // "http://127.0.0.1:PORT" (token auth + 307 to CDN)
@@ -71,8 +79,9 @@ export async function startUpstream(options: StartOptions = {}): Promise<Upstrea
     for (const root of seeded.roots) await cp(root, rootDir, { recursive: true });
     const certFile = join(workDir, "token-cert.pem");
     await writeFile(certFile, signingKey().certPem);
-    tokens = startTokenServer({ service, issuer: ISSUER, users });
-    cdn = startCdn(rootDir);
+    const allowedAgents = options.onlyThroughProxy ? PROXY_AGENT : undefined;
+    tokens = startTokenServer({ service, issuer: ISSUER, users, allowedAgents });
+    cdn = startCdn(rootDir, allowedAgents);
     registry = await startRegistry({
       name: "registry",
       workDir,
