@@ -96,6 +96,7 @@ function accessLog(log: Logger, exchange: Exchange): void {
   log.info("request", {
     method: exchange.method,
     path: exchange.path,
+    query: exchange.query || undefined,
     status: exchange.status,
     bytes: exchange.bytes,
     ms: exchange.ms,

@@ -20,6 +20,8 @@ export type Handler = (request: Request) => Promise<Response> | Response;
 export interface Exchange {
   method: string;
   path: string;
+  /** The query string of registry API requests (`ns`, `n`, `last`); token requests' is left out. */
+  query: string;
   status: number;
   /** Body bytes handed to the socket. */
   bytes: number;
@@ -33,13 +35,15 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
   return async function serveOne(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
     const socket = req.socket;
+    const target = req.url ?? "";
     const request = toWebRequest(req, res);
     let status = 0;
     const body = { bytes: 0 };
     res.once("close", () => {
       onDone({
         method: req.method ?? "",
-        path: (req.url ?? "").split("?")[0] ?? "",
+        path: target.split("?")[0] ?? "",
+        query: target.startsWith("/v2/") && target.includes("?") ? target.slice(target.indexOf("?") + 1) : "",
         status,
         bytes: body.bytes,
         ms: Math.round(performance.now() - begin),
