@@ -28,5 +28,5 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
 }
 
 function quote(value: string): string {
-  return /^[A-Za-z0-9._:/@+-]+$/.test(value) ? value : JSON.stringify(value);
+  return /^[A-Za-z0-9._:/@+=&%,-]+$/.test(value) ? value : JSON.stringify(value);
 }

@@ -8,16 +8,18 @@ import type { ProxiedUpstream } from "../../support/proxied-upstream";
 
 export interface AccessLine {
   method: string;
-  /** as logged; docxy may or may not include the query string */
   path: string;
+  /** the query string docxy logs for registry API requests (e.g. `ns=docker.io`), or "" */
+  query: string;
   status: number;
 }
 
 export function accessLines(log: string): AccessLine[] {
-  return [...log.matchAll(/msg=request method=(\S+) path=(\S+) status=(\d+)/g)].map((m) => ({
+  return [...log.matchAll(/msg=request method=(\S+) path=(\S+)(?: query=(\S+))? status=(\d+)/g)].map((m) => ({
     method: m[1]!,
     path: m[2]!,
-    status: Number(m[3]),
+    query: m[3] ?? "",
+    status: Number(m[4]),
   }));
 }
 
@@ -26,11 +28,8 @@ export function accessLinesSince(env: ProxiedUpstream, mark: number): AccessLine
   return accessLines(env.docxy.log().slice(mark));
 }
 
-/** The path without any query string (`?ns=docker.io` from containerd). */
-export const pathOnly = (line: AccessLine): string => line.path.split("?")[0]!;
-
 /** `METHOD path status` strings, for readable `toContain` assertions. */
-export const summary = (lines: AccessLine[]): string[] => lines.map((l) => `${l.method} ${pathOnly(l)} ${l.status}`);
+export const summary = (lines: AccessLine[]): string[] => lines.map((l) => `${l.method} ${l.path} ${l.status}`);
 
 /** docxy's health endpoint still answers 204 (checked after each client's pulls). */
 export async function generate204Status(env: ProxiedUpstream): Promise<number> {
