@@ -60,8 +60,9 @@ test("with no config at all it serves Docker Hub on built-in defaults", async ()
     expect(docxy.log()).toContain('config="embedded defaults"');
     expect(docxy.log()).toContain("url=https://registry-1.docker.io");
     const health = await json(await fetch(`${docxy.url}/health`));
-    expect(health).toMatchObject({ version: expect.any(String), upstreams: [{ name: "dockerhub", url: "https://registry-1.docker.io" }] });
-    expect(health.upstreams[0].reachable).toBe(false); // no internet here
+    expect(health).toMatchObject({ status: "degraded", version: expect.any(String) });
+    expect(health.upstreams.map((u: { name: string }) => u.name)).toEqual(["dockerhub", "ghcr", "quay", "gcr", "k8s", "mcr", "ecr-public"]);
+    expect(health.upstreams[0]).toMatchObject({ url: "https://registry-1.docker.io", reachable: false }); // no internet here
     const head = await fetch(`${docxy.url}/health`, { method: "HEAD" });
     expect(head.status).toBe(200);
     expect((await fetch(`${docxy.url}/generate_204`)).status).toBe(204);

@@ -19,13 +19,20 @@ export function tokenRealm(origin: string, upstream: Upstream): string {
  * Our challenge for `upstream`, carrying over `scope` and `error` from the
  * upstream's header (if any). `service` is the upstream's token service, which
  * our token endpoint sends upstream regardless of what the client echoes.
+ * `prefix`: a client pulling `docxy/ghcr.io/x/y` calls the repository
+ * `ghcr.io/x/y`, so the scope names it that way too (the token endpoint
+ * takes the prefix off again).
  */
-export function proxyChallenge(origin: string, upstream: Upstream, upstreamHeader: string | null, service?: string): string {
+export function proxyChallenge(origin: string, upstream: Upstream, upstreamHeader: string | null, service?: string, prefix?: string): string {
   const upstreamParams = upstreamHeader ? (parseChallenge(upstreamHeader)?.params ?? {}) : {};
   return formatBearerChallenge({
     realm: tokenRealm(origin, upstream),
     service: service ?? upstream.authService ?? upstreamParams.service,
-    scope: upstreamParams.scope,
+    scope: prefix && upstreamParams.scope ? withPrefix(upstreamParams.scope, prefix) : upstreamParams.scope,
     error: upstreamParams.error,
   });
+}
+
+function withPrefix(scopes: string, prefix: string): string {
+  return scopes.replace(/(^|\s)repository:/g, `$1repository:${prefix}/`);
 }

@@ -12,6 +12,8 @@ import { upstreamTokenForm, upstreamTokenQuery } from "./token-request";
 
 export interface TokenExchange {
   upstream: Upstream;
+  /** Registry prefix on the client's repository names, to take off (see upstream/routing.ts). */
+  prefix?: string;
   /** GET carries the parameters in `query`; POST in the url-encoded `form`. */
   query: URLSearchParams;
   form?: URLSearchParams;
@@ -36,10 +38,10 @@ export class TokenProxy {
     const url = new URL(realm);
     let body: URLSearchParams | undefined;
     if (request.form) {
-      body = upstreamTokenForm(request.form, service, request.upstream);
+      body = upstreamTokenForm(request.form, service, request.upstream, request.prefix);
       headers.set("content-type", "application/x-www-form-urlencoded");
     } else {
-      const query = upstreamTokenQuery(request.query, service, request.upstream);
+      const query = upstreamTokenQuery(request.query, service, request.upstream, request.prefix);
       // Keep any parameters the realm URL itself carries, then ours in order.
       for (const [key, value] of query) url.searchParams.append(key, value);
     }

@@ -10,11 +10,12 @@
  */
 import type { Upstream } from "../upstream/table";
 
-export function upstreamTokenQuery(clientQuery: URLSearchParams, service: string, upstream: Upstream): URLSearchParams {
+/** `prefix`: the registry prefix the client's repository names carry when it pulls by path prefix. */
+export function upstreamTokenQuery(clientQuery: URLSearchParams, service: string, upstream: Upstream, prefix?: string): URLSearchParams {
   const out = new URLSearchParams({ service });
   for (const [key, value] of clientQuery) {
     if (key.toLowerCase() === "service") continue;
-    out.append(key, key === "scope" ? rewriteScopes(value, upstream) : value);
+    out.append(key, key === "scope" ? rewriteScopes(value, upstream, prefix) : value);
   }
   return out;
 }
@@ -23,19 +24,21 @@ export function upstreamTokenQuery(clientQuery: URLSearchParams, service: string
 export const upstreamTokenForm = upstreamTokenQuery;
 
 /**
- * `repository:alpine:pull` → `repository:library/alpine:pull` when the
- * upstream wants the library/ prefix, matching the rewrite of the pull path.
- * Only three-part repository scopes are touched: a name with `host:port`
- * makes four parts and is left alone (scope.md: names may contain colons).
+ * Repository names in scopes, as the upstream knows them: without the routing
+ * prefix the client put in front (`ghcr.io/x/y` → `x/y`), and with `library/`
+ * when the upstream wants it (`alpine` → `library/alpine`), matching the
+ * rewrite of the pull path. Other scopes pass unchanged.
  */
-export function rewriteScopes(scopes: string, upstream: Upstream): string {
-  if (!upstream.autoLibraryPrefix) return scopes;
+export function rewriteScopes(scopes: string, upstream: Upstream, prefix?: string): string {
   return scopes
     .split(" ")
     .map((scope) => {
-      const parts = scope.split(":");
-      if (parts.length !== 3 || parts[0] !== "repository" || parts[1]!.includes("/") || parts[1] === "") return scope;
-      return `repository:library/${parts[1]}:${parts[2]}`;
+      const match = /^repository:(.+):([^:]*)$/.exec(scope);
+      if (!match) return scope;
+      let name = match[1]!;
+      if (prefix && name.toLowerCase().startsWith(`${prefix}/`)) name = name.slice(prefix.length + 1);
+      if (upstream.autoLibraryPrefix && name !== "" && !name.includes("/") && !name.includes(":")) name = `library/${name}`;
+      return `repository:${name}:${match[2]}`;
     })
     .join(" ");
 }

@@ -12,14 +12,22 @@ const port = (fallback: number) =>
   t.Integer({ minimum: 0, maximum: 65535, default: fallback, description: "0 picks any free port (tests)" });
 const seconds = (fallback: number, description: string) => t.Number({ minimum: 0, default: fallback, description });
 
+/**
+ * One `[[registry.upstreams]]` entry. With the `name` of a built-in upstream
+ * (upstream/builtins.ts) it overrides just the keys it sets; with a new name it
+ * adds an upstream, and then `upstream_registry` is required. No defaults are
+ * filled in here, so that an override can tell "not set" from "set".
+ */
 export const UpstreamSchema = t.Object({
   name: t.String({ pattern: "^[A-Za-z0-9._-]+$", description: "Used in /auth/<name>/token" }),
-  hosts: t.Array(t.String(), { default: [], description: "Host names that select this upstream" }),
-  upstream_registry: t.String({ description: "Base URL of the upstream registry" }),
+  registry: t.Optional(t.String({ description: "docxy: canonical registry host (path prefix and ?ns= value), e.g. ghcr.io; default: the URL's host" })),
+  hosts: t.Optional(t.Array(t.String(), { description: "Host names that select this upstream" })),
+  upstream_registry: t.Optional(t.String({ description: "Base URL of the upstream registry" })),
   auth_realm: t.Optional(t.String({ description: "Upstream token realm; discovered from its /v2/ challenge when omitted" })),
   auth_service: t.Optional(t.String({ description: "Upstream token service; discovered when omitted" })),
-  auto_library_prefix: t.Boolean({ default: false, description: "Prefix single-segment names with library/" }),
+  auto_library_prefix: t.Optional(t.Boolean({ description: "Prefix single-segment names with library/ (default false)" })),
   public_base_url: t.Optional(t.String({ description: "External origin of this proxy for this upstream" })),
+  enabled: t.Optional(t.Boolean({ description: "docxy: false removes a built-in upstream (default true)" })),
 });
 
 export const ConfigSchema = t.Object({
@@ -43,6 +51,7 @@ export const ConfigSchema = t.Object({
       auth_service: t.String({ default: "registry.docker.io" }),
       auto_library_prefix: t.Boolean({ default: true }),
       public_base_url: t.Optional(t.String()),
+      builtin_upstreams: t.Boolean({ default: true, description: "docxy: start from the built-in table of well-known registries" }),
       upstreams: t.Array(UpstreamSchema, { default: [] }),
     },
     { default: {} },

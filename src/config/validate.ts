@@ -5,7 +5,11 @@
  * "TLS" error, research/docxy.md §6.2).
  */
 import { existsSync } from "node:fs";
+import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
 import type { Config } from "./schema";
+
+/** What clients write as the registry part of an image name: a host with a dot or port, or localhost. */
+const REGISTRY_HOST = /^(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+|[a-z0-9.-]+:\d{1,5})(?::\d{1,5})?$/;
 
 export function checkSemantics(config: Config): string[] {
   const problems: string[] = [];
@@ -33,14 +37,21 @@ export function checkSemantics(config: Config): string[] {
     problems.push(...urlProblems("registry.auth_realm", registry.auth_realm));
     if (!registry.auth_service.trim()) problems.push("registry.auth_service: must not be empty");
   }
-  const names = new Set<string>();
+  const builtins = new Set(registry.builtin_upstreams ? BUILTIN_UPSTREAMS.map((b) => b.name) : []);
+  const names = new Set(builtins);
+  const seen = new Set<string>();
   registry.upstreams.forEach((upstream, i) => {
     const key = `registry.upstreams[${i}]`;
     const name = upstream.name.toLowerCase();
-    if (names.has(name)) problems.push(`${key}.name: duplicate upstream name ${JSON.stringify(upstream.name)}`);
+    if (seen.has(name)) problems.push(`${key}.name: duplicate upstream name ${JSON.stringify(upstream.name)}`);
+    seen.add(name);
     names.add(name);
-    problems.push(...urlProblems(`${key}.upstream_registry`, upstream.upstream_registry));
+    if (upstream.upstream_registry !== undefined) problems.push(...urlProblems(`${key}.upstream_registry`, upstream.upstream_registry));
+    else if (!builtins.has(name)) problems.push(`${key}.upstream_registry: required for an upstream that is not built in`);
     if (upstream.auth_realm !== undefined) problems.push(...urlProblems(`${key}.auth_realm`, upstream.auth_realm));
+    if (upstream.registry !== undefined && !REGISTRY_HOST.test(upstream.registry)) {
+      problems.push(`${key}.registry: must be a registry host like ghcr.io or registry.local:5000 (got ${JSON.stringify(upstream.registry)})`);
+    }
     problems.push(...originProblems(`${key}.public_base_url`, upstream.public_base_url));
   });
   if (registry.upstreams.length > 0 && !names.has(registry.default.toLowerCase())) {

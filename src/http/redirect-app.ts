@@ -6,6 +6,7 @@
  */
 import { Elysia } from "elysia";
 import type { Services } from "../services";
+import { routeByHost } from "../upstream/routing";
 import { connectionOf } from "./connection";
 import { errorResponse } from "./errors";
 
@@ -16,7 +17,7 @@ export function createRedirectApp(services: Services, httpsPort: number) {
     const url = new URL(request.url);
     if (!REDIRECTED.test(url.pathname)) return undefined; // falls through to NOT_FOUND
     const connection = connectionOf(request);
-    const upstream = services.upstreams.forHost(connection.host);
+    const { upstream } = routeByHost(services.upstreams, connection.host);
     const host = connection.host?.replace(/:\d+$/, "") ?? null;
     const origin = services.publicOrigin.resolve(upstream.publicBaseUrl, { host, secure: true, localPort: httpsPort });
     return new Response(null, { status: 301, headers: { location: `${origin}${url.pathname}${url.search}` } });

@@ -16,15 +16,16 @@ import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUE
 import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
-import type { Upstream } from "../upstream/table";
+import type { Route } from "../upstream/routing";
 import type { PullPath } from "./pull-path";
 
 export interface PullRequest {
+  /** The path as the upstream knows it (routing prefix already taken off). */
   path: PullPath;
   method: "GET" | "HEAD";
   query: URLSearchParams;
   headers: Headers;
-  upstream: Upstream;
+  route: Route;
   /** Our public origin for this request (the realm of rewritten challenges). */
   origin: string;
   signal?: AbortSignal;
@@ -47,7 +48,8 @@ export class PullProxy {
   ) {}
 
   async pull(request: PullRequest): Promise<Response> {
-    const { upstream, path } = request;
+    const { path } = request;
+    const { upstream } = request.route;
     const name = upstream.autoLibraryPrefix ? withLibraryPrefix(path.name) : path.name;
     const url = new URL(`${upstream.url}/v2/${name}/${path.kind === "tags" ? "tags/list" : `${path.kind}/${path.reference}`}`);
     for (const [key, value] of request.query) if (!PROXY_PARAMETERS.includes(key)) url.searchParams.append(key, value);
@@ -72,12 +74,15 @@ export class PullProxy {
     for (const name of SITE_HEADERS) headers.delete(name);
     headers.set(API_VERSION_HEADER, API_VERSION);
 
+    const { upstream, prefix, via } = request.route;
     if (response.status === 401) {
       const upstreamChallenge = response.headers.get("www-authenticate");
-      this.discovery.learn(request.upstream, upstreamChallenge);
-      const service = this.discovery.known(request.upstream)?.service;
-      headers.set("www-authenticate", proxyChallenge(request.origin, request.upstream, upstreamChallenge, service));
+      this.discovery.learn(upstream, upstreamChallenge);
+      const service = this.discovery.known(upstream)?.service;
+      headers.set("www-authenticate", proxyChallenge(request.origin, upstream, upstreamChallenge, service, prefix));
     }
+    // dist-spec main, "Registry Proxying": a proxy that used `ns` echoes it.
+    if (via === "ns") headers.set("oci-namespace", upstream.registry);
     if (response.ok && !headers.has(DOCKER_CONTENT_DIGEST)) {
       // A CDN does not send the registry's digest header; the registry's 307 may
       // have, and for content fetched by digest the digest is the reference.
@@ -85,7 +90,7 @@ export class PullProxy {
       if (digest) headers.set(DOCKER_CONTENT_DIGEST, digest);
     }
     const link = headers.get("link");
-    if (link) headers.set("link", relativeLinks(link));
+    if (link) headers.set("link", relativeLinks(link, prefix));
 
     if (request.method === "HEAD") {
       void discard(response);
@@ -121,11 +126,14 @@ function digestReference(path: PullPath): string | undefined {
 /**
  * Pagination links (`tags/list`, `referrers`) point at the upstream, possibly
  * by absolute URL. Clients follow them against the host they talk to, so we
- * keep only path and query (RFC 8288 allows relative references).
+ * keep only path and query (RFC 8288 allows relative references), with the
+ * registry prefix put back for clients that route by it.
  */
-export function relativeLinks(header: string): string {
+export function relativeLinks(header: string, prefix?: string): string {
   return header.replace(/<([^>]*)>/g, (_, target: string) => {
     const url = URL.parse(target, "http://relative.invalid");
-    return url ? `<${url.pathname}${url.search}>` : `<${target}>`;
+    if (!url) return `<${target}>`;
+    const path = prefix ? url.pathname.replace(/^\/v2\//, `/v2/${prefix}/`) : url.pathname;
+    return `<${path}${url.search}>`;
   });
 }

@@ -1,13 +1,21 @@
 /**
- * The upstream registries this proxy may reach, and how a request picks one.
- * Only upstreams in this table are ever contacted: routing never turns a
- * client-supplied host into an outbound request.
+ * The upstream registries this proxy may reach. Only upstreams in this table
+ * are ever contacted: routing never turns a client-supplied host into an
+ * outbound request.
+ *
+ * The table starts from the built-in well-known registries; Wharf's legacy
+ * `[registry]` keys describe the default upstream, and each
+ * `[[registry.upstreams]]` entry overrides a built-in of the same name key by
+ * key, or adds a new upstream.
  */
-import type { Config } from "../config/schema";
+import type { Config, UpstreamEntry } from "../config/schema";
+import { BUILTIN_UPSTREAMS } from "./builtins";
 
 export interface Upstream {
   /** Name used in `/auth/<name>/token` (case-insensitive). */
   name: string;
+  /** Registry host clients write in image names (`ghcr.io`): path prefix and `?ns=` value. */
+  registry: string;
   /** Registry base URL without trailing slash, e.g. https://registry-1.docker.io */
   url: string;
   /** Host names (normalised) whose requests go to this upstream. */
@@ -35,45 +43,69 @@ export class UpstreamTable {
     return this.all.find((u) => u.name.toLowerCase() === wanted);
   }
 
-  /** The upstream whose `hosts` list the request's host, else the default (Wharf's rule, §1.4). */
-  forHost(host: string | null): Upstream {
+  /** The upstream a registry host (`ghcr.io`, or the upstream URL's own host) names. */
+  byRegistry(host: string): Upstream | undefined {
+    const wanted = host.toLowerCase();
+    return this.all.find((u) => u.registry === wanted || new URL(u.url).host === wanted);
+  }
+
+  /** The upstream whose `hosts` list the request's host (Wharf's rule, §1.4). */
+  byHost(host: string | null): Upstream | undefined {
     const wanted = host ? normaliseHost(host) : "";
-    return (wanted && this.all.find((u) => u.hosts.includes(wanted))) || this.default;
+    return wanted ? this.all.find((u) => u.hosts.includes(wanted)) : undefined;
   }
 }
 
-/** Builds the table from `[registry]`: the `[[registry.upstreams]]` list, or Wharf's legacy single-upstream keys. */
+type Draft = Omit<Upstream, "url"> & { url?: string; enabled: boolean };
+
 export function upstreamTableFromConfig(config: Config): UpstreamTable {
   const { registry, server } = config;
   const fallbackBase = blankToUndefined(registry.public_base_url) ?? blankToUndefined(server.public_base_url);
-  if (registry.upstreams.length === 0) {
-    return new UpstreamTable(
-      [
-        {
-          name: registry.default,
-          url: trimSlash(registry.upstream_registry),
-          hosts: [],
-          authRealm: registry.auth_realm,
-          authService: registry.auth_service,
-          autoLibraryPrefix: registry.auto_library_prefix,
-          publicBaseUrl: fallbackBase && trimSlash(fallbackBase),
-        },
-      ],
-      registry.default,
-    );
+  const drafts = new Map<string, Draft>();
+  if (registry.builtin_upstreams) {
+    for (const b of BUILTIN_UPSTREAMS) drafts.set(b.name, { ...b, hosts: [] });
   }
-  const upstreams = registry.upstreams.map(
-    (entry): Upstream => ({
-      name: entry.name,
-      url: trimSlash(entry.upstream_registry),
-      hosts: entry.hosts.map(normaliseHost),
-      authRealm: blankToUndefined(entry.auth_realm),
-      authService: blankToUndefined(entry.auth_service),
-      autoLibraryPrefix: entry.auto_library_prefix,
-      publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url) ?? fallbackBase, trimSlash),
-    }),
-  );
+  const entries: UpstreamEntry[] =
+    registry.upstreams.length > 0
+      ? registry.upstreams
+      : // Wharf's single-upstream form: the legacy keys describe the default upstream,
+        // which serves Docker Hub's names (registry-mirrors, ns=docker.io) unless it is a built-in.
+        [
+          {
+            name: registry.default,
+            registry: BUILTIN_UPSTREAMS.find((b) => b.name === registry.default.toLowerCase())?.registry ?? "docker.io",
+            upstream_registry: registry.upstream_registry,
+            auth_realm: registry.auth_realm,
+            auth_service: registry.auth_service,
+            auto_library_prefix: registry.auto_library_prefix,
+          },
+        ];
+  for (const entry of entries) {
+    const key = [...drafts.keys()].find((k) => k.toLowerCase() === entry.name.toLowerCase()) ?? entry.name;
+    drafts.set(key, merge(drafts.get(key), entry));
+  }
+
+  const upstreams = [...drafts.values()]
+    .filter((d): d is Draft & { url: string } => d.enabled && d.url !== undefined)
+    .map(({ enabled: _, ...u }): Upstream => ({ ...u, publicBaseUrl: u.publicBaseUrl ?? (fallbackBase && trimSlash(fallbackBase)) }));
   return new UpstreamTable(upstreams, registry.default);
+}
+
+/** Applies the keys an entry sets on top of a built-in (or nothing, for a new upstream). */
+function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
+  const url = entry.upstream_registry !== undefined ? trimSlash(entry.upstream_registry) : base?.url;
+  const registry = entry.registry ?? base?.registry ?? (url ? new URL(url).host : entry.name);
+  return {
+    name: base?.name ?? entry.name,
+    registry: registry.toLowerCase(),
+    url,
+    hosts: entry.hosts?.map(normaliseHost) ?? base?.hosts ?? [],
+    authRealm: blankToUndefined(entry.auth_realm) ?? (entry.upstream_registry === undefined ? base?.authRealm : undefined),
+    authService: blankToUndefined(entry.auth_service) ?? (entry.upstream_registry === undefined ? base?.authService : undefined),
+    autoLibraryPrefix: entry.auto_library_prefix ?? base?.autoLibraryPrefix ?? false,
+    publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url), trimSlash) ?? base?.publicBaseUrl,
+    enabled: entry.enabled ?? base?.enabled ?? true,
+  };
 }
 
 /** Lowercase, no trailing dot, no brackets around IPv6, no port (Wharf's normalisation). */

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { rewriteScopes, upstreamTokenQuery } from "../../src/auth/token-request";
 import type { Upstream } from "../../src/upstream/table";
 
-const hub: Upstream = { name: "dockerhub", url: "https://r", hosts: [], autoLibraryPrefix: true };
+const hub: Upstream = { name: "dockerhub", registry: "docker.io", url: "https://r", hosts: [], autoLibraryPrefix: true };
 const ghcr: Upstream = { ...hub, name: "ghcr", autoLibraryPrefix: false };
 
 test("service goes first, the client's service is dropped, order and repeated scopes are kept", () => {
@@ -24,4 +24,13 @@ test("scopes get library/ only for single-segment repository names when the upst
   expect(rewriteScopes("registry:catalog:*", hub)).toBe("registry:catalog:*");
   // OAuth2 forms carry several scopes in one field, separated by spaces
   expect(rewriteScopes("repository:a:pull repository:b/c:pull", hub)).toBe("repository:library/a:pull repository:b/c:pull");
+});
+
+test("a registry prefix the client used is taken off before library/ is considered", () => {
+  expect(rewriteScopes("repository:ghcr.io/x/y:pull", ghcr, "ghcr.io")).toBe("repository:x/y:pull");
+  expect(rewriteScopes("repository:docker.io/alpine:pull repository:alpine:pull", hub, "docker.io")).toBe(
+    "repository:library/alpine:pull repository:library/alpine:pull",
+  );
+  // a scope for another registry keeps its name: the upstream will simply not grant it
+  expect(rewriteScopes("repository:quay.io/a/b:pull", ghcr, "ghcr.io")).toBe("repository:quay.io/a/b:pull");
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/config/load";
+import { routeByHost } from "../../src/upstream/routing";
 import { upstreamTableFromConfig } from "../../src/upstream/table";
 
 const dir = mkdtempSync(join(tmpdir(), "docxy-config-"));
@@ -77,12 +78,23 @@ key_path = "${key}"
   const { config, warnings } = await loadConfig({ path, env: {} });
   expect(warnings).toEqual([]);
   const table = upstreamTableFromConfig(config);
-  expect(table.all.map((u) => [u.name, u.url, u.hosts, u.autoLibraryPrefix, u.publicBaseUrl])).toEqual([
-    ["dockerhub", "https://registry-1.docker.io", ["docker.example.com"], true, "https://docker.example.com"],
-    ["ghcr", "https://ghcr.io", ["ghcr.example.com"], false, "https://docker.example.com"],
+  const pick = (name: string) => {
+    const u = table.byName(name)!;
+    return [u.name, u.registry, u.url, u.hosts, u.autoLibraryPrefix, u.publicBaseUrl, u.authRealm, u.authService];
+  };
+  expect(pick("dockerhub")).toEqual([
+    "dockerhub",
+    "docker.io",
+    "https://registry-1.docker.io",
+    ["docker.example.com"],
+    true,
+    "https://docker.example.com",
+    "https://auth.docker.io/token",
+    "registry.docker.io",
   ]);
-  expect(table.forHost("ghcr.example.com:443").name).toBe("ghcr");
-  expect(table.forHost("unknown.example.com").name).toBe("dockerhub");
+  expect(pick("ghcr")).toEqual(["ghcr", "ghcr.io", "https://ghcr.io", ["ghcr.example.com"], false, "https://docker.example.com", "https://ghcr.io/token", "ghcr.io"]);
+  expect(routeByHost(table, "ghcr.example.com:443").upstream.name).toBe("ghcr");
+  expect(routeByHost(table, "unknown.example.com").upstream.name).toBe("dockerhub");
 });
 
 test("[tls] is optional while HTTPS is off, and placeholder paths are accepted then", async () => {

@@ -1,6 +1,8 @@
 /**
- * Token endpoints: `/auth/token` picks the upstream by Host (Wharf's rule),
- * `/auth/<name>/token` by name. GET for the classic token flow, POST for the
+ * Token endpoints: `/auth/<name>/token` names its upstream, `/auth/token`
+ * picks it by Host (Wharf's rule); a registry prefix on the requested
+ * repositories wins over both (upstream/routing.ts routeToken). GET for the
+ * classic token flow, POST for the
  * OAuth2 form that containerd (with credentials) and Docker (with an identity
  * token) use. The form is read raw, not parsed by Elysia, so that parameter
  * order and repeated keys survive.
@@ -8,6 +10,7 @@
 import { Elysia, t } from "elysia";
 import { RegistryError } from "../../oci/errors";
 import type { Services } from "../../services";
+import { routeToken } from "../../upstream/routing";
 import type { Upstream } from "../../upstream/table";
 import { connectionOf } from "../connection";
 
@@ -15,17 +18,21 @@ import { connectionOf } from "../connection";
 const MAX_FORM_BYTES = 64 * 1024;
 
 export function authRoutes(services: Services) {
-  const exchange = async (request: Request, upstream: Upstream) => {
+  const exchange = async (request: Request, named?: Upstream) => {
     const form = request.method === "POST" ? await readForm(request) : undefined;
+    const query = new URL(request.url).searchParams;
+    const scopes = (form ?? query).getAll("scope");
+    const route = routeToken(services.upstreams, { ns: null, host: connectionOf(request).host }, scopes, named);
     return services.tokens.exchange({
-      upstream,
-      query: new URL(request.url).searchParams,
+      upstream: route.upstream,
+      prefix: route.prefix,
+      query,
       form,
       authorization: request.headers.get("authorization"),
       signal: request.signal,
     });
   };
-  const byHost = ({ request }: { request: Request }) => exchange(request, services.upstreams.forHost(connectionOf(request).host));
+  const byHost = ({ request }: { request: Request }) => exchange(request);
   const byName = ({ request, params }: { request: Request; params: { registry: string } }) => {
     const upstream = services.upstreams.byName(params.registry);
     if (!upstream) throw new RegistryError("NOT_FOUND", `no upstream named ${JSON.stringify(params.registry)}`);

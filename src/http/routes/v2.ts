@@ -1,41 +1,45 @@
 /**
- * The registry API under `/v2/`. Routes only translate: they parse the path,
- * pick the upstream and origin, and hand over to the domain.
+ * The registry API under `/v2/`. Routes only translate: they pick the
+ * upstream (upstream/routing.ts), parse the path, and hand over to the domain.
  */
 import { Elysia } from "elysia";
 import { RegistryError } from "../../oci/errors";
 import { parsePullPath, unsupportedMethod } from "../../proxy/pull-path";
 import type { Services } from "../../services";
+import { knownRegistry, routeByHost, routePull } from "../../upstream/routing";
 import { connectionOf } from "../connection";
 
 export function v2Routes(services: Services) {
-  const route = (request: Request) => {
-    const connection = connectionOf(request);
-    const upstream = services.upstreams.forHost(connection.host);
-    return { upstream, origin: services.publicOrigin.resolve(upstream.publicBaseUrl, connection) };
-  };
+  const origin = (request: Request, publicBaseUrl: string | undefined) =>
+    services.publicOrigin.resolve(publicBaseUrl, connectionOf(request));
 
   return new Elysia({ name: "docxy/v2", detail: { hide: true } })
     .all("/v2/", ({ request }) => {
       const method = pullMethod(request);
+      const ns = new URL(request.url).searchParams.get("ns");
+      const upstream = ns !== null ? knownRegistry(services.upstreams, ns) : routeByHost(services.upstreams, connectionOf(request).host).upstream;
       return services.ping.ping({
         method,
         authorization: request.headers.get("authorization"),
         signal: request.signal,
-        ...route(request),
+        upstream,
+        origin: origin(request, upstream.publicBaseUrl),
       });
     })
     .all("/v2/*", ({ request, params }) => {
       const method = pullMethod(request);
-      const path = parsePullPath(params["*"]);
+      const query = new URL(request.url).searchParams;
+      const { route, rest } = routePull(services.upstreams, { ns: query.get("ns"), host: connectionOf(request).host }, params["*"]);
+      const path = parsePullPath(rest);
       if (!path) throw new RegistryError("NOT_FOUND", `unknown registry API path /v2/${params["*"]}`);
       return services.pull.pull({
         path,
         method,
-        query: new URL(request.url).searchParams,
+        query,
         headers: request.headers,
         signal: request.signal,
-        ...route(request),
+        route,
+        origin: origin(request, route.upstream.publicBaseUrl),
       });
     });
 }

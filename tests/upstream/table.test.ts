@@ -1,0 +1,49 @@
+import { expect, test } from "bun:test";
+import { Value } from "@sinclair/typebox/value";
+import { ConfigSchema, type Config } from "../../src/config/schema";
+import { checkSemantics } from "../../src/config/validate";
+import { upstreamTableFromConfig } from "../../src/upstream/table";
+
+const config = (registry: Record<string, unknown>): Config => Value.Default(ConfigSchema, { registry }) as Config;
+
+test("the built-in table: Docker Hub by default, the well-known registries, nvcr opt-in", () => {
+  const table = upstreamTableFromConfig(config({}));
+  expect(table.default.name).toBe("dockerhub");
+  expect(table.all.map((u) => u.registry)).toEqual(["docker.io", "ghcr.io", "quay.io", "gcr.io", "registry.k8s.io", "mcr.microsoft.com", "public.ecr.aws"]);
+  expect(table.byRegistry("GHCR.io")?.name).toBe("ghcr");
+  expect(table.byRegistry("registry-1.docker.io")?.name).toBe("dockerhub"); // the URL's own host counts too
+  expect(table.byRegistry("nvcr.io")).toBeUndefined();
+});
+
+test("an entry with a built-in name overrides only the keys it sets; a new URL drops the built-in realm", () => {
+  const table = upstreamTableFromConfig(
+    config({ upstreams: [{ name: "ghcr", upstream_registry: "http://127.0.0.1:9000", hosts: ["ghcr.corp"] }, { name: "nvcr", enabled: true }, { name: "quay", enabled: false }] }),
+  );
+  expect(table.byName("ghcr")).toMatchObject({ registry: "ghcr.io", url: "http://127.0.0.1:9000", hosts: ["ghcr.corp"], authRealm: undefined });
+  expect(table.byName("nvcr")?.url).toBe("https://nvcr.io");
+  expect(table.byName("quay")).toBeUndefined();
+  expect(table.byName("dockerhub")?.authRealm).toBe("https://auth.docker.io/token");
+});
+
+test("a new upstream gets its registry from its URL unless it names one", () => {
+  const table = upstreamTableFromConfig(
+    config({ upstreams: [{ name: "corp", upstream_registry: "https://harbor.corp:8443/" }, { name: "gitlab", upstream_registry: "https://registry.gitlab.com", registry: "gitlab.io" }] }),
+  );
+  expect(table.byName("corp")).toMatchObject({ registry: "harbor.corp:8443", url: "https://harbor.corp:8443", autoLibraryPrefix: false, hosts: [] });
+  expect(table.byRegistry("gitlab.io")?.name).toBe("gitlab");
+});
+
+test("Wharf's legacy keys point the default upstream elsewhere; builtin_upstreams = false leaves only it", () => {
+  const table = upstreamTableFromConfig(config({ upstream_registry: "http://127.0.0.1:5001", auth_realm: "http://127.0.0.1:5002/token", auth_service: "x", builtin_upstreams: false }));
+  expect(table.all).toHaveLength(1);
+  expect(table.default).toMatchObject({ name: "dockerhub", registry: "docker.io", url: "http://127.0.0.1:5001", authService: "x" });
+});
+
+test("config problems: a new upstream needs a URL, a registry must look like one, the default must exist", () => {
+  const problems = checkSemantics(config({ default: "nope", upstreams: [{ name: "corp" }, { name: "x", upstream_registry: "https://x.io", registry: "not a host" }] }));
+  expect(problems).toEqual([
+    "registry.upstreams[0].upstream_registry: required for an upstream that is not built in",
+    'registry.upstreams[1].registry: must be a registry host like ghcr.io or registry.local:5000 (got "not a host")',
+    'registry.default: no upstream named "nope"',
+  ]);
+});
