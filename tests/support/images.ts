@@ -176,6 +176,15 @@ export function buildSmallImages(): BuiltImages {
   };
 }
 
+/**
+ * Another image under an existing name (e.g. `acme/app:v1` as a second registry has it), with
+ * content of its own, so tests can tell by digest which upstream answered.
+ */
+export function buildVariantImage(repository: string, tag: string, variant: string): { image: TestImage; repo: RepoContent } {
+  const { info, repo } = single("oci", repository, [tag], [`variant-${variant}`]);
+  return { image: info, repo };
+}
+
 export const BIG_LAYER_BYTES = 256 * 1024 * 1024;
 
 /** library/big:latest; its layer is streamed into `dir` (about 256 MiB on disk). */

@@ -18,7 +18,7 @@ export interface Containerd {
   dir: string;
   /** containerd's root: the content store is under io.containerd.content.v1.content/blobs */
   root: string;
-  /** pass as `--hosts-dir`: docker.io is mirrored to docxy */
+  /** pass as `--hosts-dir`: each mirrored registry (docker.io by default) points at docxy */
   hostsDir: string;
   daemon: Daemon;
   ctr(args: string[], timeoutMs?: number): Promise<RunResult>;
@@ -44,7 +44,10 @@ const DISABLED_PLUGINS = [
   "io.containerd.snapshotter.v1.aufs",
 ];
 
-export async function startContainerd(settings: { mirrorHost: string }): Promise<Containerd> {
+/** The registry's own endpoint, the `server` of its hosts.toml (Docker Hub's differs from its name). */
+const serverOf = (registry: string) => (registry === "docker.io" ? "https://registry-1.docker.io" : `https://${registry}`);
+
+export async function startContainerd(settings: { mirrorHost: string; registries?: string[] }): Promise<Containerd> {
   const dir = tempDir("containerd");
   const root = join(dir, "root");
   const socket = join(dir, "containerd.sock");
@@ -65,16 +68,18 @@ disabled_plugins = ${JSON.stringify(DISABLED_PLUGINS)}
   writeFileSync(join(dir, "config.toml"), config);
 
   const hostsDir = join(dir, "hosts.d");
-  mkdirSync(join(hostsDir, "docker.io"), { recursive: true });
-  // Only pull and resolve: docxy is a pull proxy (hosts.md: a public mirror should not get push).
-  writeFileSync(
-    join(hostsDir, "docker.io", "hosts.toml"),
-    `server = "https://registry-1.docker.io"
+  for (const registry of settings.registries ?? ["docker.io"]) {
+    mkdirSync(join(hostsDir, registry), { recursive: true });
+    // Only pull and resolve: docxy is a pull proxy (hosts.md: a public mirror should not get push).
+    writeFileSync(
+      join(hostsDir, registry, "hosts.toml"),
+      `server = "${serverOf(registry)}"
 
 [host."http://${settings.mirrorHost}"]
   capabilities = ["pull", "resolve"]
 `,
-  );
+    );
+  }
 
   const ctr = (args: string[], timeoutMs = 120_000) => run([CTR_BIN, "--address", socket, ...args], { env: baseEnv({ HOME: dir }), timeoutMs });
   let daemon: Daemon;
