@@ -38,7 +38,11 @@ const nodeRelay = http.createServer(async (_req, res) => {
 });
 await new Promise<void>((resolve) => nodeRelay.listen(0, "127.0.0.1", resolve));
 
-const docxy = Bun.spawn(["dist/docxy", "--bind", "127.0.0.1", "--http-port", "0", "--upstream", upstream.url.origin], { stderr: "pipe" });
+// The cache is off: this measures the streaming relay itself (the blob is not a real digest).
+const docxy = Bun.spawn(["dist/docxy", "--bind", "127.0.0.1", "--http-port", "0", "--upstream", upstream.url.origin], {
+  stderr: "pipe",
+  env: { ...process.env, DOCXY_CACHE_ENABLED: "false" },
+});
 let log = "";
 void (async () => {
   for await (const chunk of docxy.stderr) log += new TextDecoder().decode(chunk); // keep draining: a closed pipe would end docxy

@@ -45,7 +45,7 @@ async function main(): Promise<number | undefined> {
   const log = createLogger(config.log.level);
   for (const warning of loaded.warnings) log.warn(warning, { config: loaded.source });
 
-  const services = createServices(config, log);
+  const services = await createServices(config, log);
   const proxy = createApp(services);
   const redirect = createRedirectApp(services, config.server.https_port);
   let listening;

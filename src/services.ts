@@ -9,6 +9,8 @@ import { HealthMonitor } from "./observability/health";
 import type { Logger } from "./observability/logger";
 import { Ping } from "./proxy/ping";
 import { PullProxy } from "./proxy/pull-proxy";
+import type { Puller } from "./cache/caching-pull";
+import { openCache } from "./cache/open-cache";
 import { AuthDiscovery } from "./upstream/auth-discovery";
 import { UpstreamClient } from "./upstream/client";
 import { upstreamTableFromConfig, type UpstreamTable } from "./upstream/table";
@@ -20,12 +22,13 @@ export interface Services {
   upstreams: UpstreamTable;
   publicOrigin: PublicOrigin;
   ping: Ping;
-  pull: PullProxy;
+  /** The pull API: through the cache, or the pure pass-through when it is off or unusable. */
+  pulls: Puller;
   tokens: TokenProxy;
   health: HealthMonitor;
 }
 
-export function createServices(config: Config, log: Logger): Services {
+export async function createServices(config: Config, log: Logger): Promise<Services> {
   const upstreams = upstreamTableFromConfig(config);
   const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
   const client = new UpstreamClient(
@@ -33,13 +36,14 @@ export function createServices(config: Config, log: Logger): Services {
     `docxy/${VERSION}`,
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);
+  const pull = new PullProxy(client, discovery);
   return {
     config,
     log,
     upstreams,
     publicOrigin: new PublicOrigin(upstreams.all.flatMap((u) => u.hosts)),
     ping: new Ping(client, discovery, ping_timeout * 1000),
-    pull: new PullProxy(client, discovery),
+    pulls: await openCache(config.cache, { client, discovery, pull, log }),
     tokens: new TokenProxy(client, discovery),
     health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
   };

@@ -71,6 +71,21 @@ export const ConfigSchema = t.Object({
     },
     { default: {} },
   ),
+  cache: t.Object(
+    {
+      enabled: t.Boolean({ default: true, description: "docxy: false makes docxy a pure forwarder" }),
+      dir: t.String({ default: "docxy-cache", description: "docxy: cache directory (relative to the working directory)" }),
+      max_size: t.Union([t.String(), t.Number()], { default: "20GiB", description: 'docxy: e.g. "50GiB"; least recently used content goes first' }),
+      max_age: t.Union([t.String(), t.Number()], { default: "30d", description: "docxy: content unused this long is removed" }),
+      tag_ttl: t.Union([t.String(), t.Number()], { default: "60s", description: "docxy: how long a tag's digest is trusted before a HEAD revalidates it" }),
+      tag_ttl_overrides: t.Record(t.String(), t.Union([t.String(), t.Number()]), {
+        default: {},
+        description: 'docxy: glob on the tag (or "repository:tag") → TTL, e.g. { "latest" = "10s" }',
+      }),
+      continue_on_disconnect: t.Boolean({ default: true, description: "docxy: finish filling a blob when its clients leave" }),
+    },
+    { default: {} },
+  ),
   log: t.Object(
     {
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error")], { default: "info" }),

@@ -47,11 +47,37 @@ export class PullProxy {
     private readonly discovery: AuthDiscovery,
   ) {}
 
+  /** Pure pass-through: the request upstream, the answer back. */
   async pull(request: PullRequest): Promise<Response> {
-    const { path } = request;
+    const result = await this.fetch(request);
+    const response = this.relay(request, result);
+    if (request.method === "HEAD" && request.path.kind === "blobs" && response.ok && !hasLength(response)) {
+      const length = await this.probeLength(request, request.signal);
+      if (length !== undefined) response.headers.set("content-length", String(length));
+    }
+    return response;
+  }
+
+  /** The repository name as the upstream knows it (`alpine` → `library/alpine` on Docker Hub). */
+  upstreamName(request: PullRequest): string {
     const { upstream } = request.route;
-    const name = upstream.autoLibraryPrefix ? withLibraryPrefix(path.name) : path.name;
-    const url = new URL(`${upstream.url}/v2/${name}/${path.kind === "tags" ? "tags/list" : `${path.kind}/${path.reference}`}`);
+    return upstream.autoLibraryPrefix ? withLibraryPrefix(request.path.name) : request.path.name;
+  }
+
+  /**
+   * Sends the request upstream with the client's credentials, Accept, Range
+   * and conditionals. `override` changes the method or reference, drops Range
+   * (a cache fill wants the whole blob) or stops at a redirect (an access
+   * check needs only the registry's answer, not the CDN's bytes).
+   */
+  fetch(
+    request: PullRequest,
+    override: { method?: "GET" | "HEAD"; reference?: string; withoutRange?: boolean; followRedirects?: boolean } = {},
+  ): Promise<UpstreamResponse> {
+    const { path } = request;
+    const reference = override.reference ?? path.reference;
+    const tail = path.kind === "tags" ? "tags/list" : `${path.kind}/${reference}`;
+    const url = new URL(`${request.route.upstream.url}/v2/${this.upstreamName(request)}/${tail}`);
     for (const [key, value] of request.query) if (!PROXY_PARAMETERS.includes(key)) url.searchParams.append(key, value);
 
     const headers = new Headers();
@@ -59,17 +85,18 @@ export class PullProxy {
       const value = request.headers.get(header);
       if (value !== null) headers.set(header, value);
     }
-
-    const result = await this.client.send({ method: request.method, url: url.href, headers, signal: request.signal });
-    const response = this.relay(request, result);
-    if (request.method === "HEAD" && path.kind === "blobs" && response.ok && !hasLength(response)) {
-      const length = await this.probeLength(url.href, headers, request.signal);
-      if (length !== undefined) response.headers.set("content-length", String(length));
-    }
-    return response;
+    if (override.withoutRange) for (const name of ["range", "if-range"]) headers.delete(name);
+    return this.client.send({
+      method: override.method ?? request.method,
+      url: url.href,
+      headers,
+      signal: request.signal,
+      followRedirects: override.followRedirects,
+    });
   }
 
-  private relay(request: PullRequest, { response, redirectedFrom }: UpstreamResponse): Response {
+  /** The upstream's answer as our client must see it: header hygiene, our challenge, relative links. */
+  relay(request: PullRequest, { response, redirectedFrom }: UpstreamResponse): Response {
     const headers = withoutHopByHop(response.headers);
     for (const name of SITE_HEADERS) headers.delete(name);
     headers.set(API_VERSION_HEADER, API_VERSION);
@@ -103,10 +130,10 @@ export class PullProxy {
    * Some upstreams answer a blob HEAD without a length; Docker then records
    * size 0 and fails (Wharf v0.5.21). One byte by Range tells the total.
    */
-  private async probeLength(url: string, headers: Headers, signal?: AbortSignal): Promise<number | undefined> {
-    const probe = new Headers(headers);
-    probe.set("range", "bytes=0-0");
-    const { response } = await this.client.send({ method: "GET", url, headers: probe, signal });
+  private async probeLength(request: PullRequest, signal?: AbortSignal): Promise<number | undefined> {
+    const headers = new Headers(request.headers);
+    headers.set("range", "bytes=0-0");
+    const { response } = await this.fetch({ ...request, headers, signal }, { method: "GET" });
     await discard(response);
     const total = /\/(\d+)\s*$/.exec(response.headers.get("content-range") ?? "")?.[1];
     const length = Number(total ?? (response.status === 200 ? response.headers.get("content-length") : undefined));

@@ -103,6 +103,8 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;
+  // A GET answered without a body must not announce one (the client would wait for it forever).
+  if (response.body === null && method !== "HEAD" && headers["content-length"] !== undefined) headers["content-length"] = "0";
   res.writeHead(response.status, headers);
   if (method === "HEAD" || response.body === null) {
     res.end();

@@ -31,6 +31,8 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
   /** Header-phase budget for this request, when shorter than the default (pings, health). */
   headerTimeoutMs?: number;
+  /** false: return a redirect as is (default: follow it). */
+  followRedirects?: boolean;
 }
 
 export interface UpstreamResponse {
@@ -58,7 +60,8 @@ export class UpstreamClient {
     for (let hop = 0; ; hop++) {
       const response = await this.fetchOnce(url, method, headers, request, hop === 0 ? request.body : undefined);
       const location = response.headers.get("location");
-      if (!REDIRECTS.has(response.status) || location === null || hop >= this.timeouts.maxRedirects) {
+      const follow = request.followRedirects !== false && hop < this.timeouts.maxRedirects;
+      if (!REDIRECTS.has(response.status) || location === null || !follow) {
         return { response, redirectedFrom };
       }
       await discard(response);

@@ -1,7 +1,9 @@
 /**
  * Streams stay streams: a blob far larger than docxy's working memory passes
  * through with bounded memory while the client stalls, and arrives whole with
- * its exact length. The upstream serves a sparse 1 GiB file (no disk, no RAM).
+ * its exact length — as a pure pass-through, and through the cache (where the
+ * fill goes to disk at the upstream's pace while the client stalls). The
+ * upstream serves a sparse 1 GiB file (no disk, no RAM).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -15,25 +17,33 @@ const dir = mkdtempSync(join(tmpdir(), "docxy-sparse-"));
 const blob = join(dir, "blob");
 const upstream = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: () => new Response(Bun.file(blob)) });
 
-let docxy: Docxy;
+let passThrough: Docxy;
+let caching: Docxy;
+let digest: string;
 beforeAll(async () => {
   await Bun.$`truncate -s ${SIZE} ${blob}`;
-  docxy = await startDocxy({ args: ["--upstream", upstream.url.origin] });
-});
+  digest = `sha256:${new Bun.CryptoHasher("sha256").update(await Bun.file(blob).arrayBuffer()).digest("hex")}`;
+  passThrough = await startDocxy({ args: ["--upstream", upstream.url.origin], env: { DOCXY_CACHE_ENABLED: "false" } });
+  caching = await startDocxy({ args: ["--upstream", upstream.url.origin] });
+}, 30_000);
 afterAll(async () => {
-  await docxy?.stop();
+  await Promise.all([passThrough?.stop(), caching?.stop()]);
   upstream.stop(true);
   rmSync(dir, { recursive: true, force: true });
 });
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
-test("a stalled client holds docxy's memory bounded; the whole gigabyte then arrives with its length", async () => {
+test.each([
+  ["pass-through", () => passThrough],
+  ["through the cache", () => caching],
+])("%s: a stalled client holds docxy's memory bounded; the whole gigabyte then arrives with its length", async (_mode, which) => {
+  const docxy = which();
   const before = rssMiB(docxy.pid);
   const { port } = new URL(docxy.url);
   const socket = connect(Number(port), "127.0.0.1");
   socket.setNoDelay(true);
-  socket.write(`GET /v2/acme/big/blobs/sha256:${"e".repeat(64)} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+  socket.write(`GET /v2/acme/big/blobs/${digest} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
 
   let received = 0;
   let head = "";

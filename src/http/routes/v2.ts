@@ -32,7 +32,7 @@ export function v2Routes(services: Services) {
       const { route, rest } = routePull(services.upstreams, { ns: query.get("ns"), host: connectionOf(request).host }, params["*"]);
       const path = parsePullPath(rest);
       if (!path) throw new RegistryError("NOT_FOUND", `unknown registry API path /v2/${params["*"]}`);
-      return services.pull.pull({
+      return services.pulls.pull({
         path,
         method,
         query,

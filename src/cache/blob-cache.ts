@@ -1,0 +1,173 @@
+/**
+ * Blobs through the cache: a hit is served from disk, a blob being filled is
+ * joined, a miss starts one fill that the first client and every later one
+ * follow (cache/fill.ts). Responses say which in `X-Cache`.
+ *
+ * A HEAD on a miss goes upstream as a HEAD and fills nothing; Range requests
+ * on a miss start a whole-blob fill and are served from it as the bytes
+ * arrive (Docker resumes a layer with `Range: bytes=N-` and needs a 206).
+ */
+import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import type { Logger } from "../observability/logger";
+import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
+import type { AccessGate } from "./access-gate";
+import type { CacheIndex } from "./cache-index";
+import type { Evictor } from "./eviction";
+import { Fill } from "./fill";
+import { parseRange, type ByteRange } from "./range";
+import type { Storage } from "./storage";
+
+export class BlobCache {
+  private readonly fills = new Map<string, Fill>();
+  private readonly reading = new Map<string, number>();
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly index: CacheIndex,
+    private readonly pull: PullProxy,
+    private readonly gate: AccessGate,
+    private readonly evictor: Evictor,
+    private readonly log: Logger,
+    private readonly continueWithoutReaders: boolean,
+  ) {}
+
+  /** Content being read or filled must not be evicted. */
+  inUse(digest: string): boolean {
+    return (this.reading.get(digest) ?? 0) > 0 || this.fills.has(digest);
+  }
+
+  async serve(request: PullRequest): Promise<Response> {
+    const digest = request.path.reference!;
+    if (!digest.startsWith("sha256:")) return this.pull.pull(request); // we verify sha256 only
+
+    const release = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
+    let handedOver = false;
+    try {
+      const stored = this.index.getBlob(digest) ? await this.storage.open(digest) : undefined;
+      const fill = this.fills.get(digest);
+      if (stored || fill?.joinable) {
+        const refusal = await this.gate.check(request);
+        if (refusal) return refusal;
+      }
+      if (stored) {
+        this.index.touch(digest);
+        return this.respond(request, stored.size, "HIT", (start, end) => {
+          handedOver = true;
+          return releasedAtEnd(stored.stream(start, end), release);
+        });
+      }
+    } finally {
+      if (!handedOver) release();
+    }
+    const fill = this.fills.get(digest);
+    if (fill?.joinable && fill.size !== undefined) {
+      return this.respond(request, fill.size, "COALESCED", (start, end) => fill.read(start, end));
+    }
+    if (request.method === "HEAD" || fill) return this.pull.pull(request);
+    return this.startFill(request);
+  }
+
+  private async startFill(request: PullRequest): Promise<Response> {
+    const digest = request.path.reference!;
+    const result = await this.pull.fetch(request, { method: "GET", withoutRange: true });
+    const length = Number(result.response.headers.get("content-length") ?? NaN);
+    if (result.response.status !== 200 || !result.response.body || !Number.isSafeInteger(length)) {
+      // Not cacheable as is (an error, or no length to follow): relay the answer.
+      if (result.response.status === 200 && request.headers.has("range")) {
+        await result.response.body?.cancel().catch(() => undefined);
+        return this.pull.pull(request);
+      }
+      return this.pull.relay(request, result);
+    }
+    let temp;
+    try {
+      temp = await this.storage.begin();
+    } catch (error) {
+      this.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
+      return this.pull.relay(request, result);
+    }
+    const fill = new Fill({
+      digest,
+      size: length,
+      body: result.response.body,
+      temp,
+      storage: this.storage,
+      continueWithoutReaders: this.continueWithoutReaders,
+      onSettled: ({ committed, size, error }) => {
+        this.fills.delete(digest);
+        if (committed) {
+          this.index.putBlob(digest, size);
+          void this.evictor.run();
+        } else if (error) {
+          this.log.warn("blob fill failed, nothing cached", { digest, error: error.message });
+        }
+      },
+    });
+    this.fills.set(digest, fill);
+    void fill.start();
+    return this.respond(request, length, "MISS", (start, end) => fill.read(start, end));
+  }
+
+  /** 200 or 206 (or 416) with exact length, digest and cache status; HEAD without a body. */
+  private respond(request: PullRequest, size: number, cache: "HIT" | "MISS" | "COALESCED", body: (start: number, end: number) => ReadableStream<Uint8Array>): Response {
+    const headers = new Headers({
+      "content-type": "application/octet-stream",
+      "accept-ranges": "bytes",
+      [DOCKER_CONTENT_DIGEST]: request.path.reference!,
+      [API_VERSION_HEADER]: API_VERSION,
+      etag: `"${request.path.reference}"`,
+      "x-cache": cache,
+    });
+    if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+    const range: ByteRange | "unsatisfiable" | undefined = request.method === "GET" ? parseRange(request.headers.get("range"), size) : undefined;
+    if (range === "unsatisfiable") {
+      headers.set("content-range", `bytes */${size}`);
+      return new Response(null, { status: 416, headers });
+    }
+    const [start, end] = range ?? [0, size - 1];
+    headers.set("content-length", String(end - start + 1));
+    if (range) headers.set("content-range", `bytes ${start}-${end}/${size}`);
+    const status = range ? 206 : 200;
+    if (request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
+    return new Response(body(start, end), { status, headers });
+  }
+
+  /** Counts a reader of a committed blob until `release` is called (once; later calls do nothing). */
+  private acquire(digest: string): () => void {
+    this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.reading.get(digest) ?? 1) - 1;
+      if (left > 0) this.reading.set(digest, left);
+      else this.reading.delete(digest);
+    };
+  }
+}
+
+/** `stream`, calling `release` when it ends, fails or is cancelled. */
+function releasedAtEnd(stream: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { value, done } = await reader.read();
+          if (done) {
+            release();
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (error) {
+          release();
+          controller.error(error);
+        }
+      },
+      cancel(reason) {
+        release();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

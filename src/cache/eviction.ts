@@ -1,0 +1,125 @@
+/**
+ * Keeps the cache within its limits: first whatever was unused for longer
+ * than the maximum age, then least recently used entries until the total fits
+ * the maximum size. An entry being read or filled is never removed; a
+ * client streaming it would be cut off.
+ */
+import type { CacheIndex, IndexedBlob } from "./cache-index";
+import type { Storage } from "./storage";
+
+export interface EvictorOptions {
+  index: CacheIndex;
+  storage: Storage;
+  maxBytes?: number;
+  maxAgeMs?: number;
+  /** True while the entry is being read or filled. */
+  inUse: (digest: string) => boolean;
+  now?: () => number;
+  log?: (message: string, fields: Record<string, string | number>) => void;
+}
+
+export interface EvictionResult {
+  removed: number;
+  freedBytes: number;
+}
+
+/** Rows read from the index per query while walking from the oldest entry. */
+const BATCH = 64;
+
+export class Evictor {
+  private running: Promise<EvictionResult> | undefined;
+
+  constructor(private readonly options: EvictorOptions) {}
+
+  /** Calls made while a run is under way get that run's result. */
+  run(): Promise<EvictionResult> {
+    this.running ??= this.evict().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async evict(): Promise<EvictionResult> {
+    const { index, storage, maxBytes, maxAgeMs, inUse, now = Date.now, log } = this.options;
+    const expiredBefore = maxAgeMs === undefined ? undefined : now() - maxAgeMs;
+    let total = index.totalBytes();
+    const result: EvictionResult = { removed: 0, freedBytes: 0 };
+    for (const entry of this.oldestFirst()) {
+      const expired = expiredBefore !== undefined && entry.lastAccess < expiredBefore;
+      const oversize = maxBytes !== undefined && total > maxBytes;
+      if (!expired && !oversize) break; // oldest first: no later entry qualifies either
+      if (inUse(entry.digest)) continue;
+      try {
+        await storage.delete(entry.digest);
+      } catch (error) {
+        // The index keeps the row, so the bytes stay accounted for and the next run retries.
+        log?.("cache eviction could not delete a blob", { digest: entry.digest, error: (error as Error).message ?? String(error) });
+        continue;
+      }
+      index.removeBlob(entry.digest);
+      total -= entry.size;
+      result.removed++;
+      result.freedBytes += entry.size;
+    }
+    return result;
+  }
+
+  /**
+   * Index entries from the least recently used on. Removed rows leave the
+   * table and skipped ones stay, so each query asks for enough rows to get
+   * past everything already handed out.
+   */
+  private *oldestFirst(): Generator<Omit<IndexedBlob, "mediaType">> {
+    const seen = new Set<string>();
+    for (;;) {
+      const fresh = this.options.index.oldest(seen.size + BATCH).filter((entry) => !seen.has(entry.digest));
+      if (fresh.length === 0) return;
+      for (const entry of fresh) {
+        seen.add(entry.digest);
+        yield entry;
+      }
+    }
+  }
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1000 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+  tb: 1000 ** 4,
+};
+
+const DURATION_UNITS: Record<string, number> = { "": 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Bytes from a number (bytes) or text such as "50GiB", "500MB", "1.5G".
+ * `KiB`/`MiB`/… and the bare letters (as in `docker run --memory 1.5g`) are
+ * powers of 1024, `KB`/`MB`/… powers of 1000. Case does not matter.
+ */
+export function parseSize(value: string | number): number {
+  return parseQuantity(value, SIZE_UNITS, "size", '"50GiB", "500MB", "1.5G" or a number of bytes');
+}
+
+/** Milliseconds from a number (seconds) or text such as "30s", "5m", "2h", "7d". */
+export function parseDuration(value: string | number): number {
+  return parseQuantity(value, DURATION_UNITS, "duration", '"30s", "5m", "2h", "7d" or a number of seconds');
+}
+
+function parseQuantity(value: string | number, units: Record<string, number>, what: string, examples: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i.exec(String(value));
+  const factor = match ? units[match[2]!.toLowerCase()] : undefined;
+  if (!match || factor === undefined || !Number.isFinite(Number(match[1]) * factor)) {
+    throw new Error(`invalid ${what} ${typeof value === "string" ? JSON.stringify(value) : value}: expected ${examples}`);
+  }
+  return Math.round(Number(match[1]) * factor);
+}

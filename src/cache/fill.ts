@@ -1,0 +1,255 @@
+/**
+ * One upstream download of a blob into a temp file, followed live by every
+ * client that asked for it ("coalescing": N concurrent cold pulls make one
+ * upstream request, and each client streams bytes as they arrive, not after
+ * the download ends).
+ *
+ * - The download runs at the upstream's pace, independent of any client, and
+ *   goes on when clients leave (unless configured otherwise), so one slow or
+ *   vanished client never stalls or kills the fill for the others.
+ * - Bytes are hashed on the way in; the blob is committed under its digest
+ *   only if size and sha256 match. Until then every reader holds back the
+ *   blob's last byte, so a client can never receive a complete body that
+ *   turns out to be wrong: on a mismatch or a cut upstream its connection is
+ *   aborted instead.
+ * - If the disk fails mid-fill (full, I/O error), the bytes still reach the
+ *   clients from a small in-memory window, whose size holds the upstream back
+ *   to the slowest reader; nothing is committed.
+ */
+import type { StoredBlob, Storage, TempBlob } from "./storage";
+
+/**
+ * filling → committing → done, or → failed. After a disk failure a verified
+ * fill is "served" instead: its readers finish from the temp file and the
+ * memory window, and nothing is committed.
+ */
+export type FillState = "filling" | "committing" | "done" | "served" | "failed";
+
+export interface FillOptions {
+  digest: string;
+  /** From the upstream's Content-Length, when it sent one. */
+  size: number | undefined;
+  body: ReadableStream<Uint8Array>;
+  temp: TempBlob;
+  storage: Storage;
+  /** Keep downloading when the last client has gone (the next pull is then a hit). */
+  continueWithoutReaders: boolean;
+  /** Called once with the outcome; a committed fill has been renamed into place. */
+  onSettled: (outcome: { committed: boolean; size: number; error?: Error }) => void;
+}
+
+/** Upper bound of the in-memory window used after a disk failure. */
+const WINDOW_BYTES = 8 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+interface Reader {
+  position: number;
+}
+
+export class Fill {
+  readonly digest: string;
+  readonly size: number | undefined;
+  state: FillState = "filling";
+  private written = 0;
+  /** Bytes [0, onDisk) are in the temp file; [onDisk, written) only in `window`. */
+  private onDisk = 0;
+  private diskFailed = false;
+  private window: { offset: number; bytes: Uint8Array }[] = [];
+  private failure: Error | undefined;
+  private readonly readers = new Set<Reader>();
+  private activeReads = 0;
+  private wake: (() => void)[] = [];
+  private stored: Promise<StoredBlob | undefined> | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: FillOptions) {
+    this.digest = options.digest;
+    this.size = options.size;
+  }
+
+  get readerCount(): number {
+    return this.readers.size;
+  }
+
+  /** Starts the download; the returned promise settles when the fill does (never rejects). */
+  start(): Promise<void> {
+    return this.pump().catch(() => undefined);
+  }
+
+  /** A stream of bytes `start`..`end` (inclusive) following the fill. */
+  read(start: number, end: number): ReadableStream<Uint8Array> {
+    const reader: Reader = { position: start };
+    this.readers.add(reader);
+    let storedStream: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
+    const leave = () => {
+      if (!this.readers.delete(reader)) return;
+      this.notify();
+      if (this.readers.size > 0) return;
+      if (this.state === "filling" && !this.options.continueWithoutReaders) this.stopped = true;
+      if (this.state === "served") void this.options.temp.abort().catch(() => undefined);
+    };
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          for (;;) {
+            if (reader.position > end) {
+              leave();
+              return controller.close();
+            }
+            if (this.state === "failed") {
+              leave();
+              return controller.error(this.failure);
+            }
+            if (this.state === "done") {
+              // The temp file is gone; the rest comes from the committed blob.
+              storedStream ??= (await this.openStored())?.stream(reader.position, end).getReader();
+              if (!storedStream) {
+                leave();
+                return controller.error(new Error(`committed blob ${this.digest} vanished`));
+              }
+              const { value, done } = await storedStream.read();
+              if (done || !value) reader.position = end + 1;
+              else {
+                reader.position += value.length;
+                controller.enqueue(value);
+                return;
+              }
+              continue;
+            }
+            const available = this.deliverable();
+            if (reader.position < available && (this.state === "filling" || this.state === "served")) {
+              const bytes = await this.bytesAt(reader.position, Math.min(available, end + 1) - reader.position);
+              if (bytes.length > 0) {
+                reader.position += bytes.length;
+                this.notify();
+                controller.enqueue(bytes);
+                return;
+              }
+            }
+            await this.changed();
+          }
+        },
+        cancel: () => {
+          leave();
+          void storedStream?.cancel().catch(() => undefined);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** A fill joined after a disk failure could miss bytes the window has let go; such clients pass through. */
+  get joinable(): boolean {
+    return (this.state === "filling" && !this.diskFailed) || this.state === "committing" || this.state === "done";
+  }
+
+  /** Everything written so far, except the last byte of a blob not verified yet. */
+  private deliverable(): number {
+    return this.state === "served" ? this.written : this.written - 1;
+  }
+
+  private async bytesAt(position: number, length: number): Promise<Uint8Array> {
+    const wanted = Math.min(length, READ_CHUNK);
+    if (position < this.onDisk) {
+      this.activeReads++;
+      try {
+        return await this.options.temp.read(position, Math.min(wanted, this.onDisk - position));
+      } finally {
+        this.activeReads--;
+        this.notify();
+      }
+    }
+    const piece = this.window.find((w) => position >= w.offset && position < w.offset + w.bytes.length);
+    if (!piece) return new Uint8Array(0);
+    const from = position - piece.offset;
+    return piece.bytes.subarray(from, Math.min(piece.bytes.length, from + wanted));
+  }
+
+  private async pump(): Promise<void> {
+    const { temp, body, digest } = this.options;
+    const hasher = new Bun.CryptoHasher("sha256");
+    const upstream = body.getReader();
+    try {
+      for (;;) {
+        if (this.stopped) throw new Error("every client left and the fill was not configured to continue");
+        const { value, done } = await upstream.read();
+        if (done) break;
+        hasher.update(value);
+        await this.store(value);
+        this.written += value.length;
+        if (this.size !== undefined && this.written > this.size) throw new Error(`upstream sent more than its ${this.size} bytes`);
+        this.notify();
+      }
+      if (this.size !== undefined && this.written !== this.size) {
+        throw new Error(`upstream sent ${this.written} of ${this.size} bytes`);
+      }
+      const actual = `sha256:${hasher.digest("hex")}`;
+      if (actual !== digest) throw new Error(`digest mismatch: upstream content hashes to ${actual}`);
+      await this.settleVerified();
+    } catch (error) {
+      await upstream.cancel().catch(() => undefined);
+      await this.fail(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Writes to disk, or after a disk failure keeps the bytes in the bounded window. */
+  private async store(chunk: Uint8Array): Promise<void> {
+    if (!this.diskFailed) {
+      try {
+        await this.options.temp.write(chunk);
+        this.onDisk += chunk.length;
+        return;
+      } catch {
+        this.diskFailed = true;
+      }
+    }
+    this.window.push({ offset: this.written, bytes: chunk });
+    // Hold the upstream back until the slowest reader has made room.
+    for (;;) {
+      const slowest = Math.min(...[...this.readers].map((r) => r.position));
+      this.window = this.window.filter((w) => w.offset + w.bytes.length > slowest);
+      const held = this.window.reduce((n, w) => n + w.bytes.length, 0);
+      if (held <= WINDOW_BYTES || this.readers.size === 0) break;
+      await this.changed();
+    }
+  }
+
+  private async settleVerified(): Promise<void> {
+    if (this.diskFailed) {
+      this.state = "served";
+      this.notify();
+      if (this.readers.size === 0) await this.options.temp.abort().catch(() => undefined);
+      this.options.onSettled({ committed: false, size: this.written, error: new Error("the disk failed during the fill") });
+      return;
+    }
+    this.state = "committing";
+    while (this.activeReads > 0) await this.changed(); // the temp file's handle closes on commit
+    await this.options.temp.commit(this.digest);
+    this.state = "done";
+    this.notify();
+    this.options.onSettled({ committed: true, size: this.written });
+  }
+
+  private async fail(error: Error): Promise<void> {
+    this.failure = error;
+    this.state = "failed";
+    this.notify();
+    await this.options.temp.abort().catch(() => undefined);
+    this.options.onSettled({ committed: false, size: this.written, error });
+  }
+
+  private openStored(): Promise<StoredBlob | undefined> {
+    this.stored ??= this.options.storage.open(this.digest);
+    return this.stored;
+  }
+
+  private notify(): void {
+    const waiting = this.wake;
+    this.wake = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.wake.push(resolve));
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Manifests through the cache.
+ *
+ * - By digest: immutable, stored with their media type, served only to a
+ *   client whose Accept takes that type. Otherwise the upstream is asked with
+ *   the client's own Accept, as it would be without docxy (protocol.md fact 4:
+ *   an index must never reach a client that did not accept index types).
+ * - By tag: the tag → digest answer is remembered per upstream, repository,
+ *   tag and *accept class* (what the client can take decides which manifest
+ *   the registry returns), trusted for the tag's TTL, then revalidated with a
+ *   HEAD (Docker Hub does not count HEADs against the pull quota). When the
+ *   upstream fails, times out or answers 429/5xx, the last known answer is
+ *   served, marked stale; with nothing cached the upstream's error is relayed
+ *   as registry JSON.
+ */
+import { RegistryError } from "../oci/errors";
+import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
+import { discard } from "../upstream/client";
+import type { AccessGate } from "./access-gate";
+import type { CacheIndex } from "./cache-index";
+import { acceptClass, accepts } from "./accept";
+import type { Storage } from "./storage";
+
+/** distribution refuses manifests over 4 MiB; so do we, before buffering one. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+interface Known {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export class ManifestCache {
+  constructor(
+    private readonly storage: Storage,
+    private readonly index: CacheIndex,
+    private readonly pull: PullProxy,
+    private readonly gate: AccessGate,
+    private readonly tagTtlMs: (repository: string, tag: string) => number,
+  ) {}
+
+  serve(request: PullRequest): Promise<Response> {
+    return request.path.reference!.includes(":") ? this.byDigest(request) : this.byTag(request);
+  }
+
+  private async byDigest(request: PullRequest): Promise<Response> {
+    const digest = request.path.reference!;
+    const known = this.index.getBlob(digest);
+    if (known?.mediaType && accepts(request.headers.get("accept"), known.mediaType)) {
+      const refusal = await this.gate.check(request);
+      if (refusal) return refusal;
+      const cached = await this.fromStore(request, { digest, mediaType: known.mediaType, size: known.size }, "HIT");
+      if (cached) return cached;
+    }
+    if (request.method === "HEAD") return this.pull.pull(request);
+    return this.fetchAndStore(request, digest);
+  }
+
+  private async byTag(request: PullRequest): Promise<Response> {
+    const { upstream } = request.route;
+    const repository = this.pull.upstreamName(request);
+    const tag = request.path.reference!;
+    const acceptKey = acceptClass(request.headers.get("accept"));
+    const known = this.index.getTag(upstream.name, repository, tag, acceptKey);
+
+    if (known && Date.now() - known.fetchedAt < this.tagTtlMs(repository, tag)) {
+      const refusal = await this.gate.check(request);
+      if (refusal) return refusal;
+      const cached = await this.fromStore(request, known, "HIT");
+      if (cached) return cached;
+    }
+
+    let result;
+    try {
+      result = await this.pull.fetch(request, { method: "HEAD" });
+    } catch (error) {
+      if (error instanceof RegistryError && known) return this.stale(request, known, error.message);
+      throw error;
+    }
+    const { response } = result;
+    const digest = response.headers.get(DOCKER_CONTENT_DIGEST);
+    const mediaType = response.headers.get("content-type")?.split(";")[0]?.trim();
+    const size = Number(response.headers.get("content-length"));
+    if (response.status === 200 && digest?.startsWith("sha256:") && mediaType && Number.isSafeInteger(size)) {
+      const fresh = { digest, mediaType, size };
+      this.index.putTag(upstream.name, repository, tag, acceptKey, fresh);
+      if (request.method === "HEAD") return this.pull.relay(request, result);
+      const cached = await this.fromStore(request, fresh, "REVALIDATED");
+      if (cached) return cached;
+      return this.fetchAndStore(request, digest);
+    }
+    if (known && (response.status === 429 || response.status >= 500)) {
+      await discard(response);
+      return this.stale(request, known, `upstream answered ${response.status}`);
+    }
+    if (request.method === "HEAD") return this.pull.relay(request, result);
+    await discard(response);
+    // A GET needs the body: the manifest itself (the HEAD had no usable digest), or the error's JSON.
+    return response.status === 200 ? this.fetchAndStore(request) : jsonError(await this.pull.pull(request), request.method);
+  }
+
+  /** GETs the manifest (by `digest`, or by the request's tag), verifies and stores it, and answers with it. */
+  private async fetchAndStore(request: PullRequest, digest?: string): Promise<Response> {
+    const result = await this.pull.fetch(request, { method: "GET", reference: digest });
+    const { response } = result;
+    const length = Number(response.headers.get("content-length") ?? 0);
+    if (response.status !== 200 || length > MAX_MANIFEST_BYTES) return jsonError(this.pull.relay(request, result), request.method);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const actual = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+    const expected = digest ?? response.headers.get(DOCKER_CONTENT_DIGEST) ?? actual;
+    if (actual !== expected) {
+      throw new RegistryError("MANIFEST_INVALID", `upstream manifest does not match its digest ${expected}`, { status: 502 });
+    }
+    const mediaType = response.headers.get("content-type")?.split(";")[0]?.trim() ?? "application/octet-stream";
+    await this.store(actual, bytes, mediaType);
+    if (!digest) {
+      const { upstream } = request.route;
+      this.index.putTag(upstream.name, this.pull.upstreamName(request), request.path.reference!, acceptClass(request.headers.get("accept")), {
+        digest: actual,
+        mediaType,
+        size: bytes.length,
+      });
+    }
+    return manifestResponse(request, { digest: actual, mediaType, size: bytes.length }, bytes, "MISS");
+  }
+
+  private async store(digest: string, bytes: Uint8Array, mediaType: string): Promise<void> {
+    try {
+      const temp = await this.storage.begin();
+      try {
+        await temp.write(bytes);
+        await temp.commit(digest);
+      } catch (error) {
+        await temp.abort();
+        throw error;
+      }
+      this.index.putBlob(digest, bytes.length, mediaType);
+    } catch {
+      // A full or broken cache only costs the next pull a round trip.
+    }
+  }
+
+  /** The cached manifest as a response, or undefined when its bytes are not (or no longer) stored. */
+  private async fromStore(request: PullRequest, known: Known, cache: string): Promise<Response | undefined> {
+    if (request.method === "HEAD") return manifestResponse(request, known, null, cache);
+    const stored = await this.storage.open(known.digest);
+    if (!stored) return undefined;
+    this.index.touch(known.digest);
+    const bytes = new Uint8Array(await new Response(stored.stream(0, stored.size - 1)).arrayBuffer());
+    return manifestResponse(request, known, bytes, cache);
+  }
+
+  private async stale(request: PullRequest, known: Known, reason: string): Promise<Response> {
+    const refusal = await this.gate.check(request).catch(() => undefined);
+    if (refusal) return refusal;
+    const cached = await this.fromStore(request, known, "STALE");
+    if (!cached) throw new RegistryError("UNAVAILABLE", reason, { status: 503 });
+    cached.headers.set("warning", '110 docxy "Response is Stale"');
+    return cached;
+  }
+}
+
+function manifestResponse(request: PullRequest, known: Known, bytes: Uint8Array | null, cache: string): Response {
+  const headers = new Headers({
+    "content-type": known.mediaType,
+    "content-length": String(known.size),
+    [DOCKER_CONTENT_DIGEST]: known.digest,
+    [API_VERSION_HEADER]: API_VERSION,
+    etag: `"${known.digest}"`,
+    "x-cache": cache,
+  });
+  if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+  return new Response(request.method === "HEAD" ? null : bytes, { headers });
+}
+
+/**
+ * Upstream errors relayed as registry JSON: Docker Hub's abuse limit is a bare
+ * 429, and a failing upstream may send HTML. Clients print `code: message`.
+ */
+async function jsonError(response: Response, method: string): Promise<Response> {
+  const type = response.headers.get("content-type") ?? "";
+  if (response.status < 400 || type.includes("json") || method === "HEAD") return response;
+  await response.body?.cancel().catch(() => undefined);
+  const code = response.status === 429 ? "TOOMANYREQUESTS" : response.status >= 500 ? "UNAVAILABLE" : "UNKNOWN";
+  const body = JSON.stringify({ errors: [{ code, message: `upstream answered ${response.status}`, detail: null }] });
+  const headers = new Headers(response.headers);
+  headers.set("content-type", "application/json; charset=utf-8");
+  headers.set("content-length", String(Buffer.byteLength(body)));
+  return new Response(body, { status: response.status, headers });
+}

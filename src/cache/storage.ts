@@ -1,0 +1,45 @@
+/**
+ * Where cached content lives. The proxy only ever sees this interface, so an
+ * S3-compatible backend can be added beside the filesystem one without
+ * touching the HTTP layer or the cache logic.
+ *
+ * Content is addressed by digest and immutable: a blob becomes visible only
+ * through `TempBlob.commit`, after its size and digest were verified, so a
+ * reader can never see a partial or wrong blob under a digest.
+ */
+export interface StoredBlob {
+  size: number;
+  /** Local file holding the bytes, when the backend has one (lets the edge use the fastest file path). */
+  path?: string;
+  /** Bytes `start`..`end` inclusive. */
+  stream(start: number, end: number): ReadableStream<Uint8Array>;
+}
+
+/**
+ * A blob being filled. Readable while it is written, so coalesced clients can
+ * follow the fill. Every `begin()` must end in `commit` or `abort`. Writes
+ * started before `commit()` are part of the blob; reads keep working across
+ * the commit (from the committed file) and fail after `abort`.
+ */
+export interface TempBlob {
+  /** Appends bytes; rejects when the disk is full or the write fails. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Reads already written bytes at `position` (fewer than `length` only at the current end). */
+  read(position: number, length: number): Promise<Uint8Array>;
+  /** Makes the bytes visible under `digest` (atomic rename). Only call after verification. */
+  commit(digest: string): Promise<void>;
+  /** Discards the temp data; safe to call more than once and after a failed write. */
+  abort(): Promise<void>;
+}
+
+export interface Storage {
+  /**
+   * A committed blob, or undefined. Its `stream`/`path` fail once the blob is
+   * deleted, so a reader counts as "in use" (see Evictor) before opening it.
+   */
+  open(digest: string): Promise<StoredBlob | undefined>;
+  begin(): Promise<TempBlob>;
+  delete(digest: string): Promise<void>;
+  /** Every committed blob (digest and size), to rebuild the index after a crash or restart. */
+  list(): AsyncIterable<{ digest: string; size: number }>;
+}
