@@ -16,6 +16,7 @@ import type { Evictor } from "./eviction";
 import { Fill } from "./fill";
 import { parseRange, type ByteRange } from "./range";
 import type { Storage } from "./storage";
+import { fileResponse } from "../util/file-response";
 
 export class BlobCache {
   private readonly fills = new Map<string, Fill>();
@@ -51,9 +52,10 @@ export class BlobCache {
       }
       if (stored) {
         this.index.touch(digest);
-        return this.respond(request, stored.size, "HIT", (start, end) => {
+        return this.respond(request, stored.size, "HIT", (start, end, init) => {
           handedOver = true;
-          return releasedAtEnd(stored.stream(start, end), release);
+          if (stored.path) return fileResponse({ path: stored.path, start, end, done: release }, init);
+          return new Response(releasedAtEnd(stored.stream(start, end), release), init);
         });
       }
     } finally {
@@ -61,7 +63,7 @@ export class BlobCache {
     }
     const fill = this.fills.get(digest);
     if (fill?.joinable && fill.size !== undefined) {
-      return this.respond(request, fill.size, "COALESCED", (start, end) => fill.read(start, end));
+      return this.respond(request, fill.size, "COALESCED", (start, end, init) => new Response(fill.read(start, end), init));
     }
     if (request.method === "HEAD" || fill) return this.pull.pull(request);
     return this.startFill(request);
@@ -105,11 +107,16 @@ export class BlobCache {
     });
     this.fills.set(digest, fill);
     void fill.start();
-    return this.respond(request, length, "MISS", (start, end) => fill.read(start, end));
+    return this.respond(request, length, "MISS", (start, end, init) => new Response(fill.read(start, end), init));
   }
 
   /** 200 or 206 (or 416) with exact length, digest and cache status; HEAD without a body. */
-  private respond(request: PullRequest, size: number, cache: "HIT" | "MISS" | "COALESCED", body: (start: number, end: number) => ReadableStream<Uint8Array>): Response {
+  private respond(
+    request: PullRequest,
+    size: number,
+    cache: "HIT" | "MISS" | "COALESCED",
+    withBody: (start: number, end: number, init: ResponseInit) => Response,
+  ): Response {
     const headers = new Headers({
       "content-type": "application/octet-stream",
       "accept-ranges": "bytes",
@@ -129,7 +136,7 @@ export class BlobCache {
     if (range) headers.set("content-range", `bytes ${start}-${end}/${size}`);
     const status = range ? 206 : 200;
     if (request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
-    return new Response(body(start, end), { status, headers });
+    return withBody(start, end, { status, headers });
   }
 
   /** Counts a reader of a committed blob until `release` is called (once; later calls do nothing). */

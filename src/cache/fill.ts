@@ -19,9 +19,11 @@
 import type { StoredBlob, Storage, TempBlob } from "./storage";
 
 /**
- * filling → committing → done, or → failed. After a disk failure a verified
- * fill is "served" instead: its readers finish from the temp file and the
- * memory window, and nothing is committed.
+ * filling → committing → done, or → failed. Once verified ("committing")
+ * readers get every byte while the temp file is synced and renamed (reads
+ * keep working across the commit). After a disk failure a verified fill is
+ * "served" instead: its readers finish from the temp file and the memory
+ * window, and nothing is committed.
  */
 export type FillState = "filling" | "committing" | "done" | "served" | "failed";
 
@@ -40,6 +42,14 @@ export interface FillOptions {
 
 /** Upper bound of the in-memory window used after a disk failure. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * The newest bytes stay in memory too, so clients keeping up with the
+ * download (the usual case) are fed without reading the temp file back;
+ * clients further behind read the file.
+ */
+const RECENT_BYTES = 8 * 1024 * 1024;
+/** Bytes handed to the disk but not yet written, at most. Must stay below RECENT_BYTES. */
+const MAX_UNWRITTEN = 4 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 
 interface Reader {
@@ -54,10 +64,13 @@ export class Fill {
   /** Bytes [0, onDisk) are in the temp file; [onDisk, written) only in `window`. */
   private onDisk = 0;
   private diskFailed = false;
-  private window: { offset: number; bytes: Uint8Array }[] = [];
+  private window: Piece[] = [];
+  private recent: Piece[] = [];
+  private recentBytes = 0;
+  private writes: Promise<void>[] = [];
+  private unwritten = 0;
   private failure: Error | undefined;
   private readonly readers = new Set<Reader>();
-  private activeReads = 0;
   private wake: (() => void)[] = [];
   private stored: Promise<StoredBlob | undefined> | undefined;
   private stopped = false;
@@ -117,7 +130,7 @@ export class Fill {
               continue;
             }
             const available = this.deliverable();
-            if (reader.position < available && (this.state === "filling" || this.state === "served")) {
+            if (reader.position < available) {
               const bytes = await this.bytesAt(reader.position, Math.min(available, end + 1) - reader.position);
               if (bytes.length > 0) {
                 reader.position += bytes.length;
@@ -145,24 +158,16 @@ export class Fill {
 
   /** Everything written so far, except the last byte of a blob not verified yet. */
   private deliverable(): number {
-    return this.state === "served" ? this.written : this.written - 1;
+    return this.state === "filling" ? this.written - 1 : this.written;
   }
 
   private async bytesAt(position: number, length: number): Promise<Uint8Array> {
     const wanted = Math.min(length, READ_CHUNK);
-    if (position < this.onDisk) {
-      this.activeReads++;
-      try {
-        return await this.options.temp.read(position, Math.min(wanted, this.onDisk - position));
-      } finally {
-        this.activeReads--;
-        this.notify();
-      }
-    }
-    const piece = this.window.find((w) => position >= w.offset && position < w.offset + w.bytes.length);
-    if (!piece) return new Uint8Array(0);
-    const from = position - piece.offset;
-    return piece.bytes.subarray(from, Math.min(piece.bytes.length, from + wanted));
+    const fresh = gather(this.recent, position, wanted);
+    if (fresh) return fresh;
+    if (position < this.onDisk) return this.options.temp.read(position, Math.min(wanted, this.onDisk - position));
+    const piece = findPiece(this.window, position);
+    return piece ? slicePiece(piece, position, wanted) : new Uint8Array(0);
   }
 
   private async pump(): Promise<void> {
@@ -185,23 +190,28 @@ export class Fill {
       }
       const actual = `sha256:${hasher.digest("hex")}`;
       if (actual !== digest) throw new Error(`digest mismatch: upstream content hashes to ${actual}`);
+      await this.flushed();
       await this.settleVerified();
     } catch (error) {
       await upstream.cancel().catch(() => undefined);
+      await Promise.allSettled(this.writes); // abort only once no write is pending
       await this.fail(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
   /** Writes to disk, or after a disk failure keeps the bytes in the bounded window. */
+  /**
+   * Queues the chunk for the disk without waiting for it (the temp file keeps
+   * writes in order), so reading the upstream, hashing and writing overlap;
+   * at most MAX_UNWRITTEN bytes wait. After a disk failure the bytes go to the
+   * bounded window instead.
+   */
   private async store(chunk: Uint8Array): Promise<void> {
     if (!this.diskFailed) {
-      try {
-        await this.options.temp.write(chunk);
-        this.onDisk += chunk.length;
-        return;
-      } catch {
-        this.diskFailed = true;
-      }
+      this.remember(chunk);
+      this.queueWrite(chunk);
+      while (this.unwritten > MAX_UNWRITTEN && !this.diskFailed) await this.writes.shift();
+      if (!this.diskFailed) return;
     }
     this.window.push({ offset: this.written, bytes: chunk });
     // Hold the upstream back until the slowest reader has made room.
@@ -214,6 +224,41 @@ export class Fill {
     }
   }
 
+  /** The unwritten tail is still in `recent` (it is larger than MAX_UNWRITTEN): it becomes the window. */
+  private diskFailure(): void {
+    if (this.diskFailed) return;
+    this.diskFailed = true;
+    this.window = this.recent.filter((piece) => piece.offset + piece.bytes.length > this.onDisk);
+    this.recent = [];
+    this.recentBytes = 0;
+  }
+
+  private queueWrite(bytes: Uint8Array): void {
+    this.unwritten += bytes.length;
+    const write = this.options.temp.write(bytes).then(
+      () => {
+        this.onDisk += bytes.length;
+        this.unwritten -= bytes.length;
+        this.notify();
+      },
+      () => this.diskFailure(),
+    );
+    this.writes.push(write);
+  }
+
+  /** Waits for every queued write; false when the disk failed. */
+  private async flushed(): Promise<boolean> {
+    await Promise.all(this.writes);
+    this.writes = [];
+    return !this.diskFailed;
+  }
+
+  private remember(chunk: Uint8Array): void {
+    this.recent.push({ offset: this.written, bytes: chunk });
+    this.recentBytes += chunk.length;
+    while (this.recentBytes > RECENT_BYTES && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.bytes.length;
+  }
+
   private async settleVerified(): Promise<void> {
     if (this.diskFailed) {
       this.state = "served";
@@ -223,7 +268,7 @@ export class Fill {
       return;
     }
     this.state = "committing";
-    while (this.activeReads > 0) await this.changed(); // the temp file's handle closes on commit
+    this.notify();
     await this.options.temp.commit(this.digest);
     this.state = "done";
     this.notify();
@@ -252,4 +297,37 @@ export class Fill {
   private changed(): Promise<void> {
     return new Promise((resolve) => this.wake.push(resolve));
   }
+}
+
+interface Piece {
+  offset: number;
+  bytes: Uint8Array;
+}
+
+function findPiece(pieces: Piece[], position: number): Piece | undefined {
+  return pieces.find((p) => position >= p.offset && position < p.offset + p.bytes.length);
+}
+
+/**
+ * Up to `length` bytes from `position` out of consecutive pieces, in one
+ * buffer: upstream chunks are small (tens of KiB) and each one handed to the
+ * client separately costs more than copying them together.
+ */
+function gather(pieces: Piece[], position: number, length: number): Uint8Array | undefined {
+  let at = pieces.findIndex((p) => position >= p.offset && position < p.offset + p.bytes.length);
+  if (at < 0) return undefined;
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (let next = position; at < pieces.length && total < length; at++) {
+    const part = slicePiece(pieces[at]!, next, length - total);
+    parts.push(part);
+    total += part.length;
+    next += part.length;
+  }
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
+}
+
+function slicePiece(piece: Piece, position: number, length: number): Uint8Array {
+  const from = position - piece.offset;
+  return piece.bytes.subarray(from, Math.min(piece.bytes.length, from + length));
 }

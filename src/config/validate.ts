@@ -5,6 +5,7 @@
  * "TLS" error, research/docxy.md §6.2).
  */
 import { existsSync } from "node:fs";
+import { parseDuration, parseSize } from "../cache/eviction";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
 import type { Config } from "./schema";
 
@@ -57,7 +58,24 @@ export function checkSemantics(config: Config): string[] {
   if (registry.upstreams.length > 0 && !names.has(registry.default.toLowerCase())) {
     problems.push(`registry.default: no upstream named ${JSON.stringify(registry.default)}`);
   }
+
+  const { cache } = config;
+  problems.push(...parsed("cache.max_size", cache.max_size, parseSize));
+  problems.push(...parsed("cache.max_age", cache.max_age, parseDuration));
+  problems.push(...parsed("cache.tag_ttl", cache.tag_ttl, parseDuration));
+  for (const [pattern, ttl] of Object.entries(cache.tag_ttl_overrides)) {
+    problems.push(...parsed(`cache.tag_ttl_overrides.${JSON.stringify(pattern)}`, ttl, parseDuration));
+  }
   return problems;
+}
+
+function parsed(key: string, value: string | number, parse: (v: string | number) => number): string[] {
+  try {
+    parse(value);
+    return [];
+  } catch (error) {
+    return [`${key}: ${(error as Error).message}`];
+  }
 }
 
 function urlProblems(key: string, value: string): string[] {

@@ -13,7 +13,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
+import { createReadStream } from "node:fs";
+import { fileOf } from "../util/file-response";
 import { recordConnection } from "../http/connection";
+
+const FILE_CHUNK = 4 * 1024 * 1024;
 
 export type Handler = (request: Request) => Promise<Response> | Response;
 
@@ -107,10 +111,18 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   if (response.body === null && method !== "HEAD" && headers["content-length"] !== undefined) headers["content-length"] = "0";
   res.writeHead(response.status, headers);
   if (method === "HEAD" || response.body === null) {
+    fileOf(response)?.done();
     res.end();
     return;
   }
-  const source = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
+  const file = fileOf(response);
+  // A file body is read straight from disk in large chunks: ~1.9 GB/s here, against ~1.6 GB/s
+  // through a Web stream (Bun's node:http has no sendfile; see the README's design notes).
+  const source = file
+    ? createReadStream(file.path, { start: file.start, end: file.end, highWaterMark: FILE_CHUNK })
+    : Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
+  // The Web body of a file response is left unread: cancelling it would count as "done" too early.
+  if (file) source.once("close", file.done);
   source.on("data", (chunk: Uint8Array) => (sent.bytes += chunk.length)); // pipe() still pauses it under backpressure
   try {
     await pipeline(source, res);

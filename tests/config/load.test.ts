@@ -156,3 +156,11 @@ test("unknown keys are warnings", async () => {
   const { warnings } = await loadConfig({ path: await write("typo.toml", `[server]\nhttp_prot = 1\n`), env: {} });
   expect(warnings).toEqual(["unknown key server.http_prot is ignored"]);
 });
+
+test("cache sizes and durations are checked where they are written", async () => {
+  const path = await write("cache.toml", `[cache]\nmax_size = "lots"\ntag_ttl = "soon"\ntag_ttl_overrides = { "latest" = "10x" }\n`);
+  const lines = (await problems(path)).join("\n");
+  expect(lines).toContain("cache.max_size:");
+  expect(lines).toContain("cache.tag_ttl:");
+  expect(lines).toContain('cache.tag_ttl_overrides."latest":');
+});

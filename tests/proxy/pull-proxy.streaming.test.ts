@@ -34,10 +34,17 @@ afterAll(async () => {
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
+/**
+ * Bounds: the pass-through is held back by the stalled client, so only socket
+ * buffers are in flight. The cache fill does not wait for clients: the whole
+ * gigabyte streams to disk meanwhile, and what it costs in memory is the
+ * fill's fixed windows plus garbage the collector has not reclaimed yet —
+ * bounded, but larger.
+ */
 test.each([
-  ["pass-through", () => passThrough],
-  ["through the cache", () => caching],
-])("%s: a stalled client holds docxy's memory bounded; the whole gigabyte then arrives with its length", async (_mode, which) => {
+  ["pass-through", () => passThrough, 96],
+  ["through the cache", () => caching, 160],
+])("%s: a stalled client holds docxy's memory bounded; the whole gigabyte then arrives with its length", async (_mode, which, boundMiB) => {
   const docxy = which();
   const before = rssMiB(docxy.pid);
   const { port } = new URL(docxy.url);
@@ -64,7 +71,7 @@ test.each([
     peak = Math.max(peak, rssMiB(docxy.pid));
   }
   expect(received).toBeLessThan(SIZE / 4); // it really is stalled, not finished
-  expect(peak - before).toBeLessThan(96); // ~buffers in flight, not the gigabyte
+  expect(peak - before).toBeLessThan(boundMiB); // not the gigabyte
 
   stalling = false;
   socket.resume();
@@ -72,5 +79,5 @@ test.each([
   expect(head).toContain(`content-length: ${SIZE}`);
   expect(head.toLowerCase()).not.toContain("transfer-encoding");
   expect(received).toBe(SIZE);
-  expect(rssMiB(docxy.pid) - before).toBeLessThan(128);
+  expect(rssMiB(docxy.pid) - before).toBeLessThan(boundMiB + 32);
 }, 60_000);

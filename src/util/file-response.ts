@@ -1,0 +1,55 @@
+/**
+ * A Response whose body is a byte range of a local file, marked so that the
+ * server edge can send the file itself instead of pumping a Web stream
+ * through JavaScript (a cache hit should cost what a file copy costs). Any
+ * other consumer just reads the ordinary stream body.
+ */
+export interface FileBody {
+  path: string;
+  start: number;
+  /** Inclusive. */
+  end: number;
+  /** Called once when the body has been sent, failed or was abandoned. */
+  done: () => void;
+}
+
+const files = new WeakMap<Response, FileBody>();
+
+export function fileResponse(body: FileBody, init: ResponseInit): Response {
+  let finished = false;
+  const done = () => {
+    if (finished) return;
+    finished = true;
+    body.done();
+  };
+  const reader = Bun.file(body.path).slice(body.start, body.end + 1).stream().getReader();
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { value, done: ended } = await reader.read();
+          if (ended) {
+            done();
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (error) {
+          done();
+          controller.error(error);
+        }
+      },
+      cancel(reason) {
+        done();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const response = new Response(stream, init);
+  files.set(response, { ...body, done });
+  return response;
+}
+
+/** The file behind a response made by `fileResponse`, if any. */
+export function fileOf(response: Response): FileBody | undefined {
+  return files.get(response);
+}
