@@ -66,6 +66,23 @@ describe.skipIf(unavailable !== undefined)("docker 20.10 through docxy", () => {
     expect(summary(accessLinesSince(env, mark))).toContain("HEAD /v2/acme/app/manifests/v1 200");
   }, 120_000);
 
+  test("a second pull is served by docxy's cache: no blob and no manifest GET reaches the upstream", async () => {
+    const { app } = env.upstream.images;
+    await dockerd.dockerOk(["rmi", "acme/app:v1"]);
+    const cdnBefore = env.upstream.cdnLog.length;
+    const registryBefore = readFileSync(env.upstream.registryLog, "utf8").length;
+    const mark = env.docxy.log().length;
+    await dockerd.dockerOk(["pull", "acme/app:v1"]);
+    expect((await inspect("acme/app:v1")).repoDigests).toContain(`acme/app@${app.digest}`);
+    // docxy served every blob itself; the registry saw at most the /v2/ ping Docker opens with
+    // (forwarded so that tokens are really checked) and HEADs of the tag (free on Docker Hub).
+    const blobs = accessLinesSince(env, mark).filter((l) => l.path.includes("/blobs/"));
+    expect(blobs.length).toBeGreaterThan(0);
+    expect(env.upstream.cdnLog.length).toBe(cdnBefore);
+    const upstreamLines = readFileSync(env.upstream.registryLog, "utf8").slice(registryBefore).match(/"(GET|HEAD) \/v2\/[^"]*"/g) ?? [];
+    expect(upstreamLines.filter((l) => !l.startsWith('"HEAD /v2/acme/app/manifests/') && !l.startsWith('"GET /v2/ '))).toEqual([]);
+  }, 120_000);
+
   test("a missing image: docxy answers 404 on the mirror, so Docker falls back to Docker Hub (unreachable here)", async () => {
     const mark = env.docxy.log().length;
     const missing = await dockerd.docker(["pull", "nosuch/thing"]);
