@@ -151,8 +151,13 @@ export class ManifestCache {
     return manifestResponse(request, known, bytes, cache);
   }
 
+  /**
+   * The last known answer while the upstream fails. Access is still checked:
+   * a repository not known to be public cannot be proven while the upstream
+   * is down, and then the client gets the upstream error, not the content.
+   */
   private async stale(request: PullRequest, known: Known, reason: string): Promise<Response> {
-    const refusal = await this.gate.check(request).catch(() => undefined);
+    const refusal = await this.gate.check(request);
     if (refusal) return refusal;
     const cached = await this.fromStore(request, known, "STALE");
     if (!cached) throw new RegistryError("UNAVAILABLE", reason, { status: 503 });
