@@ -8,12 +8,14 @@ import type { Config } from "./config/schema";
 import { HealthMonitor } from "./observability/health";
 import type { Logger } from "./observability/logger";
 import { Ping } from "./proxy/ping";
-import { PullProxy } from "./proxy/pull-proxy";
+import { PullProxy, type UpstreamIdentity } from "./proxy/pull-proxy";
 import type { Puller } from "./cache/caching-pull";
 import { openCache } from "./cache/open-cache";
+import { accountsFrom } from "./upstream/accounts";
 import { AuthDiscovery } from "./upstream/auth-discovery";
+import { UpstreamAuth } from "./upstream/upstream-auth";
 import { UpstreamClient } from "./upstream/client";
-import { upstreamTableFromConfig, type UpstreamTable } from "./upstream/table";
+import { upstreamTableFromConfig, type Upstream, type UpstreamTable } from "./upstream/table";
 import { VERSION } from "./version";
 
 export interface Services {
@@ -24,11 +26,14 @@ export interface Services {
   ping: Ping;
   /** The pull API: through the cache, or the pure pass-through when it is off or unusable. */
   pulls: Puller;
+  upstreamAuth: UpstreamAuth;
+  /** Whose credentials a pull of `upstream` uses upstream (see PullRequest.identity). */
+  upstreamIdentity(upstream: Upstream, request: Request): UpstreamIdentity;
   tokens: TokenProxy;
   health: HealthMonitor;
 }
 
-export async function createServices(config: Config, log: Logger): Promise<Services> {
+export async function createServices(config: Config, log: Logger, env: Record<string, string | undefined> = process.env): Promise<Services> {
   const upstreams = upstreamTableFromConfig(config);
   const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
   const client = new UpstreamClient(
@@ -36,14 +41,24 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     `docxy/${VERSION}`,
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);
-  const pull = new PullProxy(client, discovery);
+  const accounts = new Map(
+    config.registry.upstreams
+      .filter((entry) => entry.credentials?.length)
+      .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
+  );
+  const upstreamAuth = new UpstreamAuth(client, discovery, accounts);
+  const pull = new PullProxy(client, discovery, upstreamAuth);
   return {
     config,
     log,
     upstreams,
     publicOrigin: new PublicOrigin(upstreams.all.flatMap((u) => u.hosts)),
     ping: new Ping(client, discovery, ping_timeout * 1000),
-    pulls: await openCache(config.cache, { client, discovery, pull, log }),
+    pulls: await openCache(config.cache, { client, discovery, pull, upstreamAuth, log }),
+    upstreamAuth,
+    upstreamIdentity: (upstream, request) =>
+      // A client with credentials of its own uses them; others pull as docxy when it has an account.
+      request.headers.has("authorization") || !upstreamAuth.hasAccounts(upstream) ? "client" : "proxy",
     tokens: new TokenProxy(client, discovery),
     health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
   };

@@ -4,9 +4,10 @@
  * A blob or manifest fetched with one client's credentials (a private
  * repository) must never reach a client that has not proven access to it.
  * The model:
- * - A repository is *public* when docxy itself can pull it anonymously: it
- *   asks the upstream's token service for an anonymous pull token and HEADs
- *   the content. The answer is kept in the cache index (and trusted for
+ * - A repository is *public* when docxy itself can pull it — anonymously, or
+ *   with the upstream account the operator configured for clients without
+ *   credentials (then the operator has chosen to share what it can read): docxy
+ *   gets a pull token as itself and HEADs the content. The answer is kept in the cache index (and trusted for
  *   `PUBLIC_TTL`, or indefinitely while the upstream is unreachable, so
  *   cached public images keep working in an outage).
  * - Anyone is served cached content of a public repository.
@@ -19,7 +20,7 @@
  */
 import { RegistryError } from "../oci/errors";
 import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
-import type { AuthDiscovery } from "../upstream/auth-discovery";
+import type { UpstreamAuth } from "../upstream/upstream-auth";
 import { discard, type UpstreamClient } from "../upstream/client";
 import type { Upstream } from "../upstream/table";
 import type { CacheIndex } from "./cache-index";
@@ -33,7 +34,7 @@ export class AccessGate {
   constructor(
     private readonly index: CacheIndex,
     private readonly client: UpstreamClient,
-    private readonly discovery: AuthDiscovery,
+    private readonly upstreamAuth: UpstreamAuth,
     private readonly pull: PullProxy,
   ) {}
 
@@ -75,8 +76,11 @@ export class AccessGate {
 
   private async anonymousHead(upstream: Upstream, repository: string, request: PullRequest): Promise<boolean> {
     const headers = new Headers({ accept: request.headers.get("accept") ?? "*/*" });
-    const token = await this.anonymousToken(upstream, repository);
-    if (token) headers.set("authorization", `Bearer ${token}`);
+    const { header } = await this.upstreamAuth.authorize(upstream, repository, request.signal).catch((error: unknown) => {
+      if (error instanceof RegistryError && error.ociCode === "DENIED") return { header: undefined };
+      throw error;
+    });
+    if (header) headers.set("authorization", header);
     const reference = request.path.reference ?? "latest";
     const { response } = await this.client.send({
       method: "HEAD",
@@ -90,27 +94,6 @@ export class AccessGate {
       throw new RegistryError("UNAVAILABLE", `upstream ${upstream.name} answered ${response.status}`);
     }
     return response.status < 400;
-  }
-
-  /** An anonymous pull token, or undefined for an upstream without token auth. */
-  private async anonymousToken(upstream: Upstream, repository: string): Promise<string | undefined> {
-    let service;
-    try {
-      service = await this.discovery.tokenService(upstream);
-    } catch (error) {
-      if (error instanceof RegistryError && error.ociCode === "UNSUPPORTED") return undefined;
-      throw error;
-    }
-    const url = new URL(service.realm);
-    url.searchParams.append("service", service.service);
-    url.searchParams.append("scope", `repository:${repository}:pull`);
-    const { response } = await this.client.send({ method: "GET", url: url.href, headers: new Headers({ accept: "application/json" }) });
-    if (!response.ok) {
-      await discard(response);
-      return "";
-    }
-    const body = (await response.json()) as { token?: string; access_token?: string };
-    return body.token ?? body.access_token ?? "";
   }
 
   private remember(key: string): void {

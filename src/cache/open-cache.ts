@@ -9,6 +9,7 @@ import type { Config } from "../config/schema";
 import type { Logger } from "../observability/logger";
 import type { PullProxy } from "../proxy/pull-proxy";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
+import type { UpstreamAuth } from "../upstream/upstream-auth";
 import type { UpstreamClient } from "../upstream/client";
 import { AccessGate } from "./access-gate";
 import { BlobCache } from "./blob-cache";
@@ -23,6 +24,7 @@ export interface CacheParts {
   client: UpstreamClient;
   discovery: AuthDiscovery;
   pull: PullProxy;
+  upstreamAuth: UpstreamAuth;
   log: Logger;
 }
 
@@ -42,7 +44,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return parts.pull;
   }
 
-  const gate = new AccessGate(index, parts.client, parts.discovery, parts.pull);
+  const gate = new AccessGate(index, parts.client, parts.upstreamAuth, parts.pull);
   let blobs: BlobCache | undefined;
   const evictor = new Evictor({
     index,

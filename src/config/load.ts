@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { Value } from "@sinclair/typebox/value";
 import type { TSchema } from "@sinclair/typebox";
 import { ConfigSchema, type Config } from "./schema";
+import { accountsFrom } from "../upstream/accounts";
 import { checkSemantics } from "./validate";
 
 export class ConfigError extends Error {
@@ -49,7 +50,7 @@ export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> 
   for (const error of Value.Errors(ConfigSchema, config)) {
     problems.push(`${keyName(error.path)}: ${error.message} (got ${JSON.stringify(error.value)})`);
   }
-  if (problems.length === 0) problems.push(...checkSemantics(config));
+  if (problems.length === 0) problems.push(...checkSemantics(config), ...credentialProblems(config, request.env));
   if (problems.length > 0) throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
   return { config, source: path ?? "embedded defaults", warnings };
 }
@@ -142,4 +143,16 @@ export function keyName(path: string): string {
     .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`))
     .join("")
     .replace(/^\./, "");
+}
+
+/** Each upstream account must have exactly one readable secret (never echoed in the message). */
+function credentialProblems(config: Config, env: Record<string, string | undefined>): string[] {
+  return config.registry.upstreams.flatMap((entry, i) => {
+    try {
+      accountsFrom(entry.credentials ?? [], `registry.upstreams[${i}].credentials`, env);
+      return [];
+    } catch (error) {
+      return [(error as Error).message];
+    }
+  });
 }

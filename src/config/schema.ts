@@ -18,6 +18,18 @@ const seconds = (fallback: number, description: string) => t.Number({ minimum: 0
  * adds an upstream, and then `upstream_registry` is required. No defaults are
  * filled in here, so that an override can tell "not set" from "set".
  */
+/**
+ * One upstream account. The secret comes from exactly one of `password`,
+ * `password_file` (first line) or `password_env`; an access token works as
+ * the password for Docker Hub. Secrets are never logged or reported.
+ */
+export const CredentialSchema = t.Object({
+  username: t.String({ minLength: 1 }),
+  password: t.Optional(t.String()),
+  password_file: t.Optional(t.String()),
+  password_env: t.Optional(t.String()),
+});
+
 export const UpstreamSchema = t.Object({
   name: t.String({ pattern: "^[A-Za-z0-9._-]+$", description: "Used in /auth/<name>/token" }),
   registry: t.Optional(t.String({ description: "docxy: canonical registry host (path prefix and ?ns= value), e.g. ghcr.io; default: the URL's host" })),
@@ -28,6 +40,9 @@ export const UpstreamSchema = t.Object({
   auto_library_prefix: t.Optional(t.Boolean({ description: "Prefix single-segment names with library/ (default false)" })),
   public_base_url: t.Optional(t.String({ description: "External origin of this proxy for this upstream" })),
   enabled: t.Optional(t.Boolean({ description: "docxy: false removes a built-in upstream (default true)" })),
+  credentials: t.Optional(
+    t.Array(CredentialSchema, { description: "docxy: accounts docxy uses for clients that bring no credentials of their own" }),
+  ),
 });
 
 export const ConfigSchema = t.Object({
@@ -96,3 +111,4 @@ export const ConfigSchema = t.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 export type UpstreamEntry = Static<typeof UpstreamSchema>;
+export type CredentialEntry = Static<typeof CredentialSchema>;

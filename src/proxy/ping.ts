@@ -19,6 +19,11 @@ import type { Upstream } from "../upstream/table";
 export interface PingRequest {
   method: "GET" | "HEAD";
   authorization: string | null;
+  /**
+   * docxy pulls for this client with its own upstream account: no challenge,
+   * so the client does not go looking for a token it does not need.
+   */
+  pullsAsProxy: boolean;
   upstream: Upstream;
   origin: string;
   signal?: AbortSignal;
@@ -32,6 +37,7 @@ export class Ping {
   ) {}
 
   async ping(request: PingRequest): Promise<Response> {
+    if (request.pullsAsProxy) return versionResponse(request.method, 200, "{}");
     const headers = new Headers();
     if (request.authorization) headers.set("authorization", request.authorization);
     let status: number;
@@ -53,20 +59,25 @@ export class Ping {
       status = request.authorization ? 200 : 401;
     }
 
-    const out = new Headers({ [API_VERSION_HEADER]: API_VERSION, "content-type": "application/json" });
-    if (status === 401) {
-      const service = this.discovery.known(request.upstream)?.service;
-      out.set("www-authenticate", proxyChallenge(request.origin, request.upstream, challenge, service));
-      // The realm depends on how this client reached us: never let a shared cache reuse it.
-      out.set("cache-control", "no-store");
-    }
     const body =
       status === 401
         ? errorBody("UNAUTHORIZED", "authentication required")
         : status < 300
           ? "{}"
           : errorBody("UNKNOWN", `upstream answered ${status}`);
-    out.set("content-length", String(Buffer.byteLength(body)));
-    return new Response(request.method === "HEAD" ? null : body, { status, headers: out });
+    const response = versionResponse(request.method, status, body);
+    if (status === 401) {
+      const service = this.discovery.known(request.upstream)?.service;
+      response.headers.set("www-authenticate", proxyChallenge(request.origin, request.upstream, challenge, service));
+      // The realm depends on how this client reached us: never let a shared cache reuse it.
+      response.headers.set("cache-control", "no-store");
+    }
+    return response;
   }
+}
+
+function versionResponse(method: string, status: number, body: string): Response {
+  const headers = new Headers({ [API_VERSION_HEADER]: API_VERSION, "content-type": "application/json" });
+  headers.set("content-length", String(Buffer.byteLength(body)));
+  return new Response(method === "HEAD" ? null : body, { status, headers });
 }

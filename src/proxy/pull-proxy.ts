@@ -17,11 +17,20 @@ import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
 import type { Route } from "../upstream/routing";
+import type { UpstreamAuth } from "../upstream/upstream-auth";
 import type { PullPath } from "./pull-path";
+
+/**
+ * Whose credentials go upstream: the client's own (forwarded as sent, and an
+ * upstream 401 relayed so the client can log in), or docxy's (a configured
+ * account, or anonymous), obtained by docxy itself.
+ */
+export type UpstreamIdentity = "client" | "proxy";
 
 export interface PullRequest {
   /** The path as the upstream knows it (routing prefix already taken off). */
   path: PullPath;
+  identity: UpstreamIdentity;
   method: "GET" | "HEAD";
   query: URLSearchParams;
   headers: Headers;
@@ -45,6 +54,7 @@ export class PullProxy {
   constructor(
     private readonly client: UpstreamClient,
     private readonly discovery: AuthDiscovery,
+    private readonly upstreamAuth: UpstreamAuth,
   ) {}
 
   /** Pure pass-through: the request upstream, the answer back. */
@@ -70,7 +80,7 @@ export class PullProxy {
    * (a cache fill wants the whole blob) or stops at a redirect (an access
    * check needs only the registry's answer, not the CDN's bytes).
    */
-  fetch(
+  async fetch(
     request: PullRequest,
     override: { method?: "GET" | "HEAD"; reference?: string; withoutRange?: boolean; followRedirects?: boolean } = {},
   ): Promise<UpstreamResponse> {
@@ -86,13 +96,23 @@ export class PullProxy {
       if (value !== null) headers.set(header, value);
     }
     if (override.withoutRange) for (const name of ["range", "if-range"]) headers.delete(name);
-    return this.client.send({
-      method: override.method ?? request.method,
-      url: url.href,
-      headers,
-      signal: request.signal,
-      followRedirects: override.followRedirects,
-    });
+    const send = () =>
+      this.client.send({ method: override.method ?? request.method, url: url.href, headers, signal: request.signal, followRedirects: override.followRedirects });
+    if (request.identity === "client") return send();
+
+    const repository = this.upstreamName(request);
+    const { upstream } = request.route;
+    for (let attempt = 0; ; attempt++) {
+      const { header, account } = await this.upstreamAuth.authorize(upstream, repository, request.signal);
+      if (header) headers.set("authorization", header);
+      else headers.delete("authorization");
+      const result = await send();
+      account?.observe(result.redirectedFrom ?? result.response.headers);
+      if (result.response.status !== 401 || attempt > 0) return result;
+      // A cached token the upstream no longer accepts: drop it and try once with a fresh one.
+      await discard(result.response);
+      this.upstreamAuth.invalidate(upstream, repository, account);
+    }
   }
 
   /** The upstream's answer as our client must see it: header hygiene, our challenge, relative links. */

@@ -21,6 +21,7 @@ export function v2Routes(services: Services) {
       return services.ping.ping({
         method,
         authorization: request.headers.get("authorization"),
+        pullsAsProxy: services.upstreamIdentity(upstream, request) === "proxy",
         signal: request.signal,
         upstream,
         origin: origin(request, upstream.publicBaseUrl),
@@ -34,6 +35,7 @@ export function v2Routes(services: Services) {
       if (!path) throw new RegistryError("NOT_FOUND", `unknown registry API path /v2/${params["*"]}`);
       return services.pulls.pull({
         path,
+        identity: services.upstreamIdentity(route.upstream, request),
         method,
         query,
         headers: request.headers,

@@ -1,0 +1,95 @@
+/**
+ * Pulling as docxy itself: the token dance (distribution token.md) done by
+ * the proxy, with a configured account or anonymously, for clients that bring
+ * no credentials of their own (and for every client when docxy has its own
+ * users). Tokens are cached per (upstream, scope, account) until shortly
+ * before they expire (Docker Hub's last 300 s), so a pull costs the token
+ * service one request per repository, not one per layer.
+ */
+import { RegistryError } from "../oci/errors";
+import { pickAccount, type Account } from "./accounts";
+import type { AuthDiscovery } from "./auth-discovery";
+import { discard, type UpstreamClient } from "./client";
+import type { Upstream } from "./table";
+
+/** Refresh this long before expiry, so a token never dies between check and use. */
+const MARGIN_MS = 15_000;
+const MAX_CACHED = 10_000;
+
+export interface ProxyAuthorization {
+  /** The Authorization header to send upstream; undefined for an upstream without token auth. */
+  header: string | undefined;
+  account: Account | undefined;
+}
+
+export class UpstreamAuth {
+  private readonly tokens = new Map<string, { header: string; expiresAt: number }>();
+
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly discovery: AuthDiscovery,
+    private readonly accounts: ReadonlyMap<string, readonly Account[]>,
+  ) {}
+
+  hasAccounts(upstream: Upstream): boolean {
+    return (this.accounts.get(upstream.name)?.length ?? 0) > 0;
+  }
+
+  /** The accounts of an upstream, for reporting (usernames and quota only). */
+  accountsOf(upstream: Upstream): readonly Account[] {
+    return this.accounts.get(upstream.name) ?? [];
+  }
+
+  async authorize(upstream: Upstream, repository: string, signal?: AbortSignal): Promise<ProxyAuthorization> {
+    const account = pickAccount(this.accountsOf(upstream));
+    const scope = `repository:${repository}:pull`;
+    const key = `${upstream.name}\n${scope}\n${account?.username ?? ""}`;
+    const cached = this.tokens.get(key);
+    if (cached && cached.expiresAt > Date.now()) return { header: cached.header, account };
+
+    let service;
+    try {
+      service = await this.discovery.tokenService(upstream, signal);
+    } catch (error) {
+      if (error instanceof RegistryError && error.ociCode === "UNSUPPORTED") {
+        // No token auth upstream: an account is Basic auth, anonymous is nothing.
+        return { header: account?.basic(), account };
+      }
+      throw error;
+    }
+    const url = new URL(service.realm);
+    url.searchParams.append("service", service.service);
+    url.searchParams.append("scope", scope);
+    const headers = new Headers({ accept: "application/json" });
+    if (account) headers.set("authorization", account.basic());
+    const { response } = await this.client.send({ method: "GET", url: url.href, headers, signal });
+    if (!response.ok) {
+      await discard(response);
+      const who = account ? `account ${account.username}` : "anonymous access";
+      throw new RegistryError("DENIED", `the upstream ${upstream.name} refused docxy's ${who} (${response.status})`);
+    }
+    const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RegistryError("UNAVAILABLE", `the upstream ${upstream.name}'s token service sent no token`, { status: 502 });
+    // Token spec: expires_in defaults to 60 s; the clock starts at issued_at when given.
+    const issued = body.issued_at ? Date.parse(body.issued_at) : Date.now();
+    const expiresAt = (Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now())) + Math.max(body.expires_in ?? 60, 60) * 1000 - MARGIN_MS;
+    const header = `Bearer ${token}`;
+    this.remember(key, header, expiresAt);
+    return { header, account };
+  }
+
+  /** Forgets a token the upstream refused, so the next request gets a fresh one. */
+  invalidate(upstream: Upstream, repository: string, account: Account | undefined): void {
+    this.tokens.delete(`${upstream.name}\nrepository:${repository}:pull\n${account?.username ?? ""}`);
+  }
+
+  private remember(key: string, header: string, expiresAt: number): void {
+    if (this.tokens.size >= MAX_CACHED) {
+      const now = Date.now();
+      for (const [k, v] of this.tokens) if (v.expiresAt <= now) this.tokens.delete(k);
+      if (this.tokens.size >= MAX_CACHED) this.tokens.clear();
+    }
+    this.tokens.set(key, { header, expiresAt });
+  }
+}
