@@ -104,6 +104,10 @@ export const ConfigSchema = t.Object({
   log: t.Object(
     {
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error")], { default: "info" }),
+      access: t.Union([t.Literal("json"), t.Literal("text"), t.Literal("off")], {
+        default: "json",
+        description: "docxy: the per-request access log: JSON lines, logfmt text, or none",
+      }),
     },
     { default: {} },
   ),

@@ -10,7 +10,8 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Config } from "../config/schema";
-import type { Logger } from "../observability/logger";
+import { connectionOf, notesOf } from "../http/connection";
+import { createAccessLog } from "../observability/access-log";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import type { TlsFiles } from "./tls";
 
@@ -31,10 +32,27 @@ const HEADERS_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 /** `tls` is required when `server.https_enabled` (main loads and checks it first). */
-export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps, log: Logger): Promise<Listening> {
+export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps): Promise<Listening> {
   const { server } = config;
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
-  const onDone = (exchange: Exchange) => accessLog(log, exchange);
+  const logAccess = createAccessLog(config.log.access);
+  const onDone = (exchange: Exchange) => {
+    const { user, registry, repository } = notesOf(exchange.request);
+    logAccess({
+      client: connectionOf(exchange.request).remoteAddress,
+      user,
+      method: exchange.method,
+      path: exchange.path,
+      query: exchange.query || undefined,
+      registry,
+      repository,
+      status: exchange.status,
+      bytes: exchange.bytes,
+      ms: exchange.ms,
+      cache: exchange.cache,
+      complete: exchange.complete,
+    });
+  };
   const servers: http.Server[] = [];
   const addresses: Listening["addresses"] = [];
 
@@ -90,17 +108,4 @@ async function bind(listener: http.Server, port: number, host: string | undefine
     if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
     return attempt("0.0.0.0");
   }
-}
-
-function accessLog(log: Logger, exchange: Exchange): void {
-  log.info("request", {
-    method: exchange.method,
-    path: exchange.path,
-    query: exchange.query || undefined,
-    status: exchange.status,
-    bytes: exchange.bytes,
-    ms: exchange.ms,
-    client: exchange.remoteAddress,
-    complete: exchange.complete ? undefined : false,
-  });
 }

@@ -22,6 +22,9 @@ const FILE_CHUNK = 4 * 1024 * 1024;
 export type Handler = (request: Request) => Promise<Response> | Response;
 
 export interface Exchange {
+  request: Request;
+  /** The response's X-Cache, if any. */
+  cache?: string;
   method: string;
   path: string;
   /** The query string of registry API requests (`ns`, `n`, `last`); token requests' is left out. */
@@ -42,9 +45,12 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
     const target = req.url ?? "";
     const request = toWebRequest(req, res);
     let status = 0;
+    let cache: string | undefined;
     const body = { bytes: 0 };
     res.once("close", () => {
       onDone({
+        request,
+        cache,
         method: req.method ?? "",
         path: target.split("?")[0] ?? "",
         query: target.startsWith("/v2/") && target.includes("?") ? target.slice(target.indexOf("?") + 1) : "",
@@ -64,6 +70,7 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
       return;
     }
     status = response.status;
+    cache = response.headers.get("x-cache") ?? undefined;
     await writeWebResponse(response, req.method ?? "GET", res, body);
   };
 }

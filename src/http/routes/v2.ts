@@ -7,7 +7,7 @@ import { RegistryError } from "../../oci/errors";
 import { parsePullPath, unsupportedMethod } from "../../proxy/pull-path";
 import type { Services } from "../../services";
 import { knownRegistry, routeByHost, routePull } from "../../upstream/routing";
-import { connectionOf } from "../connection";
+import { connectionOf, note } from "../connection";
 
 export function v2Routes(services: Services) {
   const origin = (request: Request, publicBaseUrl: string | undefined) =>
@@ -33,6 +33,7 @@ export function v2Routes(services: Services) {
       const { route, rest } = routePull(services.upstreams, { ns: query.get("ns"), host: connectionOf(request).host }, params["*"]);
       const path = parsePullPath(rest);
       if (!path) throw new RegistryError("NOT_FOUND", `unknown registry API path /v2/${params["*"]}`);
+      note(request, { registry: route.upstream.registry, repository: path.name });
       return services.pulls.pull({
         path,
         identity: services.upstreamIdentity(route.upstream, request),

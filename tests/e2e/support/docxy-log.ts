@@ -1,5 +1,5 @@
 /**
- * What docxy itself saw: its access log lines (`msg=request method=… path=… status=…`), so the
+ * What docxy itself saw: its access log lines (one JSON object per request), so the
  * suite can show that a client's pull really went through docxy and not around it, and the
  * health endpoint that must survive every client's first TLS attempt on the plain-HTTP port
  * (protocol.md fact 17: docker, podman, buildah and skopeo say ClientHello first).
@@ -14,13 +14,13 @@ export interface AccessLine {
   status: number;
 }
 
+/** docxy's JSON access lines (`{"msg":"request","method":…,"path":…,"query":…,"status":…}`). */
 export function accessLines(log: string): AccessLine[] {
-  return [...log.matchAll(/msg=request method=(\S+) path=(\S+)(?: query=(\S+))? status=(\d+)/g)].map((m) => ({
-    method: m[1]!,
-    path: m[2]!,
-    query: m[3] ?? "",
-    status: Number(m[4]),
-  }));
+  return log
+    .split("\n")
+    .filter((line) => line.startsWith("{") && line.includes('"msg":"request"'))
+    .map((line) => JSON.parse(line) as { method: string; path: string; query?: string; status: number })
+    .map((entry) => ({ method: entry.method, path: entry.path, query: entry.query ?? "", status: entry.status }));
 }
 
 /** Access lines logged after `mark` characters of the log (take the mark with `env.docxy.log().length`). */
