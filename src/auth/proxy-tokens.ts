@@ -63,7 +63,7 @@ const LEEWAY_SECONDS = 30;
 const MAX_NAME = 255;
 /** Scopes granted per token: far more than any client asks for at once, and the bound that keeps a token under MAX_TOKEN. */
 const MAX_GRANTS = 16;
-/** Longer input is not a docxy token; also keeps a token within common 8 KiB request-header limits. */
+/** Longer input is not a docxy token (issue stays below it for any sensible user name), and the limit keeps tokens within common 8 KiB request-header limits. */
 const MAX_TOKEN = 8192;
 /** The characters of a repository name, with a `host:port` prefix (distribution reference/regexp.go). */
 const NAME = /^[A-Za-z0-9._:/-]+$/;
@@ -166,18 +166,19 @@ export class ProxyTokens {
     // Comparing the canonical encodings also rejects the other spellings base64url decoding would accept.
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
 
-    let claims: unknown;
+    let claims: Record<string, unknown>;
     try {
-      claims = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8"));
+      const parsed: unknown = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8"));
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+      claims = parsed as Record<string, unknown>;
     } catch {
       return undefined;
     }
-    if (typeof claims !== "object" || claims === null || Array.isArray(claims)) return undefined;
-    const { iss, sub, exp, nbf } = claims as Record<string, unknown>;
+    const { iss, sub, exp, nbf } = claims;
     const now = this.now() / 1000;
     if (iss !== ISSUER || typeof sub !== "string" || typeof exp !== "number" || typeof nbf !== "number") return undefined;
     if (now >= exp + LEEWAY_SECONDS || now < nbf - LEEWAY_SECONDS) return undefined;
-    return { ...(claims as Record<string, unknown>), sub };
+    return { ...claims, sub };
   }
 }
 

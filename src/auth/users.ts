@@ -100,7 +100,9 @@ export class ProxyUsers {
     const forget = () => {
       if (cache.get(key)?.result === result) cache.delete(key);
     };
-    result.then((ok) => ok || forget(), forget);
+    result.then((ok) => {
+      if (!ok) forget();
+    }, forget);
     return result;
   }
 

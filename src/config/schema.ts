@@ -101,6 +101,41 @@ export const ConfigSchema = t.Object({
     },
     { default: {} },
   ),
+  auth: t.Object(
+    {
+      enabled: t.Boolean({ default: false, description: "docxy: require docxy's own users (docker login <docxy>)" }),
+      htpasswd: t.String({ default: "", description: "docxy: htpasswd file with bcrypt entries (htpasswd -B), reloaded on change" }),
+      tokens: t.Array(t.String(), { default: [], description: 'docxy: static "name:token" bearer tokens, e.g. for CI' }),
+      token_ttl: t.Union([t.String(), t.Number()], { default: "5m", description: "docxy: lifetime of the tokens docxy issues" }),
+      secret: t.String({ default: "", description: "docxy: key that signs docxy's tokens (≥ 32 chars); random per start when empty" }),
+    },
+    { default: {} },
+  ),
+  access: t.Object(
+    {
+      allow: t.Array(t.String(), { default: [], description: "docxy: client CIDRs allowed (empty: all)" }),
+      deny: t.Array(t.String(), { default: [], description: "docxy: client CIDRs refused (wins over allow)" }),
+      trusted_proxies: t.Array(t.String(), { default: [], description: "docxy: CIDRs whose X-Forwarded-For is believed" }),
+    },
+    { default: {} },
+  ),
+  policy: t.Object(
+    {
+      allow: t.Array(t.String(), { default: [], description: 'docxy: images allowed, e.g. "docker.io/library/*", "ghcr.io/myorg/**" (empty: all)' }),
+      deny: t.Array(t.String(), { default: [], description: "docxy: images refused (wins over allow)" }),
+      allow_tags: t.Array(t.String(), { default: [], description: "docxy: tag globs allowed for pulls by tag (empty: all)" }),
+      file: t.String({ default: "", description: "docxy: TOML file with allow/deny/allow_tags, reloaded on change (replaces the keys above)" }),
+    },
+    { default: {} },
+  ),
+  limits: t.Object(
+    {
+      requests_per_minute: t.Integer({ minimum: 0, default: 0, description: "docxy: per client address (IPv6 per /64); 0 = unlimited" }),
+      user_requests_per_minute: t.Integer({ minimum: 0, default: 0, description: "docxy: per proxy user; 0 = unlimited" }),
+      bytes_per_second: t.Union([t.String(), t.Number()], { default: 0, description: 'docxy: blob download rate per user or address, e.g. "20MB"; 0 = unlimited' }),
+    },
+    { default: {} },
+  ),
   log: t.Object(
     {
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error")], { default: "info" }),

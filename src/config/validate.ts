@@ -59,6 +59,19 @@ export function checkSemantics(config: Config): string[] {
     problems.push(`registry.default: no upstream named ${JSON.stringify(registry.default)}`);
   }
 
+  const { auth, limits } = config;
+  if (auth.enabled && !auth.htpasswd && auth.tokens.length === 0) {
+    problems.push("auth: enabled = true needs users: an htpasswd file or tokens");
+  }
+  if (auth.htpasswd && !existsSync(auth.htpasswd)) problems.push(`auth.htpasswd: file not found: ${auth.htpasswd}`);
+  if (auth.secret && auth.secret.length < 32) problems.push("auth.secret: must be at least 32 characters");
+  auth.tokens.forEach((entry, i) => {
+    if (!/^[^:\s]+:\S{16,}$/.test(entry)) problems.push(`auth.tokens[${i}]: must be "name:token" with a token of at least 16 characters`);
+  });
+  problems.push(...parsed("auth.token_ttl", auth.token_ttl, parseDuration));
+  problems.push(...parsed("limits.bytes_per_second", limits.bytes_per_second, parseSize));
+  if (config.policy.file && !existsSync(config.policy.file)) problems.push(`policy.file: file not found: ${config.policy.file}`);
+
   const { cache } = config;
   problems.push(...parsed("cache.max_size", cache.max_size, parseSize));
   problems.push(...parsed("cache.max_age", cache.max_age, parseDuration));
