@@ -2,7 +2,11 @@
  * Composition root: turns a validated Config into the live objects the HTTP
  * layer uses. No module keeps state in globals; everything lives here.
  */
+import { ProxyLogin, type ProxyAuth } from "./auth/proxy-login";
+import { ProxyTokens } from "./auth/proxy-tokens";
 import { PublicOrigin } from "./auth/public-origin";
+import { ProxyUsers } from "./auth/users";
+import { parseDuration } from "./cache/eviction";
 import { TokenProxy } from "./auth/token-proxy";
 import type { Config } from "./config/schema";
 import { HealthMonitor } from "./observability/health";
@@ -27,6 +31,8 @@ export interface Services {
   /** The pull API: through the cache, or the pure pass-through when it is off or unusable. */
   pulls: Puller;
   upstreamAuth: UpstreamAuth;
+  /** docxy's own users and tokens, when `[auth] enabled`. */
+  proxyAuth: (ProxyAuth & { login: ProxyLogin }) | undefined;
   /** Whose credentials a pull of `upstream` uses upstream (see PullRequest.identity). */
   upstreamIdentity(upstream: Upstream, request: Request): UpstreamIdentity;
   tokens: TokenProxy;
@@ -47,6 +53,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
       .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
   );
   const upstreamAuth = new UpstreamAuth(client, discovery, accounts);
+  const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log) : undefined;
   const pull = new PullProxy(client, discovery, upstreamAuth);
   return {
     config,
@@ -56,10 +63,26 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     ping: new Ping(client, discovery, ping_timeout * 1000),
     pulls: await openCache(config.cache, { client, discovery, pull, upstreamAuth, log }),
     upstreamAuth,
+    proxyAuth,
     upstreamIdentity: (upstream, request) =>
-      // A client with credentials of its own uses them; others pull as docxy when it has an account.
-      request.headers.has("authorization") || !upstreamAuth.hasAccounts(upstream) ? "client" : "proxy",
+      // docxy's own users pull as docxy; otherwise a client with credentials of its own uses
+      // them, and the others pull as docxy when it has an account for that upstream.
+      proxyAuth || (!request.headers.has("authorization") && upstreamAuth.hasAccounts(upstream)) ? "proxy" : "client",
     tokens: new TokenProxy(client, discovery),
     health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
   };
+}
+
+async function openProxyAuth(auth: Config["auth"], log: Logger): Promise<ProxyAuth & { login: ProxyLogin }> {
+  const users = await ProxyUsers.open({
+    htpasswdPath: auth.htpasswd || undefined,
+    tokens: auth.tokens,
+    onReload: (count) => log.info("proxy users loaded", { users: count }),
+    onError: (message) => log.warn("proxy users", { problem: message }),
+  });
+  const tokens = new ProxyTokens({
+    secret: ProxyTokens.secretFrom(auth.secret || undefined),
+    ttlSeconds: Math.max(60, Math.round(parseDuration(auth.token_ttl) / 1000)),
+  });
+  return { users, tokens, login: new ProxyLogin(users, tokens) };
 }

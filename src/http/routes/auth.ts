@@ -21,6 +21,10 @@ export function authRoutes(services: Services) {
   const exchange = async (request: Request, named?: Upstream) => {
     const form = request.method === "POST" ? await readForm(request) : undefined;
     const query = new URL(request.url).searchParams;
+    if (services.proxyAuth) {
+      // docxy's own users log in to docxy, not to the upstream.
+      return services.proxyAuth.login.exchange({ query, form, authorization: request.headers.get("authorization") });
+    }
     const scopes = (form ?? query).getAll("scope");
     const route = routeToken(services.upstreams, { ns: null, host: connectionOf(request).host }, scopes, named);
     return services.tokens.exchange({

@@ -7,7 +7,9 @@ import { RegistryError } from "../../oci/errors";
 import { parsePullPath, unsupportedMethod } from "../../proxy/pull-path";
 import type { Services } from "../../services";
 import { knownRegistry, routeByHost, routePull } from "../../upstream/routing";
+import { API_VERSION, API_VERSION_HEADER } from "../../oci/headers";
 import { connectionOf, note } from "../connection";
+import { authenticate } from "../proxy-auth";
 
 export function v2Routes(services: Services) {
   const origin = (request: Request, publicBaseUrl: string | undefined) =>
@@ -18,6 +20,11 @@ export function v2Routes(services: Services) {
       const method = pullMethod(request);
       const ns = new URL(request.url).searchParams.get("ns");
       const upstream = ns !== null ? knownRegistry(services.upstreams, ns) : routeByHost(services.upstreams, connectionOf(request).host).upstream;
+      if (services.proxyAuth) {
+        // docxy's own users: the version check is ours to answer, the upstream is not involved.
+        note(request, { user: authenticate(services.proxyAuth, request, origin(request, upstream.publicBaseUrl)) });
+        return new Response(method === "HEAD" ? null : "{}", { headers: { "content-type": "application/json", [API_VERSION_HEADER]: API_VERSION } });
+      }
       return services.ping.ping({
         method,
         authorization: request.headers.get("authorization"),
@@ -33,16 +40,25 @@ export function v2Routes(services: Services) {
       const { route, rest } = routePull(services.upstreams, { ns: query.get("ns"), host: connectionOf(request).host }, params["*"]);
       const path = parsePullPath(rest);
       if (!path) throw new RegistryError("NOT_FOUND", `unknown registry API path /v2/${params["*"]}`);
+      const originUrl = origin(request, route.upstream.publicBaseUrl);
       note(request, { registry: route.upstream.registry, repository: path.name });
+      let headers = request.headers;
+      if (services.proxyAuth) {
+        // The client names the repository with the prefix it routed by; its token says so too.
+        const named = route.prefix ? `${route.prefix}/${path.name}` : path.name;
+        note(request, { user: authenticate(services.proxyAuth, request, originUrl, named) });
+        headers = new Headers(headers);
+        headers.delete("authorization"); // docxy's token is for docxy; upstream, docxy pulls as itself
+      }
       return services.pulls.pull({
         path,
         identity: services.upstreamIdentity(route.upstream, request),
         method,
         query,
-        headers: request.headers,
+        headers,
         signal: request.signal,
         route,
-        origin: origin(request, route.upstream.publicBaseUrl),
+        origin: originUrl,
       });
     });
 }
