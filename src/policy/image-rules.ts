@@ -50,9 +50,10 @@ export class ImagePolicy {
    */
   check(registry: string, repository: string, tag?: string): void {
     const image = `${registry.toLowerCase()}/${repository}`;
-    const denyRule = this.deny.find((glob) => glob.regex.test(image));
+    const matches = (glob: Glob) => glob.regex.test(`/${image}`);
+    const denyRule = this.deny.find(matches);
     if (denyRule) throw denied(`${image} is denied by the rule ${JSON.stringify(denyRule.pattern)}`, { image, rule: denyRule.pattern });
-    if (this.allow.length > 0 && !this.allow.some((glob) => glob.regex.test(image))) {
+    if (this.allow.length > 0 && !this.allow.some(matches)) {
       throw denied(`${image} matches no allowed image pattern`, { image });
     }
     if (tag === undefined || this.allowTags.length === 0 || this.allowTags.some((glob) => glob.regex.test(tag))) return;

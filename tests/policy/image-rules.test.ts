@@ -1,0 +1,111 @@
+/**
+ * Image rules: `*` against `**`, any-registry globs, deny over allow, tag
+ * globs for pulls by tag only, and the messages that name the rule.
+ */
+import { expect, test } from "bun:test";
+import { RegistryError } from "../../src/oci/errors";
+import { ImagePolicy, type ImageRules } from "../../src/policy/image-rules";
+
+const policy = (rules: Partial<ImageRules>) => new ImagePolicy({ allow: [], deny: [], allowTags: [], ...rules });
+const allows = (p: ImagePolicy, image: string, tag?: string) => {
+  const [registry, ...rest] = image.split("/");
+  try {
+    p.check(registry!, rest.join("/"), tag);
+    return true;
+  } catch (error) {
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).ociCode).toBe("DENIED");
+    return false;
+  }
+};
+const errorOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (error) {
+    return error as RegistryError;
+  }
+  throw new Error("expected an error");
+};
+
+/** [pattern, image, matches] */
+const GLOB_CASES: [string, string, boolean][] = [
+  ["docker.io/library/*", "docker.io/library/alpine", true],
+  ["docker.io/library/*", "docker.io/library/a/b", false], // `*` is one segment
+  ["docker.io/library/*", "docker.io/bitnami/redis", false],
+  ["docker.io/library/alp*", "docker.io/library/alpine", true],
+  ["docker.io/library/alp*", "docker.io/library/ubuntu", false],
+  ["docker.io/library/*ine", "docker.io/library/alpine", true],
+  ["ghcr.io/myorg/**", "ghcr.io/myorg/app", true],
+  ["ghcr.io/myorg/**", "ghcr.io/myorg/team/app/sub", true], // `**` is any number of segments
+  ["ghcr.io/myorg/**", "ghcr.io/myorg", true], // ... none included
+  ["ghcr.io/myorg/**", "ghcr.io/myorgx/app", false],
+  ["ghcr.io/myorg/**", "ghcr.io/other/app", false],
+  ["ghcr.io/**/app", "ghcr.io/app", true],
+  ["ghcr.io/**/app", "ghcr.io/a/b/app", true],
+  ["ghcr.io/**/app", "ghcr.io/a/b/app2", false],
+  ["*/library/*", "docker.io/library/alpine", true], // any registry
+  ["*/library/*", "registry.example.com:5000/library/alpine", true],
+  ["*/library/*", "docker.io/nested/library/alpine", false],
+  ["**", "quay.io/any/thing/at/all", true],
+  ["docker.io/library/alpine", "docker.io/library/alpine", true], // no wildcard: exact
+  ["docker.io/library/alpine", "docker.io/library/alpine2", false],
+  ["docker.io/library/a.b", "docker.io/library/axb", false], // `.` is literal
+  ["DOCKER.IO/library/*", "docker.io/library/alpine", true], // registry hosts ignore case
+];
+
+test.each(GLOB_CASES)("%p matches %p: %p", (pattern, image, matches) => {
+  expect(allows(policy({ allow: [pattern] }), image)).toBe(matches);
+  expect(allows(policy({ deny: [pattern] }), image)).toBe(!matches);
+});
+
+test("the registry name is compared without regard to case", () => {
+  expect(allows(policy({ allow: ["docker.io/library/*"] }), "Docker.IO/library/alpine")).toBe(true);
+});
+
+test("an empty allow list allows everything; deny wins over allow", () => {
+  expect(allows(policy({}), "quay.io/x/y", "anything")).toBe(true);
+  const p = policy({ allow: ["docker.io/library/*"], deny: ["docker.io/library/ubuntu"] });
+  expect(allows(p, "docker.io/library/alpine")).toBe(true);
+  expect(allows(p, "docker.io/library/ubuntu")).toBe(false);
+  expect(allows(p, "docker.io/library/ubuntu", "latest")).toBe(false);
+});
+
+test("denials name the rule", () => {
+  const p = policy({ allow: ["docker.io/library/*"], deny: ["docker.io/library/ub*"], allowTags: ["v*", "latest"] });
+  const denied = errorOf(() => p.check("docker.io", "library/ubuntu"));
+  expect(denied.status).toBe(403);
+  expect(denied.message).toBe('pull denied: docker.io/library/ubuntu is denied by the rule "docker.io/library/ub*"');
+  expect(denied.detail).toEqual({ image: "docker.io/library/ubuntu", rule: "docker.io/library/ub*" });
+  expect(errorOf(() => p.check("ghcr.io", "x/y")).message).toBe("pull denied: ghcr.io/x/y matches no allowed image pattern");
+  expect(errorOf(() => p.check("docker.io", "library/alpine", "3.20")).message).toBe(
+    'pull denied: tag "3.20" of docker.io/library/alpine matches no allowed tag pattern ("v*", "latest")',
+  );
+});
+
+test("allow_tags applies to pulls by tag; a digest pull needs only its repository allowed", () => {
+  const p = policy({ allow: ["docker.io/library/*"], allowTags: ["v*", "latest"] });
+  expect(allows(p, "docker.io/library/alpine", "latest")).toBe(true);
+  expect(allows(p, "docker.io/library/alpine", "v1.2")).toBe(true);
+  expect(allows(p, "docker.io/library/alpine", "3.20")).toBe(false);
+  expect(allows(p, "docker.io/library/alpine", "Latest")).toBe(false); // tags are case-sensitive
+  expect(allows(p, "docker.io/library/alpine", "latest-rc")).toBe(false); // whole tag
+  expect(allows(p, "docker.io/library/alpine")).toBe(true); // by digest
+  expect(allows(p, "docker.io/bitnami/redis")).toBe(false); // by digest, repository not allowed
+  // and with no tag rules every tag passes
+  expect(allows(policy({}), "docker.io/library/alpine", "3.20")).toBe(true);
+});
+
+test("tag globs: `*` is any run of characters, the rest is literal", () => {
+  const p = policy({ allowTags: ["*-alpine", "1.*.0"] });
+  expect(allows(p, "docker.io/library/node", "20-alpine")).toBe(true);
+  expect(allows(p, "docker.io/library/node", "1.22.0")).toBe(true);
+  expect(allows(p, "docker.io/library/node", "1x22x0")).toBe(false);
+  expect(allows(p, "docker.io/library/node", "20-bookworm")).toBe(false);
+});
+
+test("malformed patterns are readable errors", () => {
+  expect(() => policy({ allow: ["docker.io//alpine"] })).toThrow('invalid image pattern "docker.io//alpine" in allow: empty path segment');
+  expect(() => policy({ deny: ["/docker.io/x"] })).toThrow('invalid image pattern "/docker.io/x" in deny');
+  expect(() => policy({ deny: ["docker.io/x/"] })).toThrow("empty path segment");
+  expect(() => policy({ allowTags: [""] })).toThrow('invalid tag pattern "" in allow_tags');
+});
