@@ -6,7 +6,13 @@ import { ProxyLogin, type ProxyAuth } from "./auth/proxy-login";
 import { ProxyTokens } from "./auth/proxy-tokens";
 import { PublicOrigin } from "./auth/public-origin";
 import { ProxyUsers } from "./auth/users";
-import { parseDuration } from "./cache/eviction";
+import { parseDuration, parseSize } from "./cache/eviction";
+import type { Guards } from "./http/guard";
+import { BandwidthLimiter } from "./policy/bandwidth";
+import { ImagePolicyFile } from "./policy/image-policy-file";
+import { ImagePolicy } from "./policy/image-rules";
+import { NetworkPolicy } from "./policy/network";
+import { MemoryRateLimitStore, RequestLimiter } from "./policy/rate-limiter";
 import { TokenProxy } from "./auth/token-proxy";
 import type { Config } from "./config/schema";
 import { HealthMonitor } from "./observability/health";
@@ -31,6 +37,7 @@ export interface Services {
   /** The pull API: through the cache, or the pure pass-through when it is off or unusable. */
   pulls: Puller;
   upstreamAuth: UpstreamAuth;
+  guards: Guards;
   /** docxy's own users and tokens, when `[auth] enabled`. */
   proxyAuth: (ProxyAuth & { login: ProxyLogin }) | undefined;
   /** Whose credentials a pull of `upstream` uses upstream (see PullRequest.identity). */
@@ -54,6 +61,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
   );
   const upstreamAuth = new UpstreamAuth(client, discovery, accounts);
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log) : undefined;
+  const guards = await openGuards(config, log);
   const pull = new PullProxy(client, discovery, upstreamAuth);
   return {
     config,
@@ -64,6 +72,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     pulls: await openCache(config.cache, { client, discovery, pull, upstreamAuth, log }),
     upstreamAuth,
     proxyAuth,
+    guards,
     upstreamIdentity: (upstream, request) =>
       // docxy's own users pull as docxy; otherwise a client with credentials of its own uses
       // them, and the others pull as docxy when it has an account for that upstream.
@@ -85,4 +94,27 @@ async function openProxyAuth(auth: Config["auth"], log: Logger): Promise<ProxyAu
     ttlSeconds: Math.max(60, Math.round(parseDuration(auth.token_ttl) / 1000)),
   });
   return { users, tokens, login: new ProxyLogin(users, tokens) };
+}
+
+async function openGuards(config: Config, log: Logger): Promise<Guards> {
+  const { access, policy, limits } = config;
+  const store = new MemoryRateLimitStore();
+  const perMinute = (limit: number) => (limit > 0 ? new RequestLimiter({ store, limit, windowMs: 60_000 }) : undefined);
+  const rules = { allow: policy.allow, deny: policy.deny, allowTags: policy.allow_tags };
+  let images: () => ImagePolicy;
+  if (policy.file) {
+    const file = await ImagePolicyFile.open(policy.file, (error) => log.warn("image policy file not applied, keeping the previous rules", { file: policy.file, error: error.message }));
+    images = () => file.current();
+  } else {
+    const fixed = new ImagePolicy(rules);
+    images = () => fixed;
+  }
+  const bytesPerSecond = parseSize(limits.bytes_per_second);
+  return {
+    network: new NetworkPolicy({ allow: access.allow, deny: access.deny, trustedProxies: access.trusted_proxies }),
+    addressLimiter: perMinute(limits.requests_per_minute),
+    userLimiter: perMinute(limits.user_requests_per_minute),
+    images,
+    bandwidth: bytesPerSecond > 0 ? new BandwidthLimiter(bytesPerSecond) : undefined,
+  };
 }

@@ -6,6 +6,8 @@
  */
 import { existsSync } from "node:fs";
 import { parseDuration, parseSize } from "../cache/eviction";
+import { ImagePolicy } from "../policy/image-rules";
+import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
 import type { Config } from "./schema";
 
@@ -71,6 +73,17 @@ export function checkSemantics(config: Config): string[] {
   problems.push(...parsed("auth.token_ttl", auth.token_ttl, parseDuration));
   problems.push(...parsed("limits.bytes_per_second", limits.bytes_per_second, parseSize));
   if (config.policy.file && !existsSync(config.policy.file)) problems.push(`policy.file: file not found: ${config.policy.file}`);
+  const { access, policy } = config;
+  try {
+    new NetworkPolicy({ allow: access.allow, deny: access.deny, trustedProxies: access.trusted_proxies });
+  } catch (error) {
+    problems.push(`access: ${(error as Error).message}`);
+  }
+  try {
+    new ImagePolicy({ allow: policy.allow, deny: policy.deny, allowTags: policy.allow_tags });
+  } catch (error) {
+    problems.push(`policy: ${(error as Error).message}`);
+  }
 
   const { cache } = config;
   problems.push(...parsed("cache.max_size", cache.max_size, parseSize));

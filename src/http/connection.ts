@@ -27,6 +27,8 @@ export function connectionOf(request: Request): Connection {
 
 /** What the application learnt about a request, for the access log. */
 export interface RequestNotes {
+  /** The client's address: the connection's, or X-Forwarded-For's behind a trusted proxy. */
+  client?: string;
   user?: string;
   registry?: string;
   repository?: string;

@@ -37,9 +37,9 @@ export async function startListeners(config: Config, tls: TlsFiles | undefined, 
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
   const logAccess = createAccessLog(config.log.access);
   const onDone = (exchange: Exchange) => {
-    const { user, registry, repository } = notesOf(exchange.request);
+    const { client, user, registry, repository } = notesOf(exchange.request);
     logAccess({
-      client: connectionOf(exchange.request).remoteAddress,
+      client: client ?? connectionOf(exchange.request).remoteAddress,
       user,
       method: exchange.method,
       path: exchange.path,

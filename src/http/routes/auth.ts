@@ -13,12 +13,14 @@ import type { Services } from "../../services";
 import { routeToken } from "../../upstream/routing";
 import type { Upstream } from "../../upstream/table";
 import { connectionOf } from "../connection";
+import { admit } from "../guard";
 
 /** An OAuth2 token form is a few hundred bytes; anything much larger is not one. */
 const MAX_FORM_BYTES = 64 * 1024;
 
 export function authRoutes(services: Services) {
   const exchange = async (request: Request, named?: Upstream) => {
+    await admit(services.guards, request);
     const form = request.method === "POST" ? await readForm(request) : undefined;
     const query = new URL(request.url).searchParams;
     if (services.proxyAuth) {

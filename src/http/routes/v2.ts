@@ -9,6 +9,7 @@ import type { Services } from "../../services";
 import { knownRegistry, routeByHost, routePull } from "../../upstream/routing";
 import { API_VERSION, API_VERSION_HEADER } from "../../oci/headers";
 import { connectionOf, note } from "../connection";
+import { admit, admitUser, checkImage, shaped } from "../guard";
 import { authenticate } from "../proxy-auth";
 
 export function v2Routes(services: Services) {
@@ -16,13 +17,16 @@ export function v2Routes(services: Services) {
     services.publicOrigin.resolve(publicBaseUrl, connectionOf(request));
 
   return new Elysia({ name: "docxy/v2", detail: { hide: true } })
-    .all("/v2/", ({ request }) => {
+    .all("/v2/", async ({ request }) => {
+      await admit(services.guards, request);
       const method = pullMethod(request);
       const ns = new URL(request.url).searchParams.get("ns");
       const upstream = ns !== null ? knownRegistry(services.upstreams, ns) : routeByHost(services.upstreams, connectionOf(request).host).upstream;
       if (services.proxyAuth) {
         // docxy's own users: the version check is ours to answer, the upstream is not involved.
-        note(request, { user: authenticate(services.proxyAuth, request, origin(request, upstream.publicBaseUrl)) });
+        const user = authenticate(services.proxyAuth, request, origin(request, upstream.publicBaseUrl));
+        note(request, { user });
+        await admitUser(services.guards, user);
         return new Response(method === "HEAD" ? null : "{}", { headers: { "content-type": "application/json", [API_VERSION_HEADER]: API_VERSION } });
       }
       return services.ping.ping({
@@ -34,7 +38,8 @@ export function v2Routes(services: Services) {
         origin: origin(request, upstream.publicBaseUrl),
       });
     })
-    .all("/v2/*", ({ request, params }) => {
+    .all("/v2/*", async ({ request, params }) => {
+      await admit(services.guards, request);
       const method = pullMethod(request);
       const query = new URL(request.url).searchParams;
       const { route, rest } = routePull(services.upstreams, { ns: query.get("ns"), host: connectionOf(request).host }, params["*"]);
@@ -46,11 +51,14 @@ export function v2Routes(services: Services) {
       if (services.proxyAuth) {
         // The client names the repository with the prefix it routed by; its token says so too.
         const named = route.prefix ? `${route.prefix}/${path.name}` : path.name;
-        note(request, { user: authenticate(services.proxyAuth, request, originUrl, named) });
+        const user = authenticate(services.proxyAuth, request, originUrl, named);
+        note(request, { user });
+        await admitUser(services.guards, user);
         headers = new Headers(headers);
         headers.delete("authorization"); // docxy's token is for docxy; upstream, docxy pulls as itself
       }
-      return services.pulls.pull({
+      checkImage(services.guards, route, path);
+      const response = await services.pulls.pull({
         path,
         identity: services.upstreamIdentity(route.upstream, request),
         method,
@@ -60,6 +68,7 @@ export function v2Routes(services: Services) {
         route,
         origin: originUrl,
       });
+      return path.kind === "blobs" ? shaped(services.guards, request, response) : response;
     });
 }
 
