@@ -4,6 +4,7 @@
  * credentials of `docker login`) untouched, and the answer relayed as is.
  * Credentials and tokens pass through; they are never logged.
  */
+import { RegistryError } from "../oci/errors";
 import { withoutHopByHop } from "../oci/headers";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import type { UpstreamClient } from "../upstream/client";
@@ -21,6 +22,9 @@ export interface TokenExchange {
   signal?: AbortSignal;
 }
 
+/** The token handed out while the upstream's token service is unreachable. */
+const OFFLINE_TOKEN = "docxy-offline";
+
 /** Upstream headers a token response must not carry to our client. */
 const DROPPED = ["set-cookie", "www-authenticate", "strict-transport-security", "alt-svc"];
 
@@ -30,7 +34,26 @@ export class TokenProxy {
     private readonly discovery: AuthDiscovery,
   ) {}
 
+  /**
+   * While the upstream's token service is down, clients still get a token —
+   * one that is worth nothing upstream — so they go on to ask docxy for
+   * content, and the cache serves what it may (public images it holds).
+   * Without this, an outage of the token service would make the cache useless
+   * to every client that authenticates first (all of them).
+   */
   async exchange(request: TokenExchange): Promise<Response> {
+    try {
+      const response = await this.forward(request);
+      if (response.status < 500) return response;
+      await response.body?.cancel().catch(() => undefined);
+    } catch (error) {
+      if (!(error instanceof RegistryError) || error.ociCode !== "UNAVAILABLE") throw error;
+    }
+    const issuedAt = new Date().toISOString();
+    return Response.json({ token: OFFLINE_TOKEN, access_token: OFFLINE_TOKEN, expires_in: 60, issued_at: issuedAt });
+  }
+
+  private async forward(request: TokenExchange): Promise<Response> {
     const { realm, service } = await this.discovery.tokenService(request.upstream, request.signal);
     const headers = new Headers({ accept: "application/json" });
     if (request.authorization) headers.set("authorization", request.authorization);

@@ -1,28 +1,29 @@
 /**
- * Who may be served cached content of a repository.
+ * Who may be served cached content, and under which repository name.
  *
- * A blob or manifest fetched with one client's credentials (a private
- * repository) must never reach a client that has not proven access to it.
- * The model:
- * - A repository is *public* when docxy itself can pull it — anonymously, or
- *   with the upstream account the operator configured for clients without
- *   credentials (then the operator has chosen to share what it can read): docxy
- *   gets a pull token as itself and HEADs the content. The answer is kept in the cache index (and trusted for
- *   `PUBLIC_TTL`, or indefinitely while the upstream is unreachable, so
- *   cached public images keep working in an outage).
- * - Anyone is served cached content of a public repository.
- * - For any other repository the client proves access on every new token:
- *   docxy HEADs the same content upstream with the client's own
- *   Authorization (a HEAD is free against Docker Hub's quota; redirects are
- *   not followed). A success is remembered for `PROOF_TTL` per (token,
- *   repository); a refusal is relayed to the client as the upstream said it,
- *   with our challenge, so the client can log in and retry.
+ * Content is keyed by digest alone, so two things are checked before a
+ * client gets cached bytes for `<repository>/<digest>`:
+ * 1. The digest really is in that repository upstream (a *link*). Links are
+ *    recorded when content is fetched for a repository; any other pairing is
+ *    checked with a HEAD upstream first — otherwise anyone could read a
+ *    private blob by asking for its digest under a public repository's name.
+ * 2. The client may read the repository:
+ *    - A repository is *public* when docxy itself can read it — anonymously,
+ *      or with the upstream account the operator configured for clients
+ *      without credentials (the operator chose to share what it reads). That
+ *      answer is kept in the index for PUBLIC_TTL, and for as long as the
+ *      upstream is unreachable, so cached public images keep working in an
+ *      outage. It is learnt in the background after each fetch, while the
+ *      upstream is still answering.
+ *    - For any other repository the client proves access with its own
+ *      credentials: a HEAD of the same content upstream (free against Docker
+ *      Hub's quota, redirects not followed), remembered for PROOF_TTL per
+ *      (credentials, repository). A refusal reaches the client as the
+ *      upstream's answer, with our challenge, so it can log in and retry.
  */
 import { RegistryError } from "../oci/errors";
 import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
-import type { UpstreamAuth } from "../upstream/upstream-auth";
-import { discard, type UpstreamClient } from "../upstream/client";
-import type { Upstream } from "../upstream/table";
+import { discard } from "../upstream/client";
 import type { CacheIndex } from "./cache-index";
 
 const PUBLIC_TTL_MS = 60 * 60 * 1000;
@@ -30,70 +31,85 @@ const PROOF_TTL_MS = 60 * 1000;
 
 export class AccessGate {
   private readonly proofs = new Map<string, number>();
+  private readonly learning = new Set<string>();
 
   constructor(
     private readonly index: CacheIndex,
-    private readonly client: UpstreamClient,
-    private readonly upstreamAuth: UpstreamAuth,
     private readonly pull: PullProxy,
   ) {}
 
-  /** undefined when `request` may be served cached content; otherwise the upstream's refusal, ready to send. */
-  async check(request: PullRequest): Promise<Response | undefined> {
+  /**
+   * undefined when `request` may be served the cached `digest`; otherwise the
+   * upstream's refusal, ready to send. Throws when the upstream is needed to
+   * decide and cannot be reached.
+   */
+  async check(request: PullRequest, digest: string): Promise<Response | undefined> {
     const { upstream } = request.route;
     const repository = this.pull.upstreamName(request);
-    if (await this.isPublic(upstream, repository, request)) return undefined;
+    const linked = this.index.hasLink(upstream.name, repository, digest);
+    const access = this.index.getRepositoryAccess(upstream.name, repository);
+    if (linked && access?.public && Date.now() - access.checkedAt < PUBLIC_TTL_MS) return undefined;
 
-    const authorization = request.headers.get("authorization");
-    const key = authorization ? `${new Bun.CryptoHasher("sha256").update(authorization).digest("hex")} ${upstream.name}/${repository}` : undefined;
-    const proven = key ? this.proofs.get(key) : undefined;
-    if (proven !== undefined && Date.now() - proven < PROOF_TTL_MS) return undefined;
-
-    const result = await this.pull.fetch(request, { method: "HEAD", withoutRange: true, followRedirects: false });
-    const { status } = result.response;
+    // Ask the upstream as docxy itself: proves the link and, if it can read it, publicness.
+    let asDocxy;
+    try {
+      asDocxy = await this.pull.fetch({ ...request, identity: "proxy", method: "HEAD" }, headOf(digest));
+    } catch (error) {
+      if (error instanceof RegistryError && linked && access?.public) return undefined; // outage: trust what we knew
+      throw error;
+    }
+    const status = asDocxy.response.status;
+    await discard(asDocxy.response);
+    if ((status === 429 || status >= 500) && linked && access?.public) return undefined; // as in an outage
     if (status < 400) {
+      this.index.putLink(upstream.name, repository, digest);
+      this.index.putRepositoryAccess(upstream.name, repository, true);
+      return undefined;
+    }
+    if (status === 401 || status === 403) this.index.putRepositoryAccess(upstream.name, repository, false);
+    if (status === 404) return refusal(request, this.pull.relay({ ...request, method: "HEAD" }, asDocxy));
+    if (request.identity === "proxy") return refusal(request, this.pull.relay({ ...request, method: "HEAD" }, asDocxy));
+    return this.clientProof(request, repository, digest, linked);
+  }
+
+  /**
+   * Records what a fetch for `request` just showed: `digest` is in the
+   * repository. Whether docxy itself may read the repository is learnt in the
+   * background, while the upstream is still answering.
+   */
+  learn(request: PullRequest, digest: string): void {
+    const { upstream } = request.route;
+    const repository = this.pull.upstreamName(request);
+    this.index.putLink(upstream.name, repository, digest);
+    const access = this.index.getRepositoryAccess(upstream.name, repository);
+    const key = `${upstream.name}/${repository}`;
+    if ((access && Date.now() - access.checkedAt < PUBLIC_TTL_MS) || this.learning.has(key)) return;
+    this.learning.add(key);
+    void this.pull
+      .fetch({ ...request, identity: "proxy", method: "HEAD", signal: undefined }, headOf(digest))
+      .then(async ({ response }) => {
+        await discard(response);
+        if (response.status < 400) this.index.putRepositoryAccess(upstream.name, repository, true);
+        else if (response.status === 401 || response.status === 403) this.index.putRepositoryAccess(upstream.name, repository, false);
+      })
+      .catch(() => undefined)
+      .finally(() => this.learning.delete(key));
+  }
+
+  private async clientProof(request: PullRequest, repository: string, digest: string, linked: boolean): Promise<Response | undefined> {
+    const authorization = request.headers.get("authorization");
+    const key = authorization ? `${hash(authorization)} ${request.route.upstream.name}/${repository}` : undefined;
+    const proven = key ? this.proofs.get(key) : undefined;
+    if (linked && proven !== undefined && Date.now() - proven < PROOF_TTL_MS) return undefined;
+
+    const result = await this.pull.fetch({ ...request, method: "HEAD" }, headOf(digest));
+    if (result.response.status < 400) {
       await discard(result.response);
+      this.index.putLink(request.route.upstream.name, repository, digest);
       if (key) this.remember(key);
       return undefined;
     }
-    return this.pull.relay({ ...request, method: "HEAD" }, result);
-  }
-
-  /** Whether docxy itself may pull `repository` anonymously, from the index or by asking upstream. */
-  private async isPublic(upstream: Upstream, repository: string, request: PullRequest): Promise<boolean> {
-    const known = this.index.getRepositoryAccess(upstream.name, repository);
-    if (known && Date.now() - known.checkedAt < PUBLIC_TTL_MS) return known.public;
-    try {
-      const isPublic = await this.anonymousHead(upstream, repository, request);
-      this.index.putRepositoryAccess(upstream.name, repository, isPublic);
-      return isPublic;
-    } catch (error) {
-      if (error instanceof RegistryError && known) return known.public; // upstream down: trust what we knew
-      if (error instanceof RegistryError) return false;
-      throw error;
-    }
-  }
-
-  private async anonymousHead(upstream: Upstream, repository: string, request: PullRequest): Promise<boolean> {
-    const headers = new Headers({ accept: request.headers.get("accept") ?? "*/*" });
-    const { header } = await this.upstreamAuth.authorize(upstream, repository, request.signal).catch((error: unknown) => {
-      if (error instanceof RegistryError && error.ociCode === "DENIED") return { header: undefined };
-      throw error;
-    });
-    if (header) headers.set("authorization", header);
-    const reference = request.path.reference ?? "latest";
-    const { response } = await this.client.send({
-      method: "HEAD",
-      url: `${upstream.url}/v2/${repository}/${request.path.kind}/${reference}`,
-      headers,
-      followRedirects: false,
-      signal: request.signal,
-    });
-    await discard(response);
-    if (response.status >= 500 || response.status === 429) {
-      throw new RegistryError("UNAVAILABLE", `upstream ${upstream.name} answered ${response.status}`);
-    }
-    return response.status < 400;
+    return refusal(request, this.pull.relay({ ...request, method: "HEAD" }, result));
   }
 
   private remember(key: string): void {
@@ -103,4 +119,27 @@ export class AccessGate {
       for (const [k, at] of this.proofs) if (now - at >= PROOF_TTL_MS) this.proofs.delete(k);
     }
   }
+}
+
+/** A HEAD of exactly that content, stopping at a CDN redirect (the registry's answer is enough). */
+function headOf(digest: string) {
+  return { method: "HEAD" as const, reference: digest, withoutRange: true, followRedirects: false };
+}
+
+function hash(value: string): string {
+  return new Bun.CryptoHasher("sha256").update(value).digest("hex");
+}
+
+const CODES: Record<number, string> = { 401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS" };
+
+/** A refusal learnt from a HEAD, with the registry JSON body a GET client must get. */
+function refusal(request: PullRequest, response: Response): Response {
+  if (request.method === "HEAD") return response;
+  const unknown = request.path.kind === "blobs" ? "BLOB_UNKNOWN" : "MANIFEST_UNKNOWN";
+  const code = response.status === 404 ? unknown : (CODES[response.status] ?? (response.status >= 500 ? "UNAVAILABLE" : "UNKNOWN"));
+  const body = JSON.stringify({ errors: [{ code, message: `upstream answered ${response.status}`, detail: null }] });
+  const headers = new Headers(response.headers);
+  headers.set("content-type", "application/json; charset=utf-8");
+  headers.set("content-length", String(Buffer.byteLength(body)));
+  return new Response(body, { status: response.status, headers });
 }

@@ -15,11 +15,18 @@ import type { CacheIndex } from "./cache-index";
 import type { Evictor } from "./eviction";
 import { Fill } from "./fill";
 import { parseRange, type ByteRange } from "./range";
-import type { Storage } from "./storage";
+import type { Storage, TempBlob } from "./storage";
 import { fileResponse } from "../util/file-response";
 
 export class BlobCache {
-  private readonly fills = new Map<string, Fill>();
+  /**
+   * Fills by digest, from the moment the upstream request starts (so that
+   * requests arriving during its round trips join it instead of starting
+   * their own) until the last client following it has finished (so that
+   * eviction leaves the committed blob alone meanwhile).
+   */
+  private readonly fills = new Map<string, Promise<Fill | undefined>>();
+  private readonly followed = new Map<string, Fill>();
   private readonly reading = new Map<string, number>();
 
   constructor(
@@ -32,24 +39,28 @@ export class BlobCache {
     private readonly continueWithoutReaders: boolean,
   ) {}
 
-  /** Content being read or filled must not be evicted. */
+  /** Content being read, filled or followed must not be evicted. */
   inUse(digest: string): boolean {
-    return (this.reading.get(digest) ?? 0) > 0 || this.fills.has(digest);
+    if ((this.reading.get(digest) ?? 0) > 0 || this.fills.has(digest)) return true;
+    const fill = this.followed.get(digest);
+    if (fill && fill.readerCount > 0) return true;
+    this.followed.delete(digest);
+    return false;
   }
 
   async serve(request: PullRequest): Promise<Response> {
     const digest = request.path.reference!;
     if (!digest.startsWith("sha256:")) return this.pull.pull(request); // we verify sha256 only
 
+    if (this.index.getBlob(digest) || this.fills.has(digest)) {
+      const refusal = await this.gate.check(request, digest);
+      if (refusal) return refusal;
+    }
+    // Looked up after the access check, which may have taken a round trip during which a fill ended.
     const release = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
     let handedOver = false;
     try {
       const stored = this.index.getBlob(digest) ? await this.storage.open(digest) : undefined;
-      const fill = this.fills.get(digest);
-      if (stored || fill?.joinable) {
-        const refusal = await this.gate.check(request);
-        if (refusal) return refusal;
-      }
       if (stored) {
         this.index.touch(digest);
         return this.respond(request, stored.size, "HIT", (start, end, init) => {
@@ -61,42 +72,55 @@ export class BlobCache {
     } finally {
       if (!handedOver) release();
     }
-    const fill = this.fills.get(digest);
-    if (fill?.joinable && fill.size !== undefined) {
-      return this.respond(request, fill.size, "COALESCED", (start, end, init) => new Response(fill.read(start, end), init));
+
+    const pending = this.fills.get(digest);
+    if (pending) {
+      const fill = await pending;
+      if (fill?.joinable && fill.size !== undefined) {
+        return this.respond(request, fill.size, "COALESCED", (start, end, init) => new Response(fill.read(start, end), init));
+      }
+      return this.pull.pull(request); // the fill could not be joined: this client passes through
     }
-    if (request.method === "HEAD" || fill) return this.pull.pull(request);
+    if (request.method === "HEAD") return this.pull.pull(request);
     return this.startFill(request);
   }
 
   private async startFill(request: PullRequest): Promise<Response> {
     const digest = request.path.reference!;
-    const result = await this.pull.fetch(request, { method: "GET", withoutRange: true });
+    let settle!: (fill: Fill | undefined) => void;
+    this.fills.set(digest, new Promise((resolve) => (settle = resolve)));
+    let result;
+    try {
+      // Not the client's signal: the download belongs to every client that joins it.
+      result = await this.pull.fetch({ ...request, signal: undefined }, { method: "GET", withoutRange: true });
+    } catch (error) {
+      this.fills.delete(digest);
+      settle(undefined);
+      throw error;
+    }
     const length = Number(result.response.headers.get("content-length") ?? NaN);
-    if (result.response.status !== 200 || !result.response.body || !Number.isSafeInteger(length)) {
-      // Not cacheable as is (an error, or no length to follow): relay the answer.
+    const temp = result.response.status === 200 && result.response.body && Number.isSafeInteger(length) ? await this.begin(digest) : undefined;
+    if (!temp) {
+      this.fills.delete(digest);
+      settle(undefined);
+      // Not cacheable as is (an error, no length to follow, or no usable disk): relay the answer.
       if (result.response.status === 200 && request.headers.has("range")) {
         await result.response.body?.cancel().catch(() => undefined);
         return this.pull.pull(request);
       }
       return this.pull.relay(request, result);
     }
-    let temp;
-    try {
-      temp = await this.storage.begin();
-    } catch (error) {
-      this.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
-      return this.pull.relay(request, result);
-    }
     const fill = new Fill({
       digest,
       size: length,
-      body: result.response.body,
+      body: result.response.body!,
       temp,
       storage: this.storage,
       continueWithoutReaders: this.continueWithoutReaders,
+      onIdle: () => this.followed.delete(digest),
       onSettled: ({ committed, size, error }) => {
         this.fills.delete(digest);
+        if (fill.readerCount === 0) this.followed.delete(digest);
         if (committed) {
           this.index.putBlob(digest, size);
           void this.evictor.run();
@@ -105,9 +129,20 @@ export class BlobCache {
         }
       },
     });
-    this.fills.set(digest, fill);
+    this.followed.set(digest, fill);
+    this.gate.learn(request, digest);
+    settle(fill);
     void fill.start();
     return this.respond(request, length, "MISS", (start, end, init) => new Response(fill.read(start, end), init));
+  }
+
+  private async begin(digest: string): Promise<TempBlob | undefined> {
+    try {
+      return await this.storage.begin();
+    } catch (error) {
+      this.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
+      return undefined;
+    }
   }
 
   /** 200 or 206 (or 416) with exact length, digest and cache status; HEAD without a body. */

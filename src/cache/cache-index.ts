@@ -52,6 +52,14 @@ const SCHEMA = `
     fetched_at INTEGER NOT NULL,
     PRIMARY KEY (upstream, repository, tag, accept_key)
   ) STRICT, WITHOUT ROWID;
+  -- Which repository each cached digest was fetched for: content is keyed by digest alone, but
+  -- a client may only get it under a repository the upstream really has it in.
+  CREATE TABLE IF NOT EXISTS links (
+    upstream TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (upstream, repository, digest)
+  ) STRICT, WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS repositories (
     upstream TEXT NOT NULL,
     repository TEXT NOT NULL,
@@ -156,6 +164,15 @@ export class CacheIndex {
     this.statements.putAccess.run({ upstream, repository, public: isPublic ? 1 : 0, now: this.now() });
   }
 
+  /** Records that `digest` exists in `repository` upstream (it was fetched, or checked, there). */
+  putLink(upstream: string, repository: string, digest: string): void {
+    this.statements.putLink.run({ upstream, repository, digest });
+  }
+
+  hasLink(upstream: string, repository: string, digest: string): boolean {
+    return this.statements.getLink.get({ upstream, repository, digest }) !== null;
+  }
+
   close(): void {
     // A statement left open keeps the connection alive past close(), and with it the WAL file
     // that the last close would have checkpointed into the database.
@@ -194,6 +211,12 @@ function prepareStatements(db: Database) {
     putTag: db.prepare<void, TagKey & { digest: string; mediaType: string; size: number; now: number }>(
       `INSERT OR REPLACE INTO tags (upstream, repository, tag, accept_key, digest, media_type, size, fetched_at)
        VALUES ($upstream, $repository, $tag, $acceptKey, $digest, $mediaType, $size, $now)`,
+    ),
+    putLink: db.prepare<void, { upstream: string; repository: string; digest: string }>(
+      "INSERT OR IGNORE INTO links (upstream, repository, digest) VALUES ($upstream, $repository, $digest)",
+    ),
+    getLink: db.prepare<{ one: number }, { upstream: string; repository: string; digest: string }>(
+      "SELECT 1 AS one FROM links WHERE upstream = $upstream AND repository = $repository AND digest = $digest",
     ),
     getAccess: db.prepare<{ public: number; checkedAt: number }, { upstream: string; repository: string }>(
       "SELECT public, checked_at AS checkedAt FROM repositories WHERE upstream = $upstream AND repository = $repository",

@@ -38,6 +38,8 @@ export interface FillOptions {
   continueWithoutReaders: boolean;
   /** Called once with the outcome; a committed fill has been renamed into place. */
   onSettled: (outcome: { committed: boolean; size: number; error?: Error }) => void;
+  /** Called when a settled fill has no reader left (it can be forgotten). */
+  onIdle?: () => void;
 }
 
 /** Upper bound of the in-memory window used after a disk failure. */
@@ -98,6 +100,7 @@ export class Fill {
       if (!this.readers.delete(reader)) return;
       this.notify();
       if (this.readers.size > 0) return;
+      if (this.state === "done" || this.state === "failed") this.options.onIdle?.();
       if (this.state === "filling" && !this.options.continueWithoutReaders) this.stopped = true;
       if (this.state === "served") void this.options.temp.abort().catch(() => undefined);
     };
@@ -271,6 +274,8 @@ export class Fill {
     this.notify();
     await this.options.temp.commit(this.digest);
     this.state = "done";
+    this.recent = []; // readers continue from the committed file
+    this.recentBytes = 0;
     this.notify();
     this.options.onSettled({ committed: true, size: this.written });
   }
@@ -278,6 +283,8 @@ export class Fill {
   private async fail(error: Error): Promise<void> {
     this.failure = error;
     this.state = "failed";
+    this.recent = [];
+    this.window = [];
     this.notify();
     await this.options.temp.abort().catch(() => undefined);
     this.options.onSettled({ committed: false, size: this.written, error });

@@ -48,7 +48,7 @@ export class ManifestCache {
     const digest = request.path.reference!;
     const known = this.index.getBlob(digest);
     if (known?.mediaType && accepts(request.headers.get("accept"), known.mediaType)) {
-      const refusal = await this.gate.check(request);
+      const refusal = await this.gate.check(request, digest);
       if (refusal) return refusal;
       const cached = await this.fromStore(request, { digest, mediaType: known.mediaType, size: known.size }, "HIT");
       if (cached) return cached;
@@ -65,7 +65,7 @@ export class ManifestCache {
     const known = this.index.getTag(upstream.name, repository, tag, acceptKey);
 
     if (known && Date.now() - known.fetchedAt < this.tagTtlMs(repository, tag)) {
-      const refusal = await this.gate.check(request);
+      const refusal = await this.gate.check(request, known.digest);
       if (refusal) return refusal;
       const cached = await this.fromStore(request, known, "HIT");
       if (cached) return cached;
@@ -85,6 +85,7 @@ export class ManifestCache {
     if (response.status === 200 && digest?.startsWith("sha256:") && mediaType && Number.isSafeInteger(size)) {
       const fresh = { digest, mediaType, size };
       this.index.putTag(upstream.name, repository, tag, acceptKey, fresh);
+      this.gate.learn(request, digest);
       if (request.method === "HEAD") return this.pull.relay(request, result);
       const cached = await this.fromStore(request, fresh, "REVALIDATED");
       if (cached) return cached;
@@ -114,6 +115,7 @@ export class ManifestCache {
     }
     const mediaType = response.headers.get("content-type")?.split(";")[0]?.trim() ?? "application/octet-stream";
     await this.store(actual, bytes, mediaType);
+    this.gate.learn(request, actual);
     if (!digest) {
       const { upstream } = request.route;
       this.index.putTag(upstream.name, this.pull.upstreamName(request), request.path.reference!, acceptClass(request.headers.get("accept")), {
@@ -157,7 +159,7 @@ export class ManifestCache {
    * is down, and then the client gets the upstream error, not the content.
    */
   private async stale(request: PullRequest, known: Known, reason: string): Promise<Response> {
-    const refusal = await this.gate.check(request);
+    const refusal = await this.gate.check(request, known.digest);
     if (refusal) return refusal;
     const cached = await this.fromStore(request, known, "STALE");
     if (!cached) throw new RegistryError("UNAVAILABLE", reason, { status: 503 });

@@ -44,7 +44,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return parts.pull;
   }
 
-  const gate = new AccessGate(index, parts.client, parts.upstreamAuth, parts.pull);
+  const gate = new AccessGate(index, parts.pull);
   let blobs: BlobCache | undefined;
   const evictor = new Evictor({
     index,
