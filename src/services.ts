@@ -20,7 +20,8 @@ import type { Logger } from "./observability/logger";
 import { Ping } from "./proxy/ping";
 import { PullProxy, type UpstreamIdentity } from "./proxy/pull-proxy";
 import type { Puller } from "./cache/caching-pull";
-import { openCache } from "./cache/open-cache";
+import { openCache, type CacheHandle } from "./cache/open-cache";
+import { Metrics } from "./observability/metrics";
 import { accountsFrom } from "./upstream/accounts";
 import { AuthDiscovery } from "./upstream/auth-discovery";
 import { UpstreamAuth } from "./upstream/upstream-auth";
@@ -44,14 +45,31 @@ export interface Services {
   upstreamIdentity(upstream: Upstream, request: Request): UpstreamIdentity;
   tokens: TokenProxy;
   health: HealthMonitor;
+  metrics: Metrics;
+  /** The cache's parts, when the cache is on and usable. */
+  cache: CacheHandle | undefined;
 }
 
 export async function createServices(config: Config, log: Logger, env: Record<string, string | undefined> = process.env): Promise<Services> {
   const upstreams = upstreamTableFromConfig(config);
   const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
+  // The metrics read parts created below, at scrape time.
+  let cache: CacheHandle | undefined;
+  let upstreamAuth: UpstreamAuth | undefined;
+  const metrics = new Metrics({
+    cacheBytes: () => cache?.index.totalBytes() ?? 0,
+    cacheEntries: () => cache?.index.entries() ?? 0,
+    fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
+    accounts: () =>
+      upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
+  });
   const client = new UpstreamClient(
     { headerMs: header_timeout * 1000, idleMs: idle_timeout * 1000, maxRedirects: max_redirects },
     `docxy/${VERSION}`,
+    {
+      answered: (host, method, status, seconds) => metrics.upstreamLatency.observe({ host, method, status: String(status) }, seconds),
+      failed: (host, reason) => metrics.upstreamFailures.inc({ host, reason }),
+    },
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);
   const accounts = new Map(
@@ -59,26 +77,31 @@ export async function createServices(config: Config, log: Logger, env: Record<st
       .filter((entry) => entry.credentials?.length)
       .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
   );
-  const upstreamAuth = new UpstreamAuth(client, discovery, accounts);
+  upstreamAuth = new UpstreamAuth(client, discovery, accounts);
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log) : undefined;
   const guards = await openGuards(config, log);
   const pull = new PullProxy(client, discovery, upstreamAuth);
+  const opened = await openCache(config.cache, { client, discovery, pull, upstreamAuth, log });
+  cache = opened.cache;
+  const auth = upstreamAuth;
   return {
     config,
     log,
     upstreams,
     publicOrigin: new PublicOrigin(upstreams.all.flatMap((u) => u.hosts)),
     ping: new Ping(client, discovery, ping_timeout * 1000),
-    pulls: await openCache(config.cache, { client, discovery, pull, upstreamAuth, log }),
-    upstreamAuth,
+    pulls: opened.puller,
+    upstreamAuth: auth,
     proxyAuth,
     guards,
     upstreamIdentity: (upstream, request) =>
       // docxy's own users pull as docxy; otherwise a client with credentials of its own uses
       // them, and the others pull as docxy when it has an account for that upstream.
-      proxyAuth || (!request.headers.has("authorization") && upstreamAuth.hasAccounts(upstream)) ? "proxy" : "client",
+      proxyAuth || (!request.headers.has("authorization") && auth.hasAccounts(upstream)) ? "proxy" : "client",
     tokens: new TokenProxy(client, discovery),
     health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
+    metrics,
+    cache,
   };
 }
 

@@ -39,6 +39,11 @@ export class BlobCache {
     private readonly continueWithoutReaders: boolean,
   ) {}
 
+  /** Blob downloads being filled now. */
+  get fillsInProgress(): number {
+    return this.fills.size;
+  }
+
   /** Content being read, filled or followed must not be evicted. */
   inUse(digest: string): boolean {
     if ((this.reading.get(digest) ?? 0) > 0 || this.fills.has(digest)) return true;

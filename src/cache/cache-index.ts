@@ -164,6 +164,11 @@ export class CacheIndex {
     this.statements.putAccess.run({ upstream, repository, public: isPublic ? 1 : 0, now: this.now() });
   }
 
+  /** How many blobs and manifests are cached. */
+  entries(): number {
+    return this.statements.count.get()?.count ?? 0;
+  }
+
   /** Records that `digest` exists in `repository` upstream (it was fetched, or checked, there). */
   putLink(upstream: string, repository: string, digest: string): void {
     this.statements.putLink.run({ upstream, repository, digest });
@@ -212,6 +217,7 @@ function prepareStatements(db: Database) {
       `INSERT OR REPLACE INTO tags (upstream, repository, tag, accept_key, digest, media_type, size, fetched_at)
        VALUES ($upstream, $repository, $tag, $acceptKey, $digest, $mediaType, $size, $now)`,
     ),
+    count: db.prepare<{ count: number }, []>("SELECT COUNT(*) AS count FROM blobs"),
     putLink: db.prepare<void, { upstream: string; repository: string; digest: string }>(
       "INSERT OR IGNORE INTO links (upstream, repository, digest) VALUES ($upstream, $repository, $digest)",
     ),

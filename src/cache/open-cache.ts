@@ -18,6 +18,7 @@ import { CachingPull, type Puller } from "./caching-pull";
 import { Evictor, parseDuration, parseSize } from "./eviction";
 import { FsStorage } from "./fs-storage";
 import { ManifestCache } from "./manifest-cache";
+import type { Storage } from "./storage";
 import { tagTtl } from "./tag-ttl";
 
 export interface CacheParts {
@@ -28,8 +29,17 @@ export interface CacheParts {
   log: Logger;
 }
 
-export async function openCache(config: Config["cache"], parts: CacheParts): Promise<Puller> {
-  if (!config.enabled) return parts.pull;
+/** The cache's parts the operator-facing side (metrics, admin API, status page) reads. */
+export interface CacheHandle {
+  dir: string;
+  maxBytes: number;
+  index: CacheIndex;
+  storage: Storage;
+  blobs: BlobCache;
+}
+
+export async function openCache(config: Config["cache"], parts: CacheParts): Promise<{ puller: Puller; cache?: CacheHandle }> {
+  if (!config.enabled) return { puller: parts.pull };
   const dir = resolve(config.dir);
   let storage: FsStorage;
   let index: CacheIndex;
@@ -41,15 +51,16 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     index.syncBlobs(present);
   } catch (error) {
     parts.log.error("cache disabled: its directory cannot be used; serving as a pure forwarder", { dir, error: (error as Error).message });
-    return parts.pull;
+    return { puller: parts.pull };
   }
 
   const gate = new AccessGate(index, parts.pull);
   let blobs: BlobCache | undefined;
+  const maxBytes = parseSize(config.max_size);
   const evictor = new Evictor({
     index,
     storage,
-    maxBytes: parseSize(config.max_size),
+    maxBytes,
     maxAgeMs: parseDuration(config.max_age),
     inUse: (digest) => blobs?.inUse(digest) ?? false,
     log: (message, fields) => parts.log.warn(message, fields),
@@ -58,7 +69,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   const manifests = new ManifestCache(storage, index, parts.pull, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
   parts.log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });
-  return new CachingPull(blobs, manifests, parts.pull);
+  return { puller: new CachingPull(blobs, manifests, parts.pull), cache: { dir, maxBytes, index, storage, blobs } };
 }
 
 /**

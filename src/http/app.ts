@@ -9,6 +9,7 @@ import { errorResponse } from "./errors";
 import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
+import { metricsRoutes } from "./routes/metrics";
 import { v2Routes } from "./routes/v2";
 
 export function createApp(services: Services) {
@@ -16,6 +17,7 @@ export function createApp(services: Services) {
     .onError({ as: "global" }, ({ code, error, request }) => errorResponse(code, error, request, services.log))
     .use(docsRoutes())
     .use(healthRoutes(services))
+    .use(metricsRoutes(services))
     .use(authRoutes(services))
     .use(v2Routes(services));
 }

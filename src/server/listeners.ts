@@ -12,6 +12,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Config } from "../config/schema";
 import { connectionOf, notesOf } from "../http/connection";
 import { createAccessLog } from "../observability/access-log";
+import { routeOf, type Metrics } from "../observability/metrics";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import type { TlsFiles } from "./tls";
 
@@ -32,12 +33,13 @@ const HEADERS_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 /** `tls` is required when `server.https_enabled` (main loads and checks it first). */
-export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps): Promise<Listening> {
+export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps, metrics: Metrics): Promise<Listening> {
   const { server } = config;
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
   const logAccess = createAccessLog(config.log.access);
   const onDone = (exchange: Exchange) => {
     const { client, user, registry, repository } = notesOf(exchange.request);
+    metrics.exchange(routeOf(exchange.path), registry, exchange.status, exchange.bytes, exchange.cache);
     logAccess({
       client: client ?? connectionOf(exchange.request).remoteAddress,
       user,
@@ -67,6 +69,10 @@ export async function startListeners(config: Config, tls: TlsFiles | undefined, 
       // Docker and containers/image try TLS first on a plain-HTTP port (protocol.md fact 17):
       // drop such garbage quietly and keep serving.
       listener.on("clientError", (_error, socket: Socket) => socket.destroy());
+      listener.on("connection", (socket: Socket) => {
+        metrics.connections.inc();
+        socket.once("close", () => metrics.connections.dec());
+      });
       const bound = await bind(listener, port, host);
       servers.push(listener);
       addresses.push({ scheme, role, host: bound.address, port: bound.port });

@@ -44,10 +44,17 @@ export interface UpstreamResponse {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const CROSS_ORIGIN_SECRETS = ["authorization", "cookie", "proxy-authorization"];
 
+/** Told about every upstream exchange, for metrics. */
+export interface UpstreamObserver {
+  answered(host: string, method: string, status: number, seconds: number): void;
+  failed(host: string, reason: "unreachable" | "timeout"): void;
+}
+
 export class UpstreamClient {
   constructor(
     private readonly timeouts: UpstreamTimeouts,
     private readonly userAgent: string,
+    private readonly observer?: UpstreamObserver,
   ) {}
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
@@ -84,8 +91,9 @@ export class UpstreamClient {
     const budget = request.headerTimeoutMs ?? this.timeouts.headerMs;
     const timer = setTimeout(() => headerTimer.abort(), budget);
     const signals = request.signal ? [request.signal, headerTimer.signal] : [headerTimer.signal];
+    const begin = performance.now();
     try {
-      return await fetch(url, {
+      const response = await fetch(url, {
         method,
         headers,
         body,
@@ -94,8 +102,11 @@ export class UpstreamClient {
         timeout: this.timeouts.idleMs,
         signal: AbortSignal.any(signals),
       });
+      this.observer?.answered(url.host, method, response.status, (performance.now() - begin) / 1000);
+      return response;
     } catch (error) {
       if (request.signal?.aborted) throw error; // our client left; nobody to answer
+      this.observer?.failed(url.host, headerTimer.signal.aborted ? "timeout" : "unreachable");
       if (headerTimer.signal.aborted) {
         throw new RegistryError("UNAVAILABLE", `upstream ${url.host} did not answer within ${budget / 1000}s`, {
           status: 504,

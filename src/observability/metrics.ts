@@ -1,0 +1,108 @@
+/**
+ * Every Prometheus metric docxy exposes, declared in one place with its help
+ * text (distribution keeps its proxy metrics the same way, proxymetrics.go).
+ * prom-client does the text format; values that live elsewhere (cache size,
+ * fills, account quota) are read at scrape time through `observe` callbacks,
+ * so nothing is kept twice.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export interface Observed {
+  cacheBytes?: () => number;
+  cacheEntries?: () => number;
+  fillsInProgress?: () => number;
+  /** Docker Hub's `ratelimit-remaining` of each configured account (undefined until seen). */
+  accounts?: () => { upstream: string; account: string; remaining: number | undefined }[];
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: "docxy_http_requests_total",
+    help: "Requests answered, by route, registry and status",
+    labelNames: ["route", "registry", "status"] as const,
+    registers: [this.registry],
+  });
+
+  readonly bytes = new Counter({
+    name: "docxy_http_response_bytes_total",
+    help: "Body bytes sent to clients, by where they came from (cache: HIT/STALE; upstream: MISS/COALESCED/pass-through)",
+    labelNames: ["source"] as const,
+    registers: [this.registry],
+  });
+
+  readonly cacheResults = new Counter({
+    name: "docxy_cache_requests_total",
+    help: "Cacheable requests by kind (blob, manifest) and result (HIT, MISS, COALESCED, REVALIDATED, STALE)",
+    labelNames: ["kind", "result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamLatency = new Histogram({
+    name: "docxy_upstream_request_duration_seconds",
+    help: "Time until upstream response headers, by upstream host, method and status",
+    labelNames: ["host", "method", "status"] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly upstreamFailures = new Counter({
+    name: "docxy_upstream_failures_total",
+    help: "Upstream requests that got no answer, by host and reason (unreachable, timeout)",
+    labelNames: ["host", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly connections = new Gauge({
+    name: "docxy_active_connections",
+    help: "Client connections open now",
+    registers: [this.registry],
+  });
+
+  constructor(observed: Observed = {}) {
+    const gauge = (name: string, help: string, read: (() => number) | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          if (read) this.set(read());
+        },
+      });
+    gauge("docxy_cache_size_bytes", "Bytes of content in the cache", observed.cacheBytes);
+    gauge("docxy_cache_entries", "Blobs and manifests in the cache", observed.cacheEntries);
+    gauge("docxy_cache_fills_in_progress", "Blob downloads being filled into the cache now", observed.fillsInProgress);
+    new Gauge({
+      name: "docxy_upstream_ratelimit_remaining",
+      help: "Docker Hub's ratelimit-remaining last seen for each configured upstream account",
+      labelNames: ["upstream", "account"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const a of observed.accounts?.() ?? []) {
+          if (a.remaining !== undefined) this.set({ upstream: a.upstream, account: a.account }, a.remaining);
+        }
+      },
+    });
+  }
+
+  /** One exchange, as the access log sees it. */
+  exchange(route: string, registry: string | undefined, status: number, bytes: number, cache: string | undefined): void {
+    this.requests.inc({ route, registry: registry ?? "", status: String(status) });
+    this.bytes.inc({ source: cache === "HIT" || cache === "STALE" ? "cache" : "upstream" }, bytes);
+    if (cache && (route === "blobs" || route === "manifests")) this.cacheResults.inc({ kind: route === "blobs" ? "blob" : "manifest", result: cache });
+  }
+}
+
+/** The route family of a path, a bounded label (never the repository name). */
+export function routeOf(path: string): string {
+  if (path === "/v2/" || path === "/v2") return "v2";
+  const kind = /\/(manifests|blobs|referrers)\/[^/]+$|\/(tags)\/list$/.exec(path);
+  if (path.startsWith("/v2/")) return kind ? (kind[1] ?? kind[2]!) : "v2_other";
+  if (path.startsWith("/auth/")) return "token";
+  if (path === "/health" || path === "/generate_204") return "health";
+  if (path === "/metrics") return "metrics";
+  if (path.startsWith("/admin")) return "admin";
+  return "other";
+}
