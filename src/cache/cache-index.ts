@@ -164,6 +164,24 @@ export class CacheIndex {
     this.statements.putAccess.run({ upstream, repository, public: isPublic ? 1 : 0, now: this.now() });
   }
 
+  /** Every cached tag, newest first, at most `limit`. */
+  tags(limit: number): { upstream: string; repository: string; tag: string; digest: string; mediaType: string; fetchedAt: number }[] {
+    return this.statements.listTags.all({ limit });
+  }
+
+  /**
+   * Forgets a repository: its tags and links. Returns the digests no other
+   * repository links to any more (the caller deletes their content).
+   */
+  removeRepository(upstream: string, repository: string): string[] {
+    return this.db.transaction(() => {
+      const digests = this.statements.linkedDigests.all({ upstream, repository }).map((r) => r.digest);
+      this.statements.removeTags.run({ upstream, repository });
+      this.statements.removeLinks.run({ upstream, repository });
+      return digests.filter((digest) => this.statements.anyLink.get({ digest }) === null);
+    })();
+  }
+
   /** How many blobs and manifests are cached. */
   entries(): number {
     return this.statements.count.get()?.count ?? 0;
@@ -218,6 +236,16 @@ function prepareStatements(db: Database) {
        VALUES ($upstream, $repository, $tag, $acceptKey, $digest, $mediaType, $size, $now)`,
     ),
     count: db.prepare<{ count: number }, []>("SELECT COUNT(*) AS count FROM blobs"),
+    listTags: db.prepare<{ upstream: string; repository: string; tag: string; digest: string; mediaType: string; fetchedAt: number }, { limit: number }>(
+      `SELECT upstream, repository, tag, digest, media_type AS mediaType, MAX(fetched_at) AS fetchedAt FROM tags
+       GROUP BY upstream, repository, tag ORDER BY fetchedAt DESC LIMIT $limit`,
+    ),
+    linkedDigests: db.prepare<{ digest: string }, { upstream: string; repository: string }>(
+      "SELECT digest FROM links WHERE upstream = $upstream AND repository = $repository",
+    ),
+    removeTags: db.prepare<void, { upstream: string; repository: string }>("DELETE FROM tags WHERE upstream = $upstream AND repository = $repository"),
+    removeLinks: db.prepare<void, { upstream: string; repository: string }>("DELETE FROM links WHERE upstream = $upstream AND repository = $repository"),
+    anyLink: db.prepare<{ one: number }, { digest: string }>("SELECT 1 AS one FROM links WHERE digest = $digest LIMIT 1"),
     putLink: db.prepare<void, { upstream: string; repository: string; digest: string }>(
       "INSERT OR IGNORE INTO links (upstream, repository, digest) VALUES ($upstream, $repository, $digest)",
     ),

@@ -136,6 +136,12 @@ export const ConfigSchema = t.Object({
     },
     { default: {} },
   ),
+  admin: t.Object(
+    {
+      token: t.String({ default: "", description: "docxy: bearer token for /admin (also DOCXY_ADMIN_TOKEN); empty disables the admin API" }),
+    },
+    { default: {} },
+  ),
   log: t.Object(
     {
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error")], { default: "info" }),

@@ -6,6 +6,7 @@
 import { Elysia } from "elysia";
 import type { Services } from "../services";
 import { errorResponse } from "./errors";
+import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
@@ -18,6 +19,7 @@ export function createApp(services: Services) {
     .use(docsRoutes())
     .use(healthRoutes(services))
     .use(metricsRoutes(services))
+    .use(adminRoutes(services))
     .use(authRoutes(services))
     .use(v2Routes(services));
 }

@@ -1,0 +1,96 @@
+/**
+ * Pre-loading an image into the cache before clients need it (an offline
+ * window, a fleet rollout): the image is pulled through docxy's own pull
+ * path, as docxy itself, exactly as a client pull would fill the cache — its
+ * manifest, the children for the requested platforms, their configs and
+ * layers. Progress is reported step by step.
+ */
+import { RegistryError } from "../oci/errors";
+import { withLibraryPrefix } from "../oci/reference";
+import type { PullRequest } from "../proxy/pull-proxy";
+import { knownRegistry } from "../upstream/routing";
+import type { UpstreamTable } from "../upstream/table";
+import type { Puller } from "./caching-pull";
+
+export interface PrewarmStep {
+  kind: "manifest" | "blob";
+  digest: string;
+  bytes: number;
+  /** X-Cache of the answer: MISS when it was fetched now, HIT when it was already there. */
+  cache: string;
+}
+
+const ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+interface Descriptor {
+  digest: string;
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+/** `[registry/]repository[:tag|@digest]`, normalised the way Docker does (reference/normalize.go). */
+export function parseImage(image: string): { registry: string; repository: string; reference: string } {
+  const at = image.indexOf("@");
+  const [path, digestRef] = at >= 0 ? [image.slice(0, at), image.slice(at + 1)] : [image, undefined];
+  const colon = path.lastIndexOf(":");
+  const tagged = colon > path.lastIndexOf("/");
+  const name = tagged ? path.slice(0, colon) : path;
+  const reference = digestRef ?? (tagged ? path.slice(colon + 1) : "latest");
+  const first = name.split("/")[0]!;
+  const hasRegistry = name.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  const registry = hasRegistry ? first : "docker.io";
+  const repository = hasRegistry ? name.slice(first.length + 1) : name;
+  return { registry, repository: registry === "docker.io" ? withLibraryPrefix(repository) : repository, reference };
+}
+
+export async function* prewarm(pulls: Puller, upstreams: UpstreamTable, image: string, platforms: string[] = []): AsyncGenerator<PrewarmStep> {
+  const { registry, repository, reference } = parseImage(image);
+  const upstream = knownRegistry(upstreams, registry);
+  const request = (kind: "manifests" | "blobs", ref: string): PullRequest => ({
+    path: { name: repository, kind, reference: ref },
+    identity: "proxy",
+    method: "GET",
+    query: new URLSearchParams(),
+    headers: new Headers({ accept: ACCEPT }),
+    route: { upstream, via: "default" },
+    origin: "http://localhost",
+  });
+  const fetchManifest = async (ref: string) => {
+    const response = await pulls.pull(request("manifests", ref));
+    if (!response.ok) throw new RegistryError("MANIFEST_UNKNOWN", `${registry}/${repository}:${ref}: upstream answered ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const step: PrewarmStep = { kind: "manifest", digest: response.headers.get("docker-content-digest") ?? ref, bytes: bytes.length, cache: response.headers.get("x-cache") ?? "" };
+    return { step, manifest: JSON.parse(new TextDecoder().decode(bytes)) as { manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] } };
+  };
+
+  const top = await fetchManifest(reference);
+  yield top.step;
+  const images = top.manifest.manifests
+    ? await Promise.all(top.manifest.manifests.filter((m) => wanted(m, platforms)).map((m) => fetchManifest(m.digest)))
+    : [top];
+  if (top.manifest.manifests) for (const child of images) yield child.step;
+
+  const blobs = new Set(images.flatMap(({ manifest }) => [manifest.config, ...(manifest.layers ?? [])].filter((d) => d !== undefined).map((d) => d.digest)));
+  for (const digest of blobs) {
+    const response = await pulls.pull(request("blobs", digest));
+    if (!response.ok) throw new RegistryError("BLOB_UNKNOWN", `${digest}: upstream answered ${response.status}`);
+    let bytes = 0;
+    for await (const chunk of response.body ?? []) bytes += chunk.length; // drained: the fill goes to its end
+    yield { kind: "blob", digest, bytes, cache: response.headers.get("x-cache") ?? "" };
+  }
+}
+
+/** `linux/amd64`, `linux/arm64/v8`; no filter means every platform. */
+function wanted(descriptor: Descriptor, platforms: string[]): boolean {
+  if (platforms.length === 0) return true;
+  const p = descriptor.platform;
+  if (!p) return false;
+  return platforms.some((want) => {
+    const [os, arch, variant] = want.split("/");
+    return p.os === os && p.architecture === arch && (variant === undefined || p.variant === variant);
+  });
+}

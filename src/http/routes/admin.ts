@@ -1,0 +1,132 @@
+/**
+ * The admin API: cache statistics, what is cached, purging, pre-warming.
+ * Every route needs `Authorization: Bearer <[admin] token>`; without a token
+ * configured the API does not exist (404), so it cannot be left open.
+ */
+import { Elysia, t } from "elysia";
+import { timingSafeEqual } from "node:crypto";
+import { prewarm } from "../../cache/prewarm";
+import { RegistryError } from "../../oci/errors";
+import { isDigest } from "../../oci/reference";
+import type { Services } from "../../services";
+
+const CacheStats = t.Object({
+  enabled: t.Boolean(),
+  dir: t.Optional(t.String()),
+  bytes: t.Integer({ description: "Bytes of content in the cache" }),
+  max_bytes: t.Optional(t.Integer()),
+  entries: t.Integer({ description: "Blobs and manifests" }),
+  fills_in_progress: t.Integer(),
+});
+
+const CachedTag = t.Object({
+  upstream: t.String(),
+  repository: t.String(),
+  tag: t.String(),
+  digest: t.String(),
+  media_type: t.String(),
+  fetched_at: t.String({ format: "date-time" }),
+});
+
+const PrewarmRequest = t.Object({
+  image: t.String({ description: "Image reference, e.g. docker.io/library/alpine:3.20 or ghcr.io/org/app@sha256:…", minLength: 1, maxLength: 512 }),
+  platforms: t.Optional(t.Array(t.String({ pattern: "^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$" }), { description: "e.g. linux/amd64; all when absent" })),
+});
+
+export function adminRoutes(services: Services) {
+  const token = services.config.admin.token;
+  const authorized = ({ request }: { request: Request }) => {
+    if (!token) throw new RegistryError("NOT_FOUND", "the admin API is disabled: set [admin] token");
+    const given = Buffer.from(/^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1] ?? "");
+    const wanted = Buffer.from(token);
+    if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+      throw new RegistryError("UNAUTHORIZED", "admin token required", { headers: { "www-authenticate": 'Bearer realm="docxy-admin"' } });
+    }
+  };
+  const cache = () => {
+    if (!services.cache) throw new RegistryError("UNSUPPORTED", "the cache is disabled", { status: 409 });
+    return services.cache;
+  };
+
+  return new Elysia({ name: "docxy/admin", prefix: "/admin", detail: { tags: ["admin"], security: [{ bearer: [] }] } })
+    .onBeforeHandle(authorized)
+    .get(
+      "/cache",
+      () => {
+        const c = services.cache;
+        if (!c) return { enabled: false, bytes: 0, entries: 0, fills_in_progress: 0 };
+        return { enabled: true, dir: c.dir, bytes: c.index.totalBytes(), max_bytes: c.maxBytes, entries: c.index.entries(), fills_in_progress: c.blobs.fillsInProgress };
+      },
+      { response: CacheStats, detail: { summary: "Cache size and activity" } },
+    )
+    .get(
+      "/cache/tags",
+      ({ query }) =>
+        cache()
+          .index.tags(query.limit ?? 100)
+          .map((r) => ({ upstream: r.upstream, repository: r.repository, tag: r.tag, digest: r.digest, media_type: r.mediaType, fetched_at: new Date(r.fetchedAt).toISOString() })),
+      {
+        query: t.Object({ limit: t.Optional(t.Integer({ minimum: 1, maximum: 10_000 })) }),
+        response: t.Array(CachedTag),
+        detail: { summary: "Cached tags, most recently fetched first" },
+      },
+    )
+    .delete(
+      "/cache/blobs/:digest",
+      async ({ params }) => {
+        if (!isDigest(params.digest)) throw new RegistryError("DIGEST_INVALID", `invalid digest: ${params.digest}`);
+        const c = cache();
+        const cached = c.index.getBlob(params.digest) !== undefined;
+        if (cached) {
+          c.index.removeBlob(params.digest);
+          await c.storage.delete(params.digest);
+        }
+        return { removed: cached ? [params.digest] : [] };
+      },
+      { params: t.Object({ digest: t.String() }), response: t.Object({ removed: t.Array(t.String()) }), detail: { summary: "Purge one blob or manifest" } },
+    )
+    .delete(
+      "/cache/repositories",
+      async ({ query }) => {
+        const c = cache();
+        const upstream = services.upstreams.byName(query.upstream);
+        if (!upstream) throw new RegistryError("NOT_FOUND", `no upstream named ${JSON.stringify(query.upstream)}`);
+        const orphans = c.index.removeRepository(upstream.name, query.repository);
+        for (const digest of orphans) {
+          if (c.blobs.inUse(digest)) continue;
+          c.index.removeBlob(digest);
+          await c.storage.delete(digest);
+        }
+        return { removed: orphans };
+      },
+      {
+        query: t.Object({ upstream: t.String({ description: "Upstream name, e.g. dockerhub" }), repository: t.String({ description: "As the upstream names it, e.g. library/alpine" }) }),
+        response: t.Object({ removed: t.Array(t.String()) }),
+        detail: { summary: "Purge a repository: its tags, and content no other repository uses" },
+      },
+    )
+    .post(
+      "/prewarm",
+      ({ body }) => {
+        const steps = prewarm(services.pulls, services.upstreams, body.image, body.platforms);
+        const encoder = new TextEncoder();
+        // Progress as NDJSON: one line per manifest or blob, then a summary (or an error).
+        const stream = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            try {
+              const next = await steps.next();
+              if (next.done) {
+                controller.enqueue(encoder.encode(`${JSON.stringify({ done: true, image: body.image })}\n`));
+                controller.close();
+              } else controller.enqueue(encoder.encode(`${JSON.stringify(next.value)}\n`));
+            } catch (error) {
+              controller.enqueue(encoder.encode(`${JSON.stringify({ done: false, error: (error as Error).message })}\n`));
+              controller.close();
+            }
+          },
+        });
+        return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
+      },
+      { body: PrewarmRequest, detail: { summary: "Pull an image into the cache; progress as NDJSON lines" } },
+    );
+}
