@@ -4,6 +4,8 @@
  * that exports an `app` crashes at start (research/bun-elysia.md pitfall 10).
  */
 import { HELP, parseArgs, UsageError } from "./cli/args";
+import { checkConfig } from "./cli/check-config";
+import { prewarmCommand } from "./cli/prewarm";
 import { ConfigError, loadConfig } from "./config/load";
 import { createApp } from "./http/app";
 import { createRedirectApp } from "./http/redirect-app";
@@ -15,9 +17,18 @@ import { VERSION } from "./version";
 
 /** Exit codes: 2 for usage and configuration mistakes (nothing started), 1 for runtime failures. */
 async function main(): Promise<number | undefined> {
+  const argv = process.argv.slice(2);
+  try {
+    if (argv[0] === "check-config") return await checkConfig(argv.slice(1), process.env);
+    if (argv[0] === "prewarm") return await prewarmCommand(argv.slice(1), process.env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`docxy: ${error.message}\n\n${HELP}`);
+    return 2;
+  }
   let args;
   try {
-    args = parseArgs(process.argv.slice(2));
+    args = parseArgs(argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`docxy: ${error.message}\n\n${HELP}`);

@@ -24,7 +24,11 @@ const SETTINGS: Record<string, string> = {
 
 export const HELP = `docxy — a container registry pull proxy
 
-Usage: docxy [options]
+Usage: docxy [options]                 run the proxy
+       docxy check-config [FILE]       validate a configuration and exit
+       docxy prewarm IMAGE [--platform linux/amd64,...] [--url URL] [--token TOKEN]
+                                       pull an image into a running docxy's cache
+                                       (admin API; token also DOCXY_ADMIN_TOKEN)
 
 Options:
   -c, --config FILE        TOML config file (also DOCXY_CONFIG or WHARF_CONFIG;

@@ -1,0 +1,28 @@
+/**
+ * `docxy check-config [FILE]`: validates a configuration without starting
+ * anything (for CI and before a reload). Exit 0 and a summary when valid;
+ * exit 2 and one line per problem otherwise.
+ */
+import { ConfigError, loadConfig } from "../config/load";
+import { upstreamTableFromConfig } from "../upstream/table";
+
+export async function checkConfig(args: string[], env: Record<string, string | undefined>): Promise<number> {
+  const path = args.find((a) => !a.startsWith("-"));
+  try {
+    const { config, source, warnings } = await loadConfig({ path, env });
+    for (const warning of warnings) process.stderr.write(`docxy: warning: ${warning}\n`);
+    const table = upstreamTableFromConfig(config);
+    process.stdout.write(
+      `${source}: valid\n` +
+        `  listeners: ${[config.server.http_enabled && `http :${config.server.http_port}`, config.server.https_enabled && `https :${config.server.https_port}`].filter(Boolean).join(", ")}\n` +
+        `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry})`).join(", ")}; default ${table.default.name}\n` +
+        `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${config.cache.max_size}` : "off"}\n` +
+        `  proxy users: ${config.auth.enabled ? "on" : "off"}\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) process.stderr.write(`docxy: invalid configuration: ${problem}\n`);
+    return 2;
+  }
+}

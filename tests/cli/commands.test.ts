@@ -1,0 +1,53 @@
+/** The binary's subcommands: check-config and prewarm against a running docxy. */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DOCXY_BIN } from "../support/docxy-process";
+import { startProxiedUpstream, type ProxiedUpstream } from "../support/proxied-upstream";
+
+const ADMIN = "admin-token-for-cli-tests-0123456";
+let env: ProxiedUpstream;
+beforeAll(async () => {
+  env = await startProxiedUpstream({}, `[admin]\ntoken = "${ADMIN}"\n`);
+}, 60_000);
+afterAll(async () => {
+  await env?.stop();
+});
+
+async function run(args: string[], extraEnv: Record<string, string> = {}) {
+  const child = Bun.spawn([DOCXY_BIN, ...args], { env: { PATH: process.env.PATH ?? "", ...extraEnv }, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  return { stdout, stderr, code };
+}
+
+test("check-config: a valid file is summarised (exit 0), an invalid one is listed (exit 2)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "docxy-check-"));
+  await Bun.write(join(dir, "ok.toml"), `[server]\nhttp_port = 8080\n[cache]\nenabled = false\n`);
+  const ok = await run(["check-config", join(dir, "ok.toml")]);
+  expect(ok.code).toBe(0);
+  expect(ok.stdout).toContain("valid");
+  expect(ok.stdout).toContain("http :8080");
+  expect(ok.stdout).toContain("dockerhub (docker.io)");
+  await Bun.write(join(dir, "bad.toml"), `[server]\nhttp_port = "x"\n`);
+  const bad = await run(["check-config", join(dir, "bad.toml")]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain("server.http_port");
+});
+
+test("prewarm fills a running docxy's cache and reports each item (no TTY: one line per step)", async () => {
+  const { app } = env.upstream.images;
+  const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url], { DOCXY_ADMIN_TOKEN: ADMIN });
+  expect(result.code).toBe(0);
+  const lines = result.stdout.trim().split("\n");
+  expect(lines.filter((l) => l.startsWith("blob "))).toHaveLength(1 + app.manifests[0]!.layers.length);
+  expect(lines.at(-1)).toMatch(/^acme\/app:v1: \d+ items, [\d.]+ MiB in the cache$/);
+  const again = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url], { DOCXY_ADMIN_TOKEN: ADMIN });
+  expect(again.stdout.split("\n").filter((l) => l.startsWith("blob ")).every((l) => l.endsWith(" HIT"))).toBe(true);
+});
+
+test("prewarm without the admin token fails with the server's answer", async () => {
+  const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url]);
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain("401");
+});
