@@ -61,7 +61,7 @@ async function main(): Promise<number | undefined> {
   const redirect = createRedirectApp(services, config.server.https_port);
   let listening;
   try {
-    listening = await startListeners(config, tls, { proxy: (r) => proxy.handle(r), redirect: (r) => redirect.handle(r) }, services.metrics);
+    listening = await startListeners(config, tls, { proxy: (r) => proxy.handle(r), redirect: (r) => redirect.handle(r) }, services);
   } catch (error) {
     process.stderr.write(`docxy: cannot start: ${(error as Error).message}\n`);
     return 1;

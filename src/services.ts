@@ -22,6 +22,7 @@ import { PullProxy, type UpstreamIdentity } from "./proxy/pull-proxy";
 import type { Puller } from "./cache/caching-pull";
 import { openCache, type CacheHandle } from "./cache/open-cache";
 import { Metrics } from "./observability/metrics";
+import { RecentPulls } from "./observability/recent-pulls";
 import { accountsFrom } from "./upstream/accounts";
 import { AuthDiscovery } from "./upstream/auth-discovery";
 import { UpstreamAuth } from "./upstream/upstream-auth";
@@ -46,6 +47,7 @@ export interface Services {
   tokens: TokenProxy;
   health: HealthMonitor;
   metrics: Metrics;
+  recentPulls: RecentPulls;
   /** The cache's parts, when the cache is on and usable. */
   cache: CacheHandle | undefined;
 }
@@ -101,6 +103,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     tokens: new TokenProxy(client, discovery),
     health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
     metrics,
+    recentPulls: new RecentPulls(),
     cache,
   };
 }

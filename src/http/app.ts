@@ -11,6 +11,7 @@ import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
 import { healthRoutes } from "./routes/health";
 import { metricsRoutes } from "./routes/metrics";
+import { statusPageRoutes } from "./routes/status-page";
 import { v2Routes } from "./routes/v2";
 
 export function createApp(services: Services) {
@@ -20,6 +21,7 @@ export function createApp(services: Services) {
     .use(healthRoutes(services))
     .use(metricsRoutes(services))
     .use(adminRoutes(services))
+    .use(statusPageRoutes(services))
     .use(authRoutes(services))
     .use(v2Routes(services));
 }

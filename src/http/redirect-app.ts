@@ -18,7 +18,9 @@ export function createRedirectApp(services: Services, httpsPort: number) {
     if (!REDIRECTED.test(url.pathname)) return undefined; // falls through to NOT_FOUND
     const connection = connectionOf(request);
     const { upstream } = routeByHost(services.upstreams, connection.host);
-    const host = connection.host?.replace(/:\d+$/, "") ?? null;
+    // The HTTPS listener's port replaces the one the client used for plain HTTP.
+    const name = connection.host?.replace(/:\d+$/, "");
+    const host = name === undefined ? null : httpsPort === 443 ? name : `${name}:${httpsPort}`;
     const origin = services.publicOrigin.resolve(upstream.publicBaseUrl, { host, secure: true, localPort: httpsPort });
     return new Response(null, { status: 301, headers: { location: `${origin}${url.pathname}${url.search}` } });
   };

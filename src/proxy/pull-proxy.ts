@@ -12,6 +12,7 @@
  * - The CDN a blob redirects to is fetched by us; the client never sees it.
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
+import { errorBody } from "../oci/errors";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUEST_HEADERS, withoutHopByHop } from "../oci/headers";
 import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
@@ -127,6 +128,8 @@ export class PullProxy {
       this.discovery.learn(upstream, upstreamChallenge);
       const service = this.discovery.known(upstream)?.service;
       headers.set("www-authenticate", proxyChallenge(request.origin, upstream, upstreamChallenge, service, prefix));
+      // The realm may depend on how this client reached us: never let a shared cache reuse it.
+      headers.set("cache-control", "no-store");
     }
     // dist-spec main, "Registry Proxying": a proxy that used `ns` echoes it.
     if (via === "ns") headers.set("oci-namespace", upstream.registry);
@@ -139,6 +142,7 @@ export class PullProxy {
     const link = headers.get("link");
     if (link) headers.set("link", relativeLinks(link, prefix));
 
+    if (response.status >= 500) return upstreamFailure(request, response, headers);
     if (request.method === "HEAD") {
       void discard(response);
       return new Response(null, { status: response.status, headers });
@@ -183,4 +187,19 @@ export function relativeLinks(header: string, prefix?: string): string {
     const path = prefix ? url.pathname.replace(/^\/v2\//, `/v2/${prefix}/`) : url.pathname;
     return `<${path}${url.search}>`;
   });
+}
+
+/**
+ * An upstream's own 5xx becomes a 502 UNAVAILABLE registry error: the client
+ * learns the upstream failed (clients print `code: message`), and a 500
+ * from docxy then always means docxy itself failed. 502-504 keep their status.
+ */
+function upstreamFailure(request: PullRequest, response: Response, headers: Headers): Response {
+  void discard(response);
+  const status = [502, 503, 504].includes(response.status) ? response.status : 502;
+  const body = errorBody("UNAVAILABLE", `upstream ${request.route.upstream.name} answered ${response.status}`);
+  headers.set("content-type", "application/json; charset=utf-8");
+  headers.set("content-length", String(Buffer.byteLength(body)));
+  headers.delete("content-encoding");
+  return new Response(request.method === "HEAD" ? null : body, { status, headers });
 }

@@ -13,6 +13,7 @@ import type { Config } from "../config/schema";
 import { connectionOf, notesOf } from "../http/connection";
 import { createAccessLog } from "../observability/access-log";
 import { routeOf, type Metrics } from "../observability/metrics";
+import type { RecentPulls } from "../observability/recent-pulls";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import type { TlsFiles } from "./tls";
 
@@ -33,13 +34,30 @@ const HEADERS_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 /** `tls` is required when `server.https_enabled` (main loads and checks it first). */
-export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps, metrics: Metrics): Promise<Listening> {
+export interface Observers {
+  metrics: Metrics;
+  recentPulls: RecentPulls;
+}
+
+export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps, { metrics, recentPulls }: Observers): Promise<Listening> {
   const { server } = config;
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
   const logAccess = createAccessLog(config.log.access);
   const onDone = (exchange: Exchange) => {
     const { client, user, registry, repository } = notesOf(exchange.request);
-    metrics.exchange(routeOf(exchange.path), registry, exchange.status, exchange.bytes, exchange.cache);
+    const route = routeOf(exchange.path);
+    metrics.exchange(route, registry, exchange.status, exchange.bytes, exchange.cache);
+    if (route === "manifests" && exchange.method === "GET" && registry && repository) {
+      recentPulls.add({
+        time: new Date().toISOString(),
+        client: client ?? "",
+        registry,
+        repository,
+        reference: exchange.path.slice(exchange.path.lastIndexOf("/") + 1),
+        status: exchange.status,
+        cache: exchange.cache ?? "",
+      });
+    }
     logAccess({
       client: client ?? connectionOf(exchange.request).remoteAddress,
       user,

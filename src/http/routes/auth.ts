@@ -58,7 +58,15 @@ async function readForm(request: Request): Promise<URLSearchParams> {
   if (!type.toLowerCase().startsWith("application/x-www-form-urlencoded")) {
     throw new RegistryError("BAD_REQUEST", "token POST must be application/x-www-form-urlencoded");
   }
-  const text = await request.text();
-  if (Buffer.byteLength(text) > MAX_FORM_BYTES) throw new RegistryError("BAD_REQUEST", "token form too large");
-  return new URLSearchParams(text);
+  const tooLarge = () => new RegistryError("BAD_REQUEST", `token form larger than ${MAX_FORM_BYTES} bytes`, { status: 413 });
+  if (Number(request.headers.get("content-length") ?? 0) > MAX_FORM_BYTES) throw tooLarge();
+  // Counted while read, never buffered whole: a chunked body announces no length.
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body ?? []) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw tooLarge();
+    parts.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(parts).toString("utf8"));
 }

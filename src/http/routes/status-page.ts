@@ -1,0 +1,94 @@
+/**
+ * `/`: a small status page for people — what this docxy is, whether its
+ * upstreams answer and how much quota is left, how the cache is doing, what
+ * was pulled lately, and the client configuration for this very proxy, ready
+ * to copy. Server-rendered HTML with inline CSS: no script, no CDN (it must
+ * work where docxy is used, without internet access).
+ */
+import { Elysia } from "elysia";
+import type { Services } from "../../services";
+import { VERSION } from "../../version";
+import { connectionOf } from "../connection";
+
+const escape = (value: unknown) =>
+  String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+export function statusPageRoutes(services: Services) {
+  return new Elysia({ name: "docxy/status-page", detail: { hide: true } }).get("/", async ({ request }) => {
+    const origin = services.publicOrigin.resolve(services.upstreams.default.publicBaseUrl, connectionOf(request));
+    const host = new URL(origin).host;
+    const report = await services.health.report();
+    const results = await services.metrics.cacheResults.get();
+    const count = (result: string) => results.values.filter((v) => v.labels.result === result).reduce((n, v) => n + v.value, 0);
+    const served = count("HIT") + count("STALE") + count("REVALIDATED");
+    const total = served + count("MISS") + count("COALESCED");
+    const cache = services.cache;
+    const quota = (name: string) =>
+      services.upstreams.byName(name)
+        ? services.upstreamAuth
+            .accountsOf(services.upstreams.byName(name)!)
+            .map((a) => `${escape(a.username)}: ${a.remaining ?? "?"}`)
+            .join(", ")
+        : "";
+
+    const upstreamRows = report.upstreams
+      .map(
+        (u) =>
+          `<tr><td>${escape(u.name)}</td><td>${escape(u.url)}</td><td class="${u.reachable ? "ok" : "bad"}">${u.reachable ? "reachable" : "unreachable"}</td>` +
+          `<td>${u.latency_ms ?? "–"} ms</td><td>${quota(u.name) || "–"}</td></tr>`,
+      )
+      .join("");
+    const pullRows =
+      services.recentPulls
+        .list()
+        .map(
+          (p) =>
+            `<tr><td>${escape(p.time.slice(11, 19))}</td><td>${escape(p.registry)}/${escape(p.repository)}:${escape(p.reference.slice(0, 19))}</td>` +
+            `<td>${p.status}</td><td>${escape(p.cache || "–")}</td><td>${escape(p.client)}</td></tr>`,
+        )
+        .join("") || `<tr><td colspan="5">no pulls yet</td></tr>`;
+
+    const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>docxy ${escape(VERSION)}</title>
+<style>
+body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:62rem;padding:0 1rem;color:#1d2330}
+h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #e3e6ec}
+.ok{color:#137333}.bad{color:#b3261e}.figures{display:flex;gap:2rem;flex-wrap:wrap}
+.figure b{display:block;font-size:1.4rem}pre{background:#f4f6f9;padding:.8rem;overflow-x:auto}
+</style></head><body>
+<h1>docxy <small>${escape(VERSION)}</small></h1>
+<p>Status <b class="${report.status === "ok" ? "ok" : "bad"}">${report.status}</b>, up ${report.uptime_seconds} s. <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
+<div class="figures">
+<div class="figure"><b>${cache ? mib(cache.index.totalBytes()) : "off"}</b>cache size${cache ? ` of ${mib(cache.maxBytes)}` : ""}</div>
+<div class="figure"><b>${cache ? cache.index.entries() : 0}</b>cached items</div>
+<div class="figure"><b>${total ? `${Math.round((100 * served) / total)} %` : "–"}</b>served from cache (${served} of ${total})</div>
+<div class="figure"><b>${cache?.blobs.fillsInProgress ?? 0}</b>downloads in progress</div>
+</div>
+<h2>Upstreams</h2>
+<table><tr><th>name</th><th>URL</th><th>state</th><th>latency</th><th>quota left</th></tr>${upstreamRows}</table>
+<h2>Recent pulls</h2>
+<table><tr><th>time (UTC)</th><th>image</th><th>status</th><th>cache</th><th>client</th></tr>${pullRows}</table>
+<h2>Use this proxy</h2>
+<p>Docker, <code>/etc/docker/daemon.json</code>:</p>
+<pre>{ "registry-mirrors": ["${escape(origin)}"] }</pre>
+<p>containerd, <code>/etc/containerd/certs.d/docker.io/hosts.toml</code> (same for ghcr.io, quay.io, registry.k8s.io…):</p>
+<pre>server = "https://registry-1.docker.io"
+
+[host."${escape(origin)}"]
+  capabilities = ["pull", "resolve"]</pre>
+<p>podman, buildah, skopeo, <code>/etc/containers/registries.conf</code>:</p>
+<pre>[[registry]]
+prefix = "docker.io"
+location = "registry-1.docker.io"
+
+[[registry.mirror]]
+location = "${escape(host)}"${origin.startsWith("http://") ? "\ninsecure = true" : ""}</pre>
+<p>Other registries by path: <code>docker pull ${escape(host)}/ghcr.io/OWNER/IMAGE:TAG</code></p>
+</body></html>`;
+    return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
+  });
+}
