@@ -37,7 +37,7 @@ export function statusPageRoutes(services: Services) {
       .map(
         (u) =>
           `<tr><td>${escape(u.name)}</td><td>${escape(u.url)}</td><td class="${u.reachable ? "ok" : "bad"}">${u.reachable ? "reachable" : "unreachable"}</td>` +
-          `<td>${u.latency_ms ?? "–"} ms</td><td>${quota(u.name) || "–"}</td></tr>`,
+          `<td>${u.latency_ms !== undefined ? `${u.latency_ms} ms` : "–"}</td><td>${quota(u.name) || "–"}</td></tr>`,
       )
       .join("");
     const pullRows =
@@ -52,7 +52,7 @@ export function statusPageRoutes(services: Services) {
 
     const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>docxy ${escape(VERSION)}</title>
+<title>docxy ${escape(VERSION)}</title><link rel="icon" href="data:,">
 <style>
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:62rem;padding:0 1rem;color:#1d2330}
 h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
