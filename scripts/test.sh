@@ -11,7 +11,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 # package:binary pairs; the binary tells whether the package is there.
 PACKAGES="docker-registry:/usr/bin/docker-registry skopeo:/usr/bin/skopeo openssl:/usr/bin/openssl
 docker.io:/usr/sbin/dockerd containerd:/usr/bin/containerd podman:/usr/bin/podman buildah:/usr/bin/buildah
-chromium:/usr/bin/chromium"
+chromium:/usr/bin/chromium pebble:/usr/bin/pebble"
 missing=()
 for pair in $PACKAGES; do [ -x "${pair#*:}" ] || missing+=("${pair%%:*}"); done
 if [ ${#missing[@]} -gt 0 ]; then

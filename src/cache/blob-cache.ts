@@ -17,6 +17,7 @@ import { Fill } from "./fill";
 import { parseRange, type ByteRange } from "./range";
 import type { Storage, TempBlob } from "./storage";
 import { fileResponse } from "../util/file-response";
+import { onStreamEnd } from "../util/stream-end";
 
 export class BlobCache {
   /**
@@ -71,7 +72,7 @@ export class BlobCache {
         return this.respond(request, stored.size, "HIT", (start, end, init) => {
           handedOver = true;
           if (stored.path) return fileResponse({ path: stored.path, start, end, done: release }, init);
-          return new Response(releasedAtEnd(stored.stream(start, end), release), init);
+          return new Response(onStreamEnd(stored.stream(start, end), release), init);
         });
       }
     } finally {
@@ -191,30 +192,4 @@ export class BlobCache {
       else this.reading.delete(digest);
     };
   }
-}
-
-/** `stream`, calling `release` when it ends, fails or is cancelled. */
-function releasedAtEnd(stream: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const { value, done } = await reader.read();
-          if (done) {
-            release();
-            controller.close();
-          } else controller.enqueue(value);
-        } catch (error) {
-          release();
-          controller.error(error);
-        }
-      },
-      cancel(reason) {
-        release();
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }

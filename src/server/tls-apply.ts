@@ -12,12 +12,16 @@
  * the same server object with Bun's own `listen({ tls })` option:
  * - requests in flight finish on their connection (Bun tracks each listen
  *   as a "generation"; `close(cb)` at shutdown still waits for all of them);
- * - idle keep-alive connections are closed, and clients reconnect (Go and
- *   curl retry an idempotent request on a reused connection that closed);
+ * - idle keep-alive connections are closed, as at a graceful shutdown, and
+ *   clients reconnect; a request sent on one at that very instant sees a
+ *   reset, which Go's transport (docker, containerd) retries by itself for
+ *   GET and HEAD;
  * - new connections get the new certificate.
- * The price: for the ~1 ms between close and listen, a new connection is
- * refused. Only `cert` and `key` are carried over; docxy sets no other TLS
- * option on its listeners.
+ * The price: a new connection that arrives within the ~1 ms between close
+ * and listen is refused. Only `cert` and `key` are carried over; docxy sets
+ * no other TLS option on its listeners. Bun may emit 'close' for the old
+ * socket after the new one listens: check `server.listening` in a 'close'
+ * handler. The Bun.serve `reload()` fact is in research/bun-elysia.md §4.
  */
 import type https from "node:https";
 import type { AddressInfo } from "node:net";

@@ -53,9 +53,8 @@ export class CertificateStore {
 
   /** Loads and checks the files now; throws (with the config key in the message) when they are unusable. */
   static open(options: CertificateStoreOptions): CertificateStore {
-    const stamp = stampOf(options.certPath, options.keyPath);
     const { tls, certificate } = readChecked(options.certPath, options.keyPath, { allowExpired: true });
-    return new CertificateStore(options, tls, certificate, stamp);
+    return new CertificateStore(options, tls, certificate, stampOf(options.certPath, options.keyPath));
   }
 
   private constructor(
@@ -101,16 +100,24 @@ export class CertificateStore {
    */
   attach(server: https.Server): () => void {
     let queue = Promise.resolve();
+    let swapping = false;
     const unsubscribe = this.subscribe((tls) => {
       // One swap at a time per server: a second change waits for the first listen() to finish.
-      queue = queue.then(() =>
-        applyCertificate(server, tls).catch((error: Error) => this.options.onError?.(error)),
-      );
+      queue = queue.then(async () => {
+        swapping = true;
+        try {
+          await applyCertificate(server, tls);
+        } catch (error) {
+          this.options.onError?.(error as Error);
+        } finally {
+          swapping = false;
+        }
+      });
     });
     const onClose = () => {
       // A swap closes and reopens the listening socket, and Bun may report that 'close' after the
       // new socket is already listening: only a server that stays closed is done with.
-      if (!server.listening) detach();
+      if (!server.listening && !swapping) detach();
     };
     const detach = () => {
       unsubscribe();

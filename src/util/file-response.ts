@@ -4,6 +4,8 @@
  * through JavaScript (a cache hit should cost what a file copy costs). Any
  * other consumer just reads the ordinary stream body.
  */
+import { onStreamEnd } from "./stream-end";
+
 export interface FileBody {
   path: string;
   start: number;
@@ -22,28 +24,7 @@ export function fileResponse(body: FileBody, init: ResponseInit): Response {
     finished = true;
     body.done();
   };
-  const reader = Bun.file(body.path).slice(body.start, body.end + 1).stream().getReader();
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const { value, done: ended } = await reader.read();
-          if (ended) {
-            done();
-            controller.close();
-          } else controller.enqueue(value);
-        } catch (error) {
-          done();
-          controller.error(error);
-        }
-      },
-      cancel(reason) {
-        done();
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  const stream = onStreamEnd(Bun.file(body.path).slice(body.start, body.end + 1).stream(), done);
   const response = new Response(stream, init);
   files.set(response, { ...body, done });
   return response;

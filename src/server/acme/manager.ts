@@ -15,13 +15,15 @@
  *   `CertificateStore.reload()` (whose paths are `certPath`/`keyPath`).
  */
 import * as acme from "acme-client";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import https from "node:https";
 import { isIP } from "node:net";
 import type { Logger } from "../../observability/logger";
 import { Http01Challenges } from "./challenges";
+import { probeDirectory } from "./directory";
 import { orderCertificate } from "./order";
-import { DEFAULT_RENEW_FRACTION, renewalTime, whyIssueNow } from "./renewal";
+import { coversNames, DEFAULT_RENEW_FRACTION, renewalTime, whyIssueNow } from "./renewal";
 import { AcmeStorage } from "./storage";
 
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
@@ -56,6 +58,8 @@ export class AcmeManager {
   readonly #storage: AcmeStorage;
   readonly #names: string[];
   #client: acme.Client | undefined;
+  /** set when acme_ca_root is: trusts that root for the directory's HTTPS */
+  readonly #agent: https.Agent | undefined;
   #ordering: Promise<void> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
@@ -65,9 +69,10 @@ export class AcmeManager {
     this.#names = checkNames(options.names);
     this.#storage = new AcmeStorage(options.dir);
     if (options.caRootPath) {
+      this.#agent = new https.Agent({ ca: readFileSync(options.caRootPath, "utf8"), keepAlive: true });
       // acme-client sends everything through one shared axios instance, so its trust is
       // process-wide; docxy talks to a single ACME CA.
-      acme.axios.defaults.httpsAgent = new https.Agent({ ca: readFileSync(options.caRootPath, "utf8"), keepAlive: true });
+      acme.axios.defaults.httpsAgent = this.#agent;
     }
     if (options.log) {
       const log = options.log;
@@ -117,13 +122,18 @@ export class AcmeManager {
   }
 
   async #order(): Promise<void> {
+    await probeDirectory(this.options.directoryUrl, this.#agent);
     const client = await this.#account();
     const issued = await orderCertificate(client, this.#names, this.challenges);
+    const leaf = new X509Certificate(issued.cert);
+    // Never replace a working certificate with one HTTPS could not use.
+    if (!leaf.checkPrivateKey(createPrivateKey(issued.key)) || !coversNames(leaf, this.#names)) {
+      throw new Error(`ACME: the CA returned a certificate that does not match the order (${leaf.subjectAltName})`);
+    }
     this.#storage.writeCertificate(issued.cert, issued.key, { directoryUrl: this.options.directoryUrl, names: this.#names });
-    const stored = this.#storage.readCertificate();
     this.options.log?.info("acme: certificate stored", {
       names: this.#names.join(","),
-      not_after: stored?.certificate.validToDate.toISOString(),
+      not_after: leaf.validToDate.toISOString(),
       path: this.#storage.certPath,
     });
     this.options.onCertificate?.({ certPath: this.#storage.certPath, keyPath: this.#storage.keyPath });
