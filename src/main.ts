@@ -11,7 +11,7 @@ import { createApp } from "./http/app";
 import { createRedirectApp } from "./http/redirect-app";
 import { createLogger } from "./observability/logger";
 import { startListeners } from "./server/listeners";
-import { loadTls } from "./server/tls";
+import { prepareCertificates } from "./server/certificates";
 import { createServices } from "./services";
 import { VERSION } from "./version";
 
@@ -46,14 +46,14 @@ async function main(): Promise<number | undefined> {
     return 2;
   }
   const { config } = loaded;
-  let tls;
+  const log = createLogger(config.log.level);
+  let certificates;
   try {
-    tls = config.server.https_enabled && config.tls ? loadTls(config.tls.cert_path, config.tls.key_path) : undefined;
+    certificates = prepareCertificates(config, log);
   } catch (error) {
     process.stderr.write(`docxy: invalid configuration: ${(error as Error).message}\n`);
     return 2;
   }
-  const log = createLogger(config.log.level);
   for (const warning of loaded.warnings) log.warn(warning, { config: loaded.source });
 
   const services = await createServices(config, log);
@@ -61,7 +61,8 @@ async function main(): Promise<number | undefined> {
   const redirect = createRedirectApp(services, config.server.https_port);
   let listening;
   try {
-    listening = await startListeners(config, tls, { proxy: (r) => proxy.handle(r), redirect: (r) => redirect.handle(r) }, services);
+    const apps = { proxy: (r: Request) => proxy.handle(r), redirect: (r: Request) => redirect.handle(r), challenges: certificates.challenges };
+    listening = await startListeners(config, () => certificates.store(), apps, services);
   } catch (error) {
     process.stderr.write(`docxy: cannot start: ${(error as Error).message}\n`);
     return 1;
@@ -78,11 +79,14 @@ async function main(): Promise<number | undefined> {
 
   const stop = async (signal: string) => {
     log.info("stopping", { signal });
-    await listening.close(10_000);
+    certificates.close();
+    await listening.close(10_000); // in-flight downloads get up to 10 s to finish
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+  // SIGHUP: re-read the certificate (policy and user files reload by themselves when they change).
+  process.on("SIGHUP", () => log.info("reload", { certificate: certificates.reload() }));
   return undefined;
 }
 

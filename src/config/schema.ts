@@ -73,8 +73,16 @@ export const ConfigSchema = t.Object({
   ),
   tls: t.Optional(
     t.Object({
-      cert_path: t.String({ description: "PEM certificate chain" }),
-      key_path: t.String({ description: "PEM private key (RSA or EC)" }),
+      cert_path: t.String({ default: "", description: "PEM certificate chain (reloaded when the file changes or on SIGHUP)" }),
+      key_path: t.String({ default: "", description: "PEM private key (RSA or EC)" }),
+      acme_domains: t.Array(t.String(), {
+        default: [],
+        description: "docxy: names (or IPs) to get a certificate for over ACME (HTTP-01 on the HTTP port); cert_path/key_path are then unused",
+      }),
+      acme_email: t.String({ default: "", description: "docxy: contact address for the CA" }),
+      acme_directory: t.String({ default: "https://acme-v02.api.letsencrypt.org/directory", description: "docxy: the CA's ACME directory" }),
+      acme_dir: t.String({ default: "docxy-acme", description: "docxy: account key and certificates (relative to the working directory)" }),
+      acme_ca_root: t.String({ default: "", description: "docxy: PEM file trusted for the directory's HTTPS (private or test CAs)" }),
     }),
   ),
   upstream: t.Object(

@@ -25,8 +25,13 @@ export function checkSemantics(config: Config): string[] {
     problems.push(`server.https_port: same port as server.http_port (${server.http_port})`);
   }
   if (server.https_enabled) {
-    if (!tls) problems.push("tls: required when server.https_enabled = true (cert_path and key_path)");
-    else {
+    if (!tls || (!tls.acme_domains.length && (!tls.cert_path || !tls.key_path))) {
+      problems.push("tls: required when server.https_enabled = true (cert_path and key_path, or acme_domains)");
+    } else if (tls.acme_domains.length) {
+      if (!server.http_enabled) problems.push("tls.acme_domains: ACME answers its HTTP-01 challenges on the HTTP port: set server.http_enabled = true");
+      problems.push(...urlProblems("tls.acme_directory", tls.acme_directory));
+      if (tls.acme_ca_root && !existsSync(tls.acme_ca_root)) problems.push(`tls.acme_ca_root: file not found: ${tls.acme_ca_root}`);
+    } else {
       if (!existsSync(tls.cert_path)) problems.push(`tls.cert_path: file not found: ${tls.cert_path}`);
       if (!existsSync(tls.key_path)) problems.push(`tls.key_path: file not found: ${tls.key_path}`);
     }

@@ -15,11 +15,14 @@ import { createAccessLog } from "../observability/access-log";
 import { routeOf, type Metrics } from "../observability/metrics";
 import type { RecentPulls } from "../observability/recent-pulls";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
-import type { TlsFiles } from "./tls";
+import { withAcmeChallenges } from "./acme/challenges";
+import type { CertificateStore } from "./tls-store";
 
 export interface Apps {
   proxy: Handler;
   redirect: Handler;
+  /** HTTP-01 answers for the ACME client, served on the plain-HTTP port before anything else. */
+  challenges?: (token: string) => string | undefined;
 }
 
 export interface Listening {
@@ -39,7 +42,16 @@ export interface Observers {
   recentPulls: RecentPulls;
 }
 
-export async function startListeners(config: Config, tls: TlsFiles | undefined, apps: Apps, { metrics, recentPulls }: Observers): Promise<Listening> {
+/**
+ * `certificates` is called once the HTTP port listens (an ACME CA validates
+ * through it) and must give the certificate store when HTTPS is enabled.
+ */
+export async function startListeners(
+  config: Config,
+  certificates: () => Promise<CertificateStore | undefined>,
+  apps: Apps,
+  { metrics, recentPulls }: Observers,
+): Promise<Listening> {
   const { server } = config;
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
   const logAccess = createAccessLog(config.log.access);
@@ -76,13 +88,14 @@ export async function startListeners(config: Config, tls: TlsFiles | undefined, 
   const servers: http.Server[] = [];
   const addresses: Listening["addresses"] = [];
 
-  const start = async (scheme: "http" | "https", role: "proxy" | "redirect", port: number) => {
-    const handler = nodeHandler(role === "proxy" ? apps.proxy : apps.redirect, onDone);
+  const start = async (scheme: "http" | "https", role: "proxy" | "redirect", port: number, store?: CertificateStore) => {
+    const app = role === "proxy" ? apps.proxy : apps.redirect;
+    const handler = nodeHandler(scheme === "http" && apps.challenges ? withAcmeChallenges(apps.challenges, app) : app, onDone);
     const options = { headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, requestTimeout: 0 };
     for (const host of server.bind.length > 0 ? server.bind : [undefined]) {
       const listener =
         scheme === "https"
-          ? https.createServer({ ...options, ...tls }, handler)
+          ? https.createServer({ ...options, ...store!.current }, handler)
           : http.createServer(options, handler);
       // Docker and containers/image try TLS first on a plain-HTTP port (protocol.md fact 17):
       // drop such garbage quietly and keep serving.
@@ -92,16 +105,18 @@ export async function startListeners(config: Config, tls: TlsFiles | undefined, 
         socket.once("close", () => metrics.connections.dec());
       });
       const bound = await bind(listener, port, host);
+      if (store) store.attach(listener as https.Server); // a renewed or edited certificate reaches it live
       servers.push(listener);
       addresses.push({ scheme, role, host: bound.address, port: bound.port });
     }
   };
 
-  if (server.https_enabled) {
-    if (!tls) throw new Error("HTTPS is enabled but no certificate was loaded");
-    await start("https", "proxy", server.https_port);
-  }
   if (server.http_enabled) await start("http", standalone ? "redirect" : "proxy", server.http_port);
+  if (server.https_enabled) {
+    const store = await certificates();
+    if (!store) throw new Error("HTTPS is enabled but no certificate was loaded");
+    await start("https", "proxy", server.https_port, store);
+  }
 
   return {
     addresses,
