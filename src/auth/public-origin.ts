@@ -37,7 +37,10 @@ export class PublicOrigin {
     if (configured) return configured;
     const scheme = connection.secure ? "https" : "http";
     const host = connection.host?.trim() ?? "";
-    if (HOST_HEADER.test(host) && this.selfNames.has(bare(host))) return `${scheme}://${host.toLowerCase()}`;
+    // The grammar, then the URL parser (which also bounds the port): only a well-formed self-name is used.
+    if (HOST_HEADER.test(host) && URL.canParse(`${scheme}://${host}`) && this.selfNames.has(bare(host))) {
+      return `${scheme}://${host.toLowerCase()}`;
+    }
     const name = this.fallbackHost.includes(":") ? `[${this.fallbackHost}]` : this.fallbackHost;
     const defaultPort = connection.secure ? 443 : 80;
     return `${scheme}://${name}${connection.localPort === defaultPort ? "" : `:${connection.localPort}`}`;

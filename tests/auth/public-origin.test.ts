@@ -19,7 +19,7 @@ test("a Host naming this machine is used as is", () => {
 });
 
 test("an attacker's Host (CVE-2025-63761) never becomes the realm: this machine's address is used", () => {
-  for (const evil of ["evil.test", "evil.test:5000", 'a"b', "x/y", "", null]) {
+  for (const evil of ["evil.test", "evil.test:5000", 'a"b', "x/y", "", null, "localhost:99999", "127.0.0.1:0x10"]) {
     expect(origin.resolve(undefined, plain(evil))).toBe("http://10.1.2.3:5000");
   }
 });
