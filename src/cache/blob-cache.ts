@@ -123,7 +123,10 @@ export class BlobCache {
       temp,
       storage: this.storage,
       continueWithoutReaders: this.continueWithoutReaders,
-      onIdle: () => this.followed.delete(digest),
+      onIdle: () => {
+        this.followed.delete(digest);
+        this.evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
+      },
       onSettled: ({ committed, size, error }) => {
         this.fills.delete(digest);
         if (fill.readerCount === 0) this.followed.delete(digest);
@@ -189,7 +192,10 @@ export class BlobCache {
       released = true;
       const left = (this.reading.get(digest) ?? 1) - 1;
       if (left > 0) this.reading.set(digest, left);
-      else this.reading.delete(digest);
+      else {
+        this.reading.delete(digest);
+        this.evictor.runIfSkipped(); // it may have skipped this blob while it was being read
+      }
     };
   }
 }

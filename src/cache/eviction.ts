@@ -28,6 +28,8 @@ const BATCH = 64;
 
 export class Evictor {
   private running: Promise<EvictionResult> | undefined;
+  /** The last run left something it should have removed because it was in use. */
+  private skippedInUse = false;
 
   constructor(private readonly options: EvictorOptions) {}
 
@@ -39,7 +41,13 @@ export class Evictor {
     return this.running;
   }
 
+  /** Runs again only if the last run had to skip content in use (call when a reader finishes). */
+  runIfSkipped(): void {
+    if (this.skippedInUse) void this.run();
+  }
+
   private async evict(): Promise<EvictionResult> {
+    this.skippedInUse = false;
     const { index, storage, maxBytes, maxAgeMs, inUse, now = Date.now, log } = this.options;
     const expiredBefore = maxAgeMs === undefined ? undefined : now() - maxAgeMs;
     let total = index.totalBytes();
@@ -48,7 +56,10 @@ export class Evictor {
       const expired = expiredBefore !== undefined && entry.lastAccess < expiredBefore;
       const oversize = maxBytes !== undefined && total > maxBytes;
       if (!expired && !oversize) break; // oldest first: no later entry qualifies either
-      if (inUse(entry.digest)) continue;
+      if (inUse(entry.digest)) {
+        this.skippedInUse = true;
+        continue;
+      }
       try {
         await storage.delete(entry.digest);
       } catch (error) {
