@@ -85,8 +85,10 @@ async function main(): Promise<number | undefined> {
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
-  // SIGHUP: re-read the certificate (policy and user files reload by themselves when they change).
-  process.on("SIGHUP", () => log.info("reload", { certificate: certificates.reload() }));
+  // SIGHUP and POST /admin/reload: re-read the certificate (policy and user files reload by
+  // themselves when they change).
+  services.reload = () => ({ certificate: certificates.reload() });
+  process.on("SIGHUP", () => log.info("reload", services.reload()));
   return undefined;
 }
 

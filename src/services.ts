@@ -50,6 +50,8 @@ export interface Services {
   recentPulls: RecentPulls;
   /** The cache's parts, when the cache is on and usable. */
   cache: CacheHandle | undefined;
+  /** Re-reads what can change while running (the certificate); set by the process once it listens. */
+  reload: () => Record<string, string>;
 }
 
 export async function createServices(config: Config, log: Logger, env: Record<string, string | undefined> = process.env): Promise<Services> {
@@ -105,6 +107,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     metrics,
     recentPulls: new RecentPulls(),
     cache,
+    reload: () => ({}),
   };
 }
 

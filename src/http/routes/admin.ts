@@ -105,6 +105,10 @@ export function adminRoutes(services: Services) {
         detail: { summary: "Purge a repository: its tags, and content no other repository uses" },
       },
     )
+    .post("/reload", () => services.reload(), {
+      response: t.Record(t.String(), t.String()),
+      detail: { summary: "Re-read the TLS certificate now (as SIGHUP does); policy and user files reload by themselves" },
+    })
     .post(
       "/prewarm",
       ({ body }) => {

@@ -71,3 +71,7 @@ test("purging a repository removes its tags and the content nothing else uses", 
   expect((await json(await admin(`/cache/blobs/${alpine.digest}`, { method: "DELETE" }))).removed).toEqual([]); // already gone
   expect((await admin("/cache/blobs/not-a-digest", { method: "DELETE" })).status).toBe(400);
 });
+
+test("reload answers what it re-read (no certificate on a plain-HTTP docxy)", async () => {
+  expect(await json(await admin("/reload", { method: "POST" }))).toEqual({ certificate: "none" });
+});
