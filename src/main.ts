@@ -75,8 +75,6 @@ async function main(): Promise<number | undefined> {
   if (!services.upstreams.all.some((u) => u.publicBaseUrl)) {
     log.warn("server.public_base_url is not set: token realms use the Host header only when it names this machine; set it when clients reach docxy by another name");
   }
-  log.info("docxy started", { version: VERSION, config: loaded.source });
-
   const stop = async (signal: string) => {
     log.info("stopping", { signal });
     certificates.close();
@@ -89,6 +87,9 @@ async function main(): Promise<number | undefined> {
   // themselves when they change).
   services.reload = () => ({ certificate: certificates.reload() });
   process.on("SIGHUP", () => log.info("reload", services.reload()));
+  // Last: "started" means the signal handlers are in place too.
+  log.info("docxy started", { version: VERSION, config: loaded.source });
+
   return undefined;
 }
 

@@ -28,15 +28,28 @@ const BATCH = 64;
 
 export class Evictor {
   private running: Promise<EvictionResult> | undefined;
+  private again = false;
   /** The last run left something it should have removed because it was in use. */
   private skippedInUse = false;
 
   constructor(private readonly options: EvictorOptions) {}
 
-  /** Calls made while a run is under way get that run's result. */
+  /**
+   * Calls made while a run is under way get that run's result, and one more
+   * run follows it: content committed meanwhile may have pushed the cache
+   * over its size again.
+   */
   run(): Promise<EvictionResult> {
-    this.running ??= this.evict().finally(() => {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.evict().finally(() => {
       this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.run();
+      }
     });
     return this.running;
   }

@@ -65,13 +65,13 @@ export async function startDocxy(options: DocxyOptions = {}): Promise<Docxy> {
     const decoder = new TextDecoder();
     for await (const chunk of stream) output += decoder.decode(chunk, { stream: true });
   };
-  void collect(child.stdout);
-  void collect(child.stderr);
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
 
   const stop = async () => {
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
     await child.exited;
+    await collected; // the last lines it wrote, e.g. its "stopping"
     clearTimeout(timer);
     rmSync(dir, { recursive: true, force: true });
   };
