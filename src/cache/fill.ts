@@ -52,7 +52,8 @@ const WINDOW_BYTES = 8 * 1024 * 1024;
 const RECENT_BYTES = 8 * 1024 * 1024;
 /** Bytes handed to the disk but not yet written, at most. Must stay below RECENT_BYTES. */
 const MAX_UNWRITTEN = 4 * 1024 * 1024;
-const READ_CHUNK = 1024 * 1024;
+/** Largest piece handed to one client at a time (bounds memory per follower). */
+const READ_CHUNK = 256 * 1024;
 
 interface Reader {
   position: number;

@@ -86,7 +86,11 @@ export class ManifestCache {
       const fresh = { digest, mediaType, size };
       this.index.putTag(upstream.name, repository, tag, acceptKey, fresh);
       this.gate.learn(request, digest);
-      if (request.method === "HEAD") return this.pull.relay(request, result);
+      if (request.method === "HEAD") {
+        const relayed = this.pull.relay(request, result);
+        relayed.headers.set("x-cache", known ? "REVALIDATED" : "MISS");
+        return relayed;
+      }
       const cached = await this.fromStore(request, fresh, "REVALIDATED");
       if (cached) return cached;
       return this.fetchAndStore(request, digest);

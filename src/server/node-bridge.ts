@@ -17,7 +17,12 @@ import { createReadStream } from "node:fs";
 import { fileOf } from "../util/file-response";
 import { recordConnection } from "../http/connection";
 
-const FILE_CHUNK = 4 * 1024 * 1024;
+/**
+ * Read-ahead per response. Each slow client holds about two of these, so they
+ * bound memory under many concurrent downloads (bench scenario 5); larger
+ * chunks bought little speed on a cache hit.
+ */
+const FILE_CHUNK = 512 * 1024;
 
 export type Handler = (request: Request) => Promise<Response> | Response;
 
@@ -127,11 +132,12 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   // client takes for a complete response; with the head (and its length) out, it sees a cut.
   res.flushHeaders();
   const file = fileOf(response);
-  // A file body is read straight from disk in large chunks: ~1.9 GB/s here, against ~1.6 GB/s
-  // through a Web stream (Bun's node:http has no sendfile; see the README's design notes).
+  // A file body is read straight from disk: faster than through a Web stream (Bun's node:http
+  // has no sendfile; see the README's design notes and BENCHMARKS.md).
   const source = file
     ? createReadStream(file.path, { start: file.start, end: file.end, highWaterMark: FILE_CHUNK })
-    : Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
+    : // highWaterMark 1: fromWeb reads ahead 16 chunks by default, per client.
+      Readable.fromWeb(response.body as import("node:stream/web").ReadableStream, { highWaterMark: 1 });
   // The Web body of a file response is left unread: cancelling it would count as "done" too early.
   if (file) source.once("close", file.done);
   source.on("data", (chunk: Uint8Array) => (sent.bytes += chunk.length)); // pipe() still pauses it under backpressure

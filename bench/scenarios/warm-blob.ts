@@ -1,0 +1,81 @@
+/**
+ * 2. The big blob from a warm cache: docxy (every run checked to be an
+ * `X-Cache: HIT` with no CDN fetch) vs nginx sendfile of the upstream's own
+ * file (the physical limit) and vs distribution's proxy on a hit (checked:
+ * no CDN fetch during the run).
+ */
+import { download } from "../lib/curl";
+import { startDistributionProxy, type DistributionProxy } from "../lib/distribution";
+import { startBenchDocxy, until, type BenchDocxy } from "../lib/docxy";
+import { settle, type Context, type Scenario } from "../lib/context";
+import { alternate, type Measure } from "../lib/stats";
+import { sizeLabel } from "./cold-blob";
+
+export const warmBlob: Scenario = {
+  id: "warm",
+  title: "warm (cached) blob",
+  async run({ world, settings, log }: Context) {
+    const { big, upstream, nginx } = world;
+    const path = `/v2/${big.repository}/blobs/${big.digest}`;
+    const mb = (name: string): Measure => ({ name, unit: "MB/s", samples: [] });
+    const docxy = mb("docxy hit");
+    const sendfile = mb("nginx sendfile");
+    const dist = mb("distribution proxy hit");
+
+    let d: BenchDocxy | undefined;
+    let p: DistributionProxy | undefined;
+    try {
+      d = await startBenchDocxy(upstream);
+      const authorization = await d.token(big.repository);
+      const dx = d;
+      await download(`${dx.url}${path}`, big.size, { authorization, expectCache: "MISS" });
+      await until(() => dx.isCached(big.digest), "docxy to commit the blob");
+
+      p = await startDistributionProxy(upstream.registryUrl);
+      const px = p;
+      // distribution commits after the first pull has been sent; pull until one is served without the CDN.
+      await download(`${px.url}${path}`, big.size);
+      for (let i = 0; ; i++) {
+        const before = world.cdnGets(big.digest);
+        await download(`${px.url}${path}`, big.size);
+        if (world.cdnGets(big.digest) === before) break;
+        if (i >= 10) throw new Error("distribution never served the blob from its cache");
+        await Bun.sleep(500);
+      }
+
+      await alternate(settings.reps, [
+        async () => {
+          await settle();
+          const before = world.cdnGets(big.digest);
+          const r = await download(`${dx.url}${path}`, big.size, { authorization, expectCache: "HIT" });
+          if (world.cdnGets(big.digest) !== before) throw new Error("docxy hit fetched from the CDN");
+          docxy.samples.push(r.mbps);
+          log(`docxy hit ${r.mbps.toFixed(0)} MB/s`);
+        },
+        async () => {
+          await settle();
+          const r = await download(`${nginx.sendfileUrl}${big.cdnPath}`, big.size);
+          sendfile.samples.push(r.mbps);
+          log(`nginx sendfile ${r.mbps.toFixed(0)} MB/s`);
+        },
+        async () => {
+          await settle();
+          const before = world.cdnGets(big.digest);
+          const r = await download(`${px.url}${path}`, big.size);
+          if (world.cdnGets(big.digest) !== before) throw new Error("distribution hit fetched from the CDN");
+          dist.samples.push(r.mbps);
+          log(`distribution hit ${r.mbps.toFixed(0)} MB/s`);
+        },
+      ]);
+    } finally {
+      await d?.stop();
+      await p?.stop();
+    }
+
+    const scenario = `2. warm ${sizeLabel(big.size)} blob`;
+    return [
+      { scenario, a: docxy, b: sendfile, target: { text: "≥ 0.9× nginx sendfile", on: "ratio", min: 0.9 } },
+      { scenario, a: docxy, b: dist, target: { text: "≥ 3× distribution hit", on: "ratio", min: 3 } },
+    ];
+  },
+};
