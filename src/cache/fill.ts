@@ -167,8 +167,9 @@ export class Fill {
 
   private async bytesAt(position: number, length: number): Promise<Uint8Array> {
     const wanted = Math.min(length, READ_CHUNK);
-    const fresh = gather(this.recent, position, wanted);
-    if (fresh) return fresh;
+    // A slice of the chunk itself, shared by every client following the fill (no copy).
+    const fresh = findPiece(this.recent, position);
+    if (fresh) return slicePiece(fresh, position, wanted);
     if (position < this.onDisk) return this.options.temp.read(position, Math.min(wanted, this.onDisk - position));
     const piece = findPiece(this.window, position);
     return piece ? slicePiece(piece, position, wanted) : new Uint8Array(0);
@@ -314,25 +315,6 @@ interface Piece {
 
 function findPiece(pieces: Piece[], position: number): Piece | undefined {
   return pieces.find((p) => position >= p.offset && position < p.offset + p.bytes.length);
-}
-
-/**
- * Up to `length` bytes from `position` out of consecutive pieces, in one
- * buffer: upstream chunks are small (tens of KiB) and each one handed to the
- * client separately costs more than copying them together.
- */
-function gather(pieces: Piece[], position: number, length: number): Uint8Array | undefined {
-  let at = pieces.findIndex((p) => position >= p.offset && position < p.offset + p.bytes.length);
-  if (at < 0) return undefined;
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (let next = position; at < pieces.length && total < length; at++) {
-    const part = slicePiece(pieces[at]!, next, length - total);
-    parts.push(part);
-    total += part.length;
-    next += part.length;
-  }
-  return parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
 }
 
 function slicePiece(piece: Piece, position: number, length: number): Uint8Array {
