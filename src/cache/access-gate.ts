@@ -67,8 +67,8 @@ export class AccessGate {
       return undefined;
     }
     if (status === 401 || status === 403) this.index.putRepositoryAccess(upstream.name, repository, false);
-    if (status === 404) return refusal(request, this.pull.relay({ ...request, method: "HEAD" }, asDocxy));
-    if (request.identity === "proxy") return refusal(request, this.pull.relay({ ...request, method: "HEAD" }, asDocxy));
+    // A refusal learnt from a HEAD: relay() gives a GET client the registry JSON the HEAD had not.
+    if (status === 404 || request.identity === "proxy") return this.pull.relay(request, asDocxy);
     return this.clientProof(request, repository, digest, linked);
   }
 
@@ -109,7 +109,7 @@ export class AccessGate {
       if (key) this.remember(key);
       return undefined;
     }
-    return refusal(request, this.pull.relay({ ...request, method: "HEAD" }, result));
+    return this.pull.relay(request, result);
   }
 
   private remember(key: string): void {
@@ -128,18 +128,4 @@ function headOf(digest: string) {
 
 function hash(value: string): string {
   return new Bun.CryptoHasher("sha256").update(value).digest("hex");
-}
-
-const CODES: Record<number, string> = { 401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS" };
-
-/** A refusal learnt from a HEAD, with the registry JSON body a GET client must get. */
-function refusal(request: PullRequest, response: Response): Response {
-  if (request.method === "HEAD") return response;
-  const unknown = request.path.kind === "blobs" ? "BLOB_UNKNOWN" : "MANIFEST_UNKNOWN";
-  const code = response.status === 404 ? unknown : (CODES[response.status] ?? (response.status >= 500 ? "UNAVAILABLE" : "UNKNOWN"));
-  const body = JSON.stringify({ errors: [{ code, message: `upstream answered ${response.status}`, detail: null }] });
-  const headers = new Headers(response.headers);
-  headers.set("content-type", "application/json; charset=utf-8");
-  headers.set("content-length", String(Buffer.byteLength(body)));
-  return new Response(body, { status: response.status, headers });
 }

@@ -102,7 +102,7 @@ export class ManifestCache {
     if (request.method === "HEAD") return this.pull.relay(request, result);
     await discard(response);
     // A GET needs the body: the manifest itself (the HEAD had no usable digest), or the error's JSON.
-    return response.status === 200 ? this.fetchAndStore(request) : jsonError(await this.pull.pull(request), request.method);
+    return response.status === 200 ? this.fetchAndStore(request) : this.pull.pull(request);
   }
 
   /** GETs the manifest (by `digest`, or by the request's tag), verifies and stores it, and answers with it. */
@@ -110,7 +110,7 @@ export class ManifestCache {
     const result = await this.pull.fetch(request, { method: "GET", reference: digest });
     const { response } = result;
     const length = Number(response.headers.get("content-length") ?? 0);
-    if (response.status !== 200 || length > MAX_MANIFEST_BYTES) return jsonError(this.pull.relay(request, result), request.method);
+    if (response.status !== 200 || length > MAX_MANIFEST_BYTES) return this.pull.relay(request, result);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const actual = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
     const expected = digest ?? response.headers.get(DOCKER_CONTENT_DIGEST) ?? actual;
@@ -183,20 +183,4 @@ function manifestResponse(request: PullRequest, known: Known, bytes: Uint8Array 
   });
   if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
   return new Response(request.method === "HEAD" ? null : bytes, { headers });
-}
-
-/**
- * Upstream errors relayed as registry JSON: Docker Hub's abuse limit is a bare
- * 429, and a failing upstream may send HTML. Clients print `code: message`.
- */
-async function jsonError(response: Response, method: string): Promise<Response> {
-  const type = response.headers.get("content-type") ?? "";
-  if (response.status < 400 || type.includes("json") || method === "HEAD") return response;
-  await response.body?.cancel().catch(() => undefined);
-  const code = response.status === 429 ? "TOOMANYREQUESTS" : response.status >= 500 ? "UNAVAILABLE" : "UNKNOWN";
-  const body = JSON.stringify({ errors: [{ code, message: `upstream answered ${response.status}`, detail: null }] });
-  const headers = new Headers(response.headers);
-  headers.set("content-type", "application/json; charset=utf-8");
-  headers.set("content-length", String(Buffer.byteLength(body)));
-  return new Response(body, { status: response.status, headers });
 }

@@ -12,7 +12,7 @@
  * - The CDN a blob redirects to is fetched by us; the client never sees it.
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
-import { errorBody } from "../oci/errors";
+import { errorBody, type ErrorCode } from "../oci/errors";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUEST_HEADERS, withoutHopByHop } from "../oci/headers";
 import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
@@ -147,6 +147,8 @@ export class PullProxy {
       void discard(response);
       return new Response(null, { status: response.status, headers });
     }
+    const json = (response.headers.get("content-type") ?? "").includes("json");
+    if (response.status >= 400 && (response.body === null || !json)) return withErrorBody(request, response, headers);
     return new Response(response.body, { status: response.status, headers });
   }
 
@@ -195,9 +197,26 @@ export function relativeLinks(header: string, prefix?: string): string {
  * from docxy then always means docxy itself failed. 502-504 keep their status.
  */
 function upstreamFailure(request: PullRequest, response: Response, headers: Headers): Response {
-  void discard(response);
   const status = [502, 503, 504].includes(response.status) ? response.status : 502;
-  const body = errorBody("UNAVAILABLE", `upstream ${request.route.upstream.name} answered ${response.status}`);
+  return registryError(request, response, headers, status, "UNAVAILABLE");
+}
+
+const CODES: Record<number, ErrorCode> = { 401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS" };
+
+/**
+ * An upstream 4xx without a registry-JSON body — Docker Hub's abuse limit is
+ * a bare 429, some answer HTML, and an answer learnt from a HEAD has none — as
+ * the registry error a GET client expects (it prints `code: message`).
+ */
+function withErrorBody(request: PullRequest, response: Response, headers: Headers): Response {
+  const unknown = request.path.kind === "blobs" ? "BLOB_UNKNOWN" : request.path.kind === "manifests" ? "MANIFEST_UNKNOWN" : "NAME_UNKNOWN";
+  const code = response.status === 404 ? unknown : (CODES[response.status] ?? "UNKNOWN");
+  return registryError(request, response, headers, response.status, code);
+}
+
+function registryError(request: PullRequest, response: Response, headers: Headers, status: number, code: ErrorCode): Response {
+  void discard(response);
+  const body = errorBody(code, `upstream ${request.route.upstream.name} answered ${response.status}`);
   headers.set("content-type", "application/json; charset=utf-8");
   headers.set("content-length", String(Buffer.byteLength(body)));
   headers.delete("content-encoding");
