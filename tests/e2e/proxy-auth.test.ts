@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDocxy, type Docxy } from "../support/docxy-process";
 import { htpasswdLine } from "../support/htpasswd";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { startUpstream, upstreamEntryToml, type Upstream } from "../support/upstream";
 import { containerdUnavailable, startContainerd, type Containerd } from "./support/containerd";
 import { dockerdUnavailable, startDockerd, type Dockerd } from "./support/dockerd";
 
@@ -29,13 +29,7 @@ beforeAll(async () => {
   upstream = await startUpstream({ onlyThroughProxy: true, users: { alice: "secret", hubbot: "bot-token" } });
   docxy = await startDocxy({
     env: { HUB_TOKEN: "bot-token" },
-    config: `[[registry.upstreams]]
-name = "dockerhub"
-upstream_registry = "${upstream.registryUrl}"
-auth_realm = "${upstream.realm}"
-auth_service = "${upstream.service}"
-credentials = [{ username = "hubbot", password_env = "HUB_TOKEN" }]
-
+    config: `${upstreamEntryToml(upstream, "dockerhub", `credentials = [{ username = "hubbot", password_env = "HUB_TOKEN" }]\n`)}
 [auth]
 enabled = true
 htpasswd = "${join(dir, "htpasswd")}"

@@ -12,7 +12,7 @@ import { json } from "../support/proxied-upstream";
 import { pushRepo } from "../support/push";
 import { rawRequest } from "../support/raw-http";
 import { skopeo, skopeoOk } from "../support/skopeo";
-import { startUpstream, type TestImage, type Upstream } from "../support/upstream";
+import { startUpstream, upstreamEntryToml, type TestImage, type Upstream } from "../support/upstream";
 import { containerdUnavailable, startContainerd, type Containerd } from "./support/containerd";
 import { accessLines } from "./support/docxy-log";
 
@@ -40,12 +40,7 @@ beforeAll(async () => {
   // discovered from its own /v2/ challenge. `localhost` stands for a DNS name like
   // ghcr.docxy.example.com that would select it by Host.
   docxy = await startDocxy({
-    config: `[[registry.upstreams]]
-name = "dockerhub"
-upstream_registry = "${hub.registryUrl}"
-auth_realm = "${hub.realm}"
-auth_service = "${hub.service}"
-
+    config: `${upstreamEntryToml(hub)}
 [[registry.upstreams]]
 name = "ghcr"
 upstream_registry = "${ghcr.registryUrl}"

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { startDocxy, type Docxy } from "../support/docxy-process";
 import { json, sha256 } from "../support/proxied-upstream";
 import { rawRequest } from "../support/raw-http";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { registryToml, startUpstream, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 const dir = mkdtempSync(join(tmpdir(), "docxy-guard-"));
@@ -26,11 +26,7 @@ afterAll(async () => {
 
 async function docxyWith(extra: string): Promise<Docxy> {
   const docxy = await startDocxy({
-    config: `[registry]
-upstream_registry = "${upstream.registryUrl}"
-auth_realm = "${upstream.realm}"
-auth_service = "${upstream.service}"
-${extra}`,
+    config: `${registryToml(upstream)}${extra}`,
   });
   started.push(docxy);
   return docxy;

@@ -11,7 +11,7 @@ import { startDocxy, type Docxy } from "../support/docxy-process";
 import { htpasswdLine } from "../support/htpasswd";
 import { basic, json, sha256 } from "../support/proxied-upstream";
 import { skopeo, skopeoOk } from "../support/skopeo";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { registryToml, startUpstream, type Upstream } from "../support/upstream";
 
 const CI_TOKEN = "ci-token-0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "docxy-users-"));
@@ -24,11 +24,7 @@ beforeAll(async () => {
   writeFileSync(htpasswd, await htpasswdLine("carol", "carol-pw"));
   upstream = await startUpstream({ onlyThroughProxy: true });
   docxy = await startDocxy({
-    config: `[registry]
-upstream_registry = "${upstream.registryUrl}"
-auth_realm = "${upstream.realm}"
-auth_service = "${upstream.service}"
-[auth]
+    config: `${registryToml(upstream)}[auth]
 enabled = true
 htpasswd = "${htpasswd}"
 tokens = ["ci:${CI_TOKEN}"]

@@ -9,7 +9,7 @@ import { startDocxy, type Docxy } from "../support/docxy-process";
 import { json } from "../support/proxied-upstream";
 import { rawRequest } from "../support/raw-http";
 import { skopeoOk } from "../support/skopeo";
-import { freePort, startUpstream, type Upstream } from "../support/upstream";
+import { freePort, registryToml, startUpstream, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 beforeAll(async () => {
@@ -19,11 +19,7 @@ afterAll(async () => {
   await upstream?.stop();
 });
 
-const registry = () => `[registry]
-upstream_registry = "${upstream.registryUrl}"
-auth_realm = "${upstream.realm}"
-auth_service = "${upstream.service}"
-`;
+const registry = () => registryToml(upstream);
 const insecure = { tls: { rejectUnauthorized: false } } as RequestInit;
 
 describe.each(["ec", "rsa"] as const)("standalone HTTPS with a %s certificate", (kind) => {

@@ -3,7 +3,7 @@
  * server + CDN) with the docxy binary in front of it as its Docker Hub.
  */
 import { startDocxy, type Docxy } from "./docxy-process";
-import { startUpstream, type StartOptions, type Upstream } from "./upstream";
+import { registryToml, startUpstream, type StartOptions, type Upstream } from "./upstream";
 
 export interface ProxiedUpstream {
   upstream: Upstream;
@@ -21,11 +21,7 @@ export async function startProxiedUpstream(options: StartOptions = {}, extraConf
   const upstream = await startUpstream({ onlyThroughProxy: true, ...options });
   try {
     const docxy = await startDocxy({
-      config: `[registry]
-upstream_registry = "${upstream.registryUrl}"
-auth_realm = "${upstream.realm}"
-auth_service = "${upstream.service}"
-${extraConfig}`,
+      config: `${registryToml(upstream)}${extraConfig}`,
     });
     return {
       upstream,

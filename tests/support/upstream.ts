@@ -112,3 +112,17 @@ export async function startUpstream(options: StartOptions = {}): Promise<Upstrea
     stop,
   };
 }
+
+/** docxy's `[registry]` section pointing its default upstream (Docker Hub's slot) at `upstream`. */
+export function registryToml(upstream: Upstream): string {
+  return `[registry]\n${upstreamKeysToml(upstream)}`;
+}
+
+/** A `[[registry.upstreams]]` entry named `name` (a built-in one by default) pointing at `upstream`. */
+export function upstreamEntryToml(upstream: Upstream, name = "dockerhub", extra = ""): string {
+  return `[[registry.upstreams]]\nname = "${name}"\n${upstreamKeysToml(upstream)}${extra}`;
+}
+
+function upstreamKeysToml(upstream: Upstream): string {
+  return `upstream_registry = "${upstream.registryUrl}"\nauth_realm = "${upstream.realm}"\nauth_service = "${upstream.service}"\n`;
+}

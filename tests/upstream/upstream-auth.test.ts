@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startDocxy, type Docxy } from "../support/docxy-process";
 import { basic, json, sha256 } from "../support/proxied-upstream";
 import { skopeoOk } from "../support/skopeo";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { startUpstream, upstreamEntryToml, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 let docxy: Docxy;
@@ -15,13 +15,7 @@ beforeAll(async () => {
   upstream = await startUpstream({ onlyThroughProxy: true, users: { alice: "secret", hubbot: "bot-token" } });
   docxy = await startDocxy({
     env: { HUB_TOKEN: "bot-token" },
-    config: `[[registry.upstreams]]
-name = "dockerhub"
-upstream_registry = "${upstream.registryUrl}"
-auth_realm = "${upstream.realm}"
-auth_service = "${upstream.service}"
-credentials = [{ username = "hubbot", password_env = "HUB_TOKEN" }]
-`,
+    config: upstreamEntryToml(upstream, "dockerhub", `credentials = [{ username = "hubbot", password_env = "HUB_TOKEN" }]\n`),
   });
 }, 60_000);
 afterAll(async () => {

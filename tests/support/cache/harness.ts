@@ -22,10 +22,7 @@ export function newCacheDir(): string {
   return join(dir, "cache");
 }
 
-/** The `[registry]` section for a real upstream from tests/support/upstream.ts. */
-export function registryToml(upstream: Upstream): string {
-  return `[registry]\nupstream_registry = "${upstream.registryUrl}"\nauth_realm = "${upstream.realm}"\nauth_service = "${upstream.service}"\n`;
-}
+export { registryToml } from "../upstream";
 
 /** docxy with `config` (TOML) and its cache at `cacheDir` (a new one by default). */
 export async function startCachingDocxy(config: string, options: { cacheDir?: string; env?: Record<string, string> } = {}): Promise<CachingDocxy> {
