@@ -13,16 +13,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
-import { createReadStream } from "node:fs";
 import { fileOf } from "../util/file-response";
 import { recordConnection } from "../http/connection";
-
-/**
- * Read-ahead per response. Each slow client holds about two of these, so they
- * bound memory under many concurrent downloads (bench scenario 5); larger
- * chunks bought little speed on a cache hit.
- */
-const FILE_CHUNK = 512 * 1024;
+import { sendFileRange } from "./file-sender";
 
 export type Handler = (request: Request) => Promise<Response> | Response;
 
@@ -132,20 +125,19 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   // client takes for a complete response; with the head (and its length) out, it sees a cut.
   res.flushHeaders();
   const file = fileOf(response);
-  // A file body is read straight from disk: faster than through a Web stream (Bun's node:http
-  // has no sendfile; see the README's design notes and BENCHMARKS.md).
-  const source = file
-    ? createReadStream(file.path, { start: file.start, end: file.end, highWaterMark: FILE_CHUNK })
-    : // highWaterMark 1: fromWeb reads ahead 16 chunks by default, per client.
-      Readable.fromWeb(response.body as import("node:stream/web").ReadableStream, { highWaterMark: 1 });
-  // The Web body of a file response is left unread: cancelling it would count as "done" too early.
-  if (file) source.once("close", file.done);
-  source.on("data", (chunk: Uint8Array) => (sent.bytes += chunk.length)); // pipe() still pauses it under backpressure
   try {
-    await pipeline(source, res);
+    if (file) {
+      // The Web body of a file response is left unread: cancelling it would count as "done" too early.
+      await sendFileRange(res, file.path, file.start, file.end, (count) => (sent.bytes += count)).finally(file.done);
+    } else {
+      // highWaterMark 1: fromWeb reads ahead 16 chunks by default, per client.
+      const source = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream, { highWaterMark: 1 });
+      source.on("data", (chunk: Uint8Array) => (sent.bytes += chunk.length)); // pipe() still pauses it under backpressure
+      await pipeline(source, res);
+    }
   } catch {
-    // The upstream failed mid-body or the client left. Never end cleanly:
-    // a short body must not look like success to the client.
+    // The upstream or the disk failed mid-body, or the client left. Never end
+    // cleanly: a short body must not look like success to the client.
     res.destroy();
   }
 }

@@ -1,0 +1,147 @@
+/**
+ * Sends a byte range of a local file (a cache hit) to a node:http response.
+ *
+ * Why not sendfile: Bun's node:http has none, and Bun.serve, which has it for
+ * `Bun.file` bodies, drops Content-Length from every streamed body (a cache
+ * miss; see node-bridge.ts), so the listener must be node:http. Why not
+ * `createReadStream(...).pipe(res)`: it allocates every chunk and runs the
+ * stream machinery per chunk, ~1.8 GB/s here, where this loop reaches what
+ * nginx's sendfile does on the same machine (~2.9 GB/s; BENCHMARKS.md, 2):
+ * - reads are positional, into buffers taken from a shared pool (no allocation
+ *   per chunk);
+ * - while a chunk is written, the next one is already being read on Bun's
+ *   thread pool, so the disk read and the socket write overlap on two cores;
+ * - a slow client (the socket took long to drain) gets 64 KiB chunks and no
+ *   read-ahead, so while it waits it holds no buffer and at most one small
+ *   chunk is queued for it (bench scenario 5, 64 slow clients); any other
+ *   client's chunks double up to 1 MiB, within a budget shared by all. Backpressure alone says nothing: a
+ *   fast client on loopback fills the socket too, and drains it in microseconds.
+ * `res.write` copies whatever the socket does not take at once into the
+ * server's own buffer, so a buffer is back in the pool as soon as it returns.
+ */
+import { open, type FileHandle } from "node:fs/promises";
+import type { ServerResponse } from "node:http";
+
+const MIN_CHUNK = 64 * 1024;
+const MAX_CHUNK = 1024 * 1024;
+/** A drain that takes longer than this marks the client as slow. */
+const SLOW_DRAIN_MS = 50;
+/**
+ * Chunks larger than MIN_CHUNK, in use or idle in the pool, stay within this
+ * many bytes across all responses: with many clients at once each gets a
+ * smaller share, so memory is bounded by this plus MIN_CHUNK per client.
+ */
+const LARGE_BUDGET = 16 * 1024 * 1024;
+
+const pool = new Map<number, Buffer[]>();
+let pooled = 0;
+let lent = 0;
+
+/** A buffer of `wanted` bytes, or of MIN_CHUNK when the budget for large ones is spent. */
+function takeBuffer(wanted: number): Buffer {
+  const size = wanted > MIN_CHUNK && lent + wanted > LARGE_BUDGET ? MIN_CHUNK : wanted;
+  lent += size;
+  const reused = pool.get(size)?.pop();
+  if (reused) {
+    pooled -= size;
+    return reused;
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function giveBack(buffer: Buffer): void {
+  lent -= buffer.length;
+  if (pooled + buffer.length > LARGE_BUDGET) return;
+  pooled += buffer.length;
+  const list = pool.get(buffer.length);
+  if (list) list.push(buffer);
+  else pool.set(buffer.length, [buffer]);
+}
+
+interface Chunk {
+  buffer: Buffer;
+  bytes: number;
+}
+
+async function readAt(file: FileHandle, position: number, length: number, size: number): Promise<Chunk> {
+  const buffer = takeBuffer(size);
+  try {
+    const { bytesRead } = await file.read(buffer, 0, Math.min(length, buffer.length), position);
+    return { buffer, bytes: bytesRead };
+  } catch (error) {
+    giveBack(buffer);
+    throw error;
+  }
+}
+
+/** Resolves once the response can take more, or rejects once the client has gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      if (res.destroyed) reject(new Error("client closed the connection"));
+      else resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+/**
+ * Writes bytes `start..end` (inclusive) of `path` to `res`, whose head is
+ * already out, and ends it. Rejects if the file is shorter than the range, a
+ * read fails or the client leaves; the caller then cuts the connection, so a
+ * client never takes a short body for a whole one.
+ */
+export async function sendFileRange(
+  res: ServerResponse,
+  path: string,
+  start: number,
+  end: number,
+  onBytes: (count: number) => void,
+): Promise<void> {
+  const file = await open(path, "r");
+  let pending: Promise<Chunk> | undefined;
+  try {
+    let position = start;
+    const stop = end + 1;
+    let size = MIN_CHUNK;
+    let slow = false;
+    pending = readAt(file, position, stop - position, size);
+    while (position < stop) {
+      const chunk = await pending;
+      pending = undefined;
+      if (chunk.bytes === 0) {
+        giveBack(chunk.buffer);
+        throw new Error(`${path} ended at byte ${position}, before ${stop}`);
+      }
+      position += chunk.bytes;
+      // Read ahead only for a client that keeps up: a slow one would just hold the buffer.
+      if (position < stop && !slow) pending = readAt(file, position, stop - position, size);
+      if (res.destroyed) {
+        giveBack(chunk.buffer);
+        throw new Error("client closed the connection");
+      }
+      const bytes = chunk.buffer.subarray(0, chunk.bytes);
+      const more = position < stop;
+      const accepted = more ? res.write(bytes) : (res.end(bytes), true);
+      giveBack(chunk.buffer);
+      onBytes(chunk.bytes);
+      if (!more) break;
+      if (accepted) {
+        slow = false;
+      } else {
+        const waitStart = performance.now();
+        await drained(res);
+        slow = performance.now() - waitStart > SLOW_DRAIN_MS;
+      }
+      size = slow ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
+      pending ??= readAt(file, position, stop - position, size);
+    }
+  } finally {
+    // A read still in flight must finish before its file is closed.
+    if (pending) await pending.then((chunk) => giveBack(chunk.buffer)).catch(() => {});
+    await file.close();
+  }
+}
