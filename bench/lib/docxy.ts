@@ -1,11 +1,12 @@
 /**
  * dist/docxy under test (through tests/support's startDocxy), with its cache
  * in a temp dir of its own: every start is a cold cache, and a running
- * instance is the warm one. Its defaults are kept apart from the upstream.
+ * instance is the warm one, unless it is started on the cache a stopped one
+ * kept. Its defaults are kept apart from the upstream.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { removeAtExit } from "../../tests/support/cleanup";
 import { startDocxy, type Docxy } from "../../tests/support/docxy-process";
 import type { Upstream } from "../../tests/support/upstream";
@@ -15,16 +16,18 @@ export interface BenchDocxy extends Docxy {
   /** a Bearer token from docxy's own token endpoint, as clients get it */
   token(repository: string): Promise<string>;
   isCached(digest: string): boolean;
+  /** Stops the process; its cache is removed unless `keepCache`, for a new instance to start on. */
+  stop(options?: { keepCache?: boolean }): Promise<void>;
 }
 
 /** `registryUrl` replaces the upstream's registry (same token service), e.g. the WAN-rate one. */
 export async function startBenchDocxy(
   upstream: Upstream,
-  options: { args?: string[]; env?: Record<string, string>; registryUrl?: string } = {},
+  options: { args?: string[]; env?: Record<string, string>; registryUrl?: string; cacheDir?: string } = {},
 ): Promise<BenchDocxy> {
-  const dir = mkdtempSync(join(tmpdir(), "docxy-bench-cache-"));
+  const cacheDir = options.cacheDir ?? join(mkdtempSync(join(tmpdir(), "docxy-bench-cache-")), "cache");
+  const dir = dirname(cacheDir);
   removeAtExit(dir);
-  const cacheDir = join(dir, "cache");
   const docxy = await startDocxy({
     config: `[registry]\nupstream_registry = "${options.registryUrl ?? upstream.registryUrl}"\nauth_realm = "${upstream.realm}"\nauth_service = "${upstream.service}"\n`,
     env: { DOCXY_CACHE_DIR: cacheDir, ...options.env },
@@ -39,9 +42,9 @@ export async function startBenchDocxy(
       return `Bearer ${((await res.json()) as { token: string }).token}`;
     },
     isCached: (digest) => existsSync(join(cacheDir, "blobs", "sha256", digest.replace(/^sha256:/, ""))),
-    async stop() {
+    async stop(stopOptions) {
       await docxy.stop();
-      rmSync(dir, { recursive: true, force: true });
+      if (!stopOptions?.keepCache) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
