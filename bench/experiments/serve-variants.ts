@@ -1,13 +1,14 @@
 /**
  * Isolated measurements behind the suggestions in BENCHMARKS.md, outside
- * docxy (nothing in src/ is changed): how the ways docxy could serve a cache
- * hit and relay a cold blob compare in throughput and memory on this box.
+ * docxy (only its file sender is imported): how the ways docxy could serve a
+ * cache hit and relay a cold blob compare in throughput and memory on this box.
  *
  *   bun bench/experiments/serve-variants.ts [MiB]
  *
  * Each variant runs as a server process of its own (`serve` mode below), so
  * its RSS is its own. Hits: node:http + fs.createReadStream as docxy's
- * node-bridge does, at several chunk sizes, and Bun.serve with Bun.file
+ * node-bridge did, at several chunk sizes, node:http + docxy's file sender
+ * (src/server/file-sender.ts) as it does now, and Bun.serve with Bun.file
  * (sendfile). Cold: node:http relaying a fetch body, bare, plus sha256 on the
  * main thread, plus the temp-file write, and with the sha256 moved to a
  * Worker. Clients: one curl at full speed; 64 curls at 1 MiB/s for 10 s.
@@ -23,8 +24,9 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
 import { memoryOf } from "../lib/docxy";
+import { sendFileRange } from "../../src/server/file-sender";
 
-type Mode = { kind: "hit-node"; chunk: number } | { kind: "hit-bun" } | { kind: "cold"; hash: "none" | "main" | "worker"; write: boolean };
+type Mode = { kind: "hit-node"; chunk: number } | { kind: "hit-sender" } | { kind: "hit-bun" } | { kind: "cold"; hash: "none" | "main" | "worker"; write: boolean };
 
 const HASH_WORKER = `
 const { parentPort } = require("node:worker_threads");
@@ -41,6 +43,11 @@ async function serve(mode: Mode, file: string, size: number, upstream: string): 
   }
   const server = http.createServer(async (_req, res) => {
     res.writeHead(200, { "content-length": String(size), "content-type": "application/octet-stream" });
+    if (mode.kind === "hit-sender") {
+      res.flushHeaders();
+      await sendFileRange(res, file, 0, size - 1, () => {}).catch(() => res.destroy());
+      return;
+    }
     if (mode.kind === "hit-node") {
       await pipeline(createReadStream(file, { highWaterMark: mode.chunk }), res).catch(() => res.destroy());
       return;
@@ -128,6 +135,7 @@ if (Bun.argv[2] === "serve") {
   console.log("| variant | MB/s | peak RSS, 64 slow clients |\n|---|---|---|");
   const variants: [string, Mode][] = [
     ["hit: node:http + createReadStream, 4 MiB chunks (docxy at c031a6b)", { kind: "hit-node", chunk: 4 << 20 }],
+    ["hit: node:http + docxy's file sender (now)", { kind: "hit-sender" }],
     ["hit: node:http + createReadStream, 1 MiB chunks", { kind: "hit-node", chunk: 1 << 20 }],
     ["hit: node:http + createReadStream, 256 KiB chunks", { kind: "hit-node", chunk: 256 << 10 }],
     ["hit: node:http + createReadStream, 64 KiB chunks", { kind: "hit-node", chunk: 64 << 10 }],

@@ -5,31 +5,33 @@
  * `Bun.file` bodies, drops Content-Length from every streamed body (a cache
  * miss; see node-bridge.ts), so the listener must be node:http. Why not
  * `createReadStream(...).pipe(res)`: it allocates every chunk and runs the
- * stream machinery per chunk, ~1.8 GB/s here, where this loop reaches what
- * nginx's sendfile does on the same machine (~2.9 GB/s; BENCHMARKS.md, 2):
- * - reads are positional, into buffers taken from a shared pool (no allocation
- *   per chunk);
+ * stream machinery per chunk (~1.6 GB/s here); this loop keeps up with
+ * nginx's sendfile on the same machine (BENCHMARKS.md, scenario 2):
+ * - reads are positional, into buffers from a shared pool (no allocation per
+ *   chunk);
  * - while a chunk is written, the next one is already being read on Bun's
- *   thread pool, so the disk read and the socket write overlap on two cores;
- * - a slow client (the socket took long to drain) gets 64 KiB chunks and no
- *   read-ahead, so while it waits it holds no buffer and at most one small
- *   chunk is queued for it (bench scenario 5, 64 slow clients); any other
- *   client's chunks double up to 1 MiB, within a budget shared by all. Backpressure alone says nothing: a
- *   fast client on loopback fills the socket too, and drains it in microseconds.
- * `res.write` copies whatever the socket does not take at once into the
- * server's own buffer, so a buffer is back in the pool as soon as it returns.
+ *   thread pool, so the disk read and the socket write overlap;
+ * - chunks double up to 2 MiB while the client keeps up. A client whose
+ *   socket took long to drain is slow: it gets 64 KiB chunks and no
+ *   read-ahead, so while it waits it holds almost nothing (scenario 5, 64
+ *   slow clients). Backpressure alone says nothing: a fast client on
+ *   loopback fills the socket too, and drains it in microseconds.
+ * `res.write` copies what the socket does not take at once into the server's
+ * own buffer, so a buffer could be reused as soon as it returns; it is kept
+ * until the drain all the same, to charge that backlog to the budget below.
  */
 import { open, type FileHandle } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 
 const MIN_CHUNK = 64 * 1024;
-const MAX_CHUNK = 1024 * 1024;
+const MAX_CHUNK = 2 * 1024 * 1024;
 /** A drain that takes longer than this marks the client as slow. */
 const SLOW_DRAIN_MS = 50;
 /**
- * Chunks larger than MIN_CHUNK, in use or idle in the pool, stay within this
- * many bytes across all responses: with many clients at once each gets a
- * smaller share, so memory is bounded by this plus MIN_CHUNK per client.
+ * Bytes of buffers in use (being read, written or waiting for a drain) across
+ * all responses, beyond which a response gets MIN_CHUNK buffers only; also
+ * the most the pool keeps idle. Memory is thus bounded by twice this plus a
+ * few MIN_CHUNKs per client, however many clients there are.
  */
 const LARGE_BUDGET = 16 * 1024 * 1024;
 
@@ -126,16 +128,18 @@ export async function sendFileRange(
       const bytes = chunk.buffer.subarray(0, chunk.bytes);
       const more = position < stop;
       const accepted = more ? res.write(bytes) : (res.end(bytes), true);
-      giveBack(chunk.buffer);
       onBytes(chunk.bytes);
-      if (!more) break;
       if (accepted) {
+        giveBack(chunk.buffer);
         slow = false;
       } else {
+        // What the socket did not take waits in the server's buffer until it drains: the chunk
+        // stays charged to the budget until then, so that backlog is bounded by it too.
         const waitStart = performance.now();
-        await drained(res);
+        await drained(res).finally(() => giveBack(chunk.buffer));
         slow = performance.now() - waitStart > SLOW_DRAIN_MS;
       }
+      if (!more) break;
       size = slow ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
       pending ??= readAt(file, position, stop - position, size);
     }
