@@ -9,8 +9,11 @@ import { prewarmCommand } from "./cli/prewarm";
 import { ConfigError, loadConfig } from "./config/load";
 import { createApp } from "./http/app";
 import { createRedirectApp } from "./http/redirect-app";
+import { createSendfileHandler } from "./http/sendfile-app";
+import { createAccessLog } from "./observability/access-log";
 import { createLogger } from "./observability/logger";
 import { startListeners } from "./server/listeners";
+import { startSendfileListener, type SendfileListening } from "./server/sendfile-listener";
 import { prepareCertificates } from "./server/certificates";
 import { createServices } from "./services";
 import { VERSION } from "./version";
@@ -60,15 +63,23 @@ async function main(): Promise<number | undefined> {
   const proxy = createApp(services);
   const redirect = createRedirectApp(services, config.server.https_port);
   let listening;
+  let sendfile: SendfileListening | undefined;
   try {
     const apps = { proxy: (r: Request) => proxy.handle(r), redirect: (r: Request) => redirect.handle(r), challenges: certificates.challenges };
     listening = await startListeners(config, () => certificates.store(), apps, services);
+    if (services.sendfile && services.cache) {
+      const handler = createSendfileHandler(services.cache.blobs, services.sendfile, services.guards.network);
+      sendfile = startSendfileListener(config.server, handler, services.metrics, createAccessLog(config.log.access));
+      services.sendfile.listening(sendfile.port);
+    }
   } catch (error) {
     process.stderr.write(`docxy: cannot start: ${(error as Error).message}\n`);
     return 1;
   }
 
   for (const a of listening.addresses) log.info("listening", { url: `${a.scheme}://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`, role: a.role });
+  for (const a of sendfile?.addresses ?? []) log.info("listening", { url: `http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`, role: "sendfile" });
+  if (config.server.sendfile_enabled && !sendfile) log.warn("server.sendfile_enabled: the cache is not usable, so there is no sendfile port");
   for (const u of services.upstreams.all) {
     log.info("upstream", { name: u.name, url: u.url, default: u === services.upstreams.default, public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)" });
   }
@@ -78,7 +89,8 @@ async function main(): Promise<number | undefined> {
   const stop = async (signal: string) => {
     log.info("stopping", { signal });
     certificates.close();
-    await listening.close(10_000); // in-flight downloads get up to 10 s to finish
+    // In-flight downloads get up to 10 s to finish.
+    await Promise.all([listening.close(10_000), sendfile?.close(10_000)]);
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));

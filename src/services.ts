@@ -21,6 +21,7 @@ import { Ping } from "./proxy/ping";
 import { PullProxy, type UpstreamIdentity } from "./proxy/pull-proxy";
 import type { Puller } from "./cache/caching-pull";
 import { openCache, type CacheHandle } from "./cache/open-cache";
+import { SendfileRedirects } from "./cache/sendfile-redirects";
 import { Metrics } from "./observability/metrics";
 import { RecentPulls } from "./observability/recent-pulls";
 import { accountsFrom } from "./upstream/accounts";
@@ -50,6 +51,8 @@ export interface Services {
   recentPulls: RecentPulls;
   /** The cache's parts, when the cache is on and usable. */
   cache: CacheHandle | undefined;
+  /** Set when `[server] sendfile_enabled` and the cache is usable: the sendfile port's tickets. */
+  sendfile: SendfileRedirects | undefined;
   /** Re-reads what can change while running (the certificate); set by the process once it listens. */
   reload: () => Record<string, string>;
 }
@@ -85,7 +88,8 @@ export async function createServices(config: Config, log: Logger, env: Record<st
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log) : undefined;
   const guards = await openGuards(config, log);
   const pull = new PullProxy(client, discovery, upstreamAuth);
-  const opened = await openCache(config.cache, { client, discovery, pull, upstreamAuth, log });
+  const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
+  const opened = await openCache(config.cache, { client, discovery, pull, upstreamAuth, log, sendfile });
   cache = opened.cache;
   const auth = upstreamAuth;
   return {
@@ -107,6 +111,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     metrics,
     recentPulls: new RecentPulls(),
     cache,
+    sendfile: cache ? sendfile : undefined,
     reload: () => ({}),
   };
 }

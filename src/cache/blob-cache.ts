@@ -6,6 +6,8 @@
  * A HEAD on a miss goes upstream as a HEAD and fills nothing; Range requests
  * on a miss start a whole-blob fill and are served from it as the bytes
  * arrive (Docker resumes a layer with `Range: bytes=N-` and needs a 206).
+ * With a sendfile port, a GET of a committed blob is redirected there
+ * (sendfile-redirects.ts).
  */
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
 import type { Logger } from "../observability/logger";
@@ -13,6 +15,7 @@ import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
 import type { AccessGate } from "./access-gate";
 import type { CacheIndex } from "./cache-index";
 import type { Evictor } from "./eviction";
+import type { SendfileRedirects } from "./sendfile-redirects";
 import { Fill } from "./fill";
 import { parseRange, type ByteRange } from "./range";
 import type { Storage, TempBlob } from "./storage";
@@ -38,6 +41,7 @@ export class BlobCache {
     private readonly evictor: Evictor,
     private readonly log: Logger,
     private readonly continueWithoutReaders: boolean,
+    private readonly sendfile?: SendfileRedirects,
   ) {}
 
   /** Blob downloads being filled now. */
@@ -69,6 +73,8 @@ export class BlobCache {
       const stored = this.index.getBlob(digest) ? await this.storage.open(digest) : undefined;
       if (stored) {
         this.index.touch(digest);
+        const location = request.method === "GET" && stored.path ? this.sendfile?.location(request.origin, digest) : undefined;
+        if (location) return this.redirect(request, location);
         return this.respond(request, stored.size, "HIT", (start, end, init) => {
           handedOver = true;
           if (stored.path) return fileResponse({ path: stored.path, start, end, done: release }, init);
@@ -152,6 +158,31 @@ export class BlobCache {
       this.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
       return undefined;
     }
+  }
+
+  /**
+   * The committed blob `digest` as a local file, for the sendfile port, or
+   * undefined when it is not (or no longer) cached.
+   */
+  async committedFile(digest: string): Promise<{ path: string; size: number } | undefined> {
+    if (!this.index.getBlob(digest)) return undefined;
+    const stored = await this.storage.open(digest);
+    if (!stored?.path) return undefined;
+    this.index.touch(digest);
+    return { path: stored.path, size: stored.size };
+  }
+
+  /** A hit sent to the sendfile port; the client's Range goes along with it (clients resend it). */
+  private redirect(request: PullRequest, location: string): Response {
+    const headers = new Headers({
+      location,
+      "content-length": "0",
+      [DOCKER_CONTENT_DIGEST]: request.path.reference!,
+      [API_VERSION_HEADER]: API_VERSION,
+      "x-cache": "HIT",
+    });
+    if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+    return new Response(null, { status: 307, headers });
   }
 
   /** 200 or 206 (or 416) with exact length, digest and cache status; HEAD without a body. */

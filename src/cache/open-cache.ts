@@ -18,6 +18,7 @@ import { CachingPull, type Puller } from "./caching-pull";
 import { Evictor, parseDuration, parseSize } from "./eviction";
 import { FsStorage } from "./fs-storage";
 import { ManifestCache } from "./manifest-cache";
+import type { SendfileRedirects } from "./sendfile-redirects";
 import type { Storage } from "./storage";
 import { tagTtl } from "./tag-ttl";
 
@@ -27,6 +28,8 @@ export interface CacheParts {
   pull: PullProxy;
   upstreamAuth: UpstreamAuth;
   log: Logger;
+  /** Set when hits go to the sendfile port. */
+  sendfile?: SendfileRedirects;
 }
 
 /** The cache's parts the operator-facing side (metrics, admin API, status page) reads. */
@@ -65,7 +68,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     inUse: (digest) => blobs?.inUse(digest) ?? false,
     log: (message, fields) => parts.log.warn(message, fields),
   });
-  blobs = new BlobCache(storage, index, parts.pull, gate, evictor, parts.log, config.continue_on_disconnect);
+  blobs = new BlobCache(storage, index, parts.pull, gate, evictor, parts.log, config.continue_on_disconnect, parts.sendfile);
   const manifests = new ManifestCache(storage, index, parts.pull, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
   parts.log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });

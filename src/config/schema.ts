@@ -55,6 +55,12 @@ export const ConfigSchema = t.Object({
       behind_proxy: t.Boolean({ default: false, description: "HTTP port serves the full proxy even when HTTPS is on" }),
       public_base_url: t.Optional(t.String({ description: "External origin used in token realms and redirects" })),
       bind: t.Array(t.String(), { default: [], description: "docxy: listen addresses; empty = every IPv4 and IPv6 interface" }),
+      sendfile_enabled: t.Boolean({
+        default: false,
+        description: "docxy: serve cache hits with sendfile from sendfile_port; GETs of cached blobs on plain HTTP answer 307 to it",
+      }),
+      sendfile_port: port(5001),
+      sendfile_url: t.Optional(t.String({ description: "docxy: where clients reach sendfile_port (default: the host they used, on sendfile_port)" })),
     },
     { default: {} },
   ),

@@ -37,6 +37,17 @@ export function checkSemantics(config: Config): string[] {
     }
   }
 
+  if (server.sendfile_enabled) {
+    const taken = [server.http_enabled && server.http_port, server.https_enabled && server.https_port];
+    if (server.sendfile_port !== 0 && taken.includes(server.sendfile_port)) {
+      problems.push(`server.sendfile_port: ${server.sendfile_port} is already the proxy's port`);
+    }
+    if (!config.cache.enabled) problems.push("server.sendfile_enabled: serves cache hits, so it needs cache.enabled = true");
+    if (sizeOrZero(config.limits.bytes_per_second) > 0) {
+      problems.push("server.sendfile_enabled: the kernel sends those files, so limits.bytes_per_second could not shape them; use one or the other");
+    }
+    problems.push(...originProblems("server.sendfile_url", server.sendfile_url));
+  }
   problems.push(...originProblems("server.public_base_url", server.public_base_url));
   problems.push(...originProblems("registry.public_base_url", registry.public_base_url));
 
@@ -118,6 +129,15 @@ function urlProblems(key: string, value: string): string[] {
 }
 
 /** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */
+/** A size setting's bytes; 0 when it does not parse (its own check reports that). */
+function sizeOrZero(value: string | number): number {
+  try {
+    return parseSize(value);
+  } catch {
+    return 0;
+  }
+}
+
 function originProblems(key: string, value: string | undefined): string[] {
   if (value === undefined || value.trim() === "") return [];
   const problems = urlProblems(key, value);

@@ -19,8 +19,11 @@ export interface AccessEntry {
   bytes: number;
   ms: number;
   cache?: string;
-  /** false when the connection ended before the whole response was written */
-  complete: boolean;
+  /**
+   * false when the connection ended before the whole response was written;
+   * absent where the server cannot tell (the sendfile port: the kernel sends the file)
+   */
+  complete?: boolean;
 }
 
 export function createAccessLog(format: AccessLogFormat, write: (line: string) => void = (line) => process.stderr.write(line)) {

@@ -132,3 +132,41 @@ describe.skipIf(unavailable !== undefined)("containerd 1.6 (ctr) through docxy",
     expect(await generate204Status(env)).toBe(204);
   });
 });
+
+describe.skipIf(unavailable !== undefined)("containerd 1.6 (ctr) through docxy with a sendfile port", () => {
+  let env: ProxiedUpstream;
+  let containerd: Containerd;
+
+  beforeAll(async () => {
+    env = await startProxiedUpstream({}, "[server]\nsendfile_enabled = true\nsendfile_port = 0\n");
+    containerd = await startContainerd({ mirrorHost: env.host });
+  }, 300_000);
+
+  afterAll(async () => {
+    await containerd?.stop();
+    await env?.stop();
+  }, 60_000);
+
+  test("a second pull, after containerd forgot the image, follows the 307s to the sendfile port: same digest, no CDN request", async () => {
+    const ref = "docker.io/library/alpine:latest";
+    const { alpine } = env.upstream.images;
+    const pull = async () => {
+      const result = await containerd.ctr(["images", "pull", "--hosts-dir", containerd.hostsDir, ref], 240_000);
+      if (result.code !== 0) throw new Error(`ctr images pull failed (exit ${result.code}):\n${result.stderr.slice(-4000)}`);
+    };
+    await pull();
+    await containerd.ctrOk(["images", "rm", "--sync", ref]); // --sync: its content is collected now
+    const mark = env.docxy.log().length;
+    const cdnBefore = env.upstream.cdnLog.length;
+    await pull();
+
+    const listed = (await containerd.ctrOk(["images", "ls"])).split("\n").map((l) => l.split(/\s+/)).find((cols) => cols[0] === ref)?.[2];
+    expect(listed).toBe(alpine.digest);
+    expect(env.upstream.cdnLog.length).toBe(cdnBefore);
+    // The config and the layer of the platform containerd picked went through the sendfile port.
+    const sent = accessLinesSince(env, mark).filter((l) => l.path.startsWith("/blobs/sha256:") && l.status === 200);
+    expect(sent.length).toBeGreaterThanOrEqual(2);
+    const redirected = accessLinesSince(env, mark).filter((l) => l.path.includes("/blobs/sha256:") && l.path.startsWith("/v2/") && l.status === 307);
+    expect(redirected.map((l) => l.path.slice(l.path.lastIndexOf("/") + 1)).sort()).toEqual(sent.map((l) => l.path.slice("/blobs/".length)).sort());
+  }, 240_000);
+});

@@ -1,0 +1,68 @@
+/**
+ * What the sendfile port answers (cache/sendfile-redirects.ts): GET or HEAD
+ * of `/blobs/<digest>?ticket=…` for a committed blob, as a `Bun.file` body,
+ * which Bun.serve sends with sendfile and its exact Content-Length. Nothing
+ * else is served here; errors are registry JSON, as on the proxy port.
+ */
+import type { BlobCache } from "../cache/blob-cache";
+import { parseRange } from "../cache/range";
+import type { SendfileRedirects } from "../cache/sendfile-redirects";
+import { RegistryError } from "../oci/errors";
+import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import type { NetworkPolicy } from "../policy/network";
+import { registryErrorResponse } from "./errors";
+
+const BLOB_PATH = /^\/blobs\/(sha256:[a-f0-9]{64})$/;
+
+export type SendfileHandler = (request: Request, peerAddress: string) => Promise<Response>;
+
+export function createSendfileHandler(blobs: BlobCache, redirects: SendfileRedirects, network: NetworkPolicy): SendfileHandler {
+  return async (request, peerAddress) => {
+    try {
+      return await serve(request, peerAddress);
+    } catch (error) {
+      if (error instanceof RegistryError) return registryErrorResponse(error, request.method);
+      throw error;
+    }
+  };
+
+  async function serve(request: Request, peerAddress: string): Promise<Response> {
+    // No X-Forwarded-For here: the port is for clients that reach docxy directly.
+    network.check(peerAddress);
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      throw new RegistryError("UNSUPPORTED", "this port only serves cached blobs", { headers: { allow: "GET, HEAD" } });
+    }
+    const url = new URL(request.url);
+    const digest = BLOB_PATH.exec(url.pathname)?.[1];
+    if (!digest) throw new RegistryError("NOT_FOUND", "this port only serves cached blobs, through redirects from the proxy port");
+    if (!redirects.admits(digest, url.searchParams.get("ticket"))) {
+      throw new RegistryError("DENIED", "missing, invalid or expired ticket: fetch the blob through the proxy port again");
+    }
+    const file = await blobs.committedFile(digest);
+    if (!file) throw new RegistryError("BLOB_UNKNOWN", "blob no longer cached: fetch it through the proxy port again", { detail: { digest } });
+
+    const headers = new Headers({
+      "content-type": "application/octet-stream",
+      // Bun would name the local file otherwise.
+      "content-disposition": "inline",
+      "accept-ranges": "bytes",
+      [DOCKER_CONTENT_DIGEST]: digest,
+      [API_VERSION_HEADER]: API_VERSION,
+      etag: `"${digest}"`,
+      "x-cache": "HIT",
+    });
+    const range = request.method === "GET" ? parseRange(request.headers.get("range"), file.size) : undefined;
+    if (range === "unsatisfiable") {
+      headers.set("content-range", `bytes */${file.size}`);
+      return new Response(null, { status: 416, headers });
+    }
+    const [start, end] = range ?? [0, file.size - 1];
+    if (range) headers.set("content-range", `bytes ${start}-${end}/${file.size}`);
+    const status = range ? 206 : 200;
+    // Bun writes a file body's length itself; ours is for HEAD (a null body keeps it,
+    // bun-elysia.md pitfall 8) and for the access log.
+    headers.set("content-length", String(end - start + 1));
+    if (request.method === "HEAD" || file.size === 0) return new Response(null, { status, headers });
+    return new Response(Bun.file(file.path).slice(start, end + 1), { status, headers });
+  }
+}
