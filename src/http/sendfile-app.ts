@@ -16,7 +16,11 @@ const BLOB_PATH = /^\/blobs\/(sha256:[a-f0-9]{64})$/;
 
 export type SendfileHandler = (request: Request, peerAddress: string) => Promise<Response>;
 
-export function createSendfileHandler(blobs: BlobCache, redirects: SendfileRedirects, network: NetworkPolicy): SendfileHandler {
+export function createSendfileHandler(
+  blobs: Pick<BlobCache, "committedFile">,
+  redirects: Pick<SendfileRedirects, "admits">,
+  network: Pick<NetworkPolicy, "check">,
+): SendfileHandler {
   return async (request, peerAddress) => {
     try {
       return await serve(request, peerAddress);
