@@ -68,7 +68,7 @@ async function main(): Promise<number | undefined> {
     const apps = { proxy: (r: Request) => proxy.handle(r), redirect: (r: Request) => redirect.handle(r), challenges: certificates.challenges };
     listening = await startListeners(config, () => certificates.store(), apps, services);
     if (services.sendfile && services.cache) {
-      const handler = createSendfileHandler(services.cache.blobs, services.sendfile, services.guards.network);
+      const handler = createSendfileHandler(services.cache.blobs, services.sendfile, services.guards.network, log);
       sendfile = startSendfileListener(config.server, handler, services.metrics, createAccessLog(config.log.access));
       services.sendfile.listening(sendfile.port);
     }

@@ -128,7 +128,6 @@ function urlProblems(key: string, value: string): string[] {
   return [];
 }
 
-/** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */
 /** A size setting's bytes; 0 when it does not parse (its own check reports that). */
 function sizeOrZero(value: string | number): number {
   try {
@@ -138,6 +137,7 @@ function sizeOrZero(value: string | number): number {
   }
 }
 
+/** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */
 function originProblems(key: string, value: string | undefined): string[] {
   if (value === undefined || value.trim() === "") return [];
   const problems = urlProblems(key, value);

@@ -9,6 +9,7 @@ import { parseRange } from "../cache/range";
 import type { SendfileRedirects } from "../cache/sendfile-redirects";
 import { RegistryError } from "../oci/errors";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import type { Logger } from "../observability/logger";
 import type { NetworkPolicy } from "../policy/network";
 import { registryErrorResponse } from "./errors";
 
@@ -20,13 +21,16 @@ export function createSendfileHandler(
   blobs: Pick<BlobCache, "committedFile">,
   redirects: Pick<SendfileRedirects, "admits">,
   network: Pick<NetworkPolicy, "check">,
+  log: Pick<Logger, "error">,
 ): SendfileHandler {
   return async (request, peerAddress) => {
     try {
       return await serve(request, peerAddress);
     } catch (error) {
       if (error instanceof RegistryError) return registryErrorResponse(error, request.method);
-      throw error;
+      // As on the proxy port (errors.ts): logged with its stack, never sent.
+      log.error("unexpected error on the sendfile port", { error: (error as Error).stack ?? String(error) });
+      return registryErrorResponse(new RegistryError("UNKNOWN", "internal error"), request.method);
     }
   };
 

@@ -3,10 +3,11 @@
  *
  * Why not sendfile: Bun's node:http has none, and Bun.serve, which has it for
  * `Bun.file` bodies, drops Content-Length from every streamed body (a cache
- * miss; see node-bridge.ts), so the listener must be node:http. Why not
+ * miss; see node-bridge.ts), so the proxy port must be node:http (hits can go
+ * to a port of their own instead: cache/sendfile-redirects.ts). Why not
  * `createReadStream(...).pipe(res)`: it allocates every chunk and runs the
- * stream machinery per chunk (~1.6 GB/s here); this loop keeps up with
- * nginx's sendfile on the same machine (BENCHMARKS.md, scenario 2):
+ * stream machinery per chunk (~1.6 GB/s here); this loop comes within
+ * 0.8–1.0× of nginx's sendfile on the same machine (BENCHMARKS.md, scenario 2):
  * - reads are positional, into buffers from a shared pool (no allocation per
  *   chunk);
  * - while a chunk is written, the next one is already being read on Bun's

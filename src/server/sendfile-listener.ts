@@ -25,6 +25,16 @@ export interface SendfileListening {
  */
 const IDLE_TIMEOUT_S = 75;
 
+/** Every interface: one dual-stack socket on `::`, or `0.0.0.0` where the host has no IPv6 (as listeners.ts). */
+function everyInterface(serve: (hostname: string) => Server<undefined>): Server<undefined> {
+  try {
+    return serve("::");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") throw error;
+    return serve("0.0.0.0");
+  }
+}
+
 export function startSendfileListener(
   server: Config["server"],
   handler: SendfileHandler,
@@ -33,12 +43,13 @@ export function startSendfileListener(
 ): SendfileListening {
   const servers: Server<undefined>[] = [];
   let port = server.sendfile_port;
-  for (const hostname of server.bind.length > 0 ? server.bind : ["::"]) {
-    const listener = Bun.serve({
+  const serve = (hostname: string) =>
+    Bun.serve({
       hostname,
-      port, // once the first bound, every address uses its port (0 picks one for all)
+      port, // after the first address, the port it bound (when 0 picked one)
       idleTimeout: IDLE_TIMEOUT_S,
       reusePort: false,
+      development: false, // never Bun's error page (the handler answers every error itself)
       async fetch(request, bunServer) {
         const begin = performance.now();
         const client = bunServer.requestIP(request)?.address ?? "";
@@ -58,6 +69,8 @@ export function startSendfileListener(
         return response;
       },
     });
+  for (const hostname of server.bind.length > 0 ? server.bind : [undefined]) {
+    const listener = hostname === undefined ? everyInterface(serve) : serve(hostname);
     port = listener.port ?? port;
     servers.push(listener);
   }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createSendfileHandler } from "../../src/http/sendfile-app";
 import { RegistryError } from "../../src/oci/errors";
 
+const logged: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), "docxy-sendfile-app-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const content = Buffer.from("0123456789abcdefghij");
@@ -24,8 +25,10 @@ const handler = createSendfileHandler(
   {
     check: (address) => {
       if (address === "10.9.9.9") throw new RegistryError("DENIED", "access denied: not in the allowed networks");
+      if (address === "disk-fails") throw new Error("EIO: secret internal detail");
     },
   },
+  { error: (message, fields) => logged.push(`${message} ${JSON.stringify(fields)}`) },
 );
 const ask = (path: string, init: RequestInit = {}, peer = "127.0.0.1") => handler(new Request(`http://docxy:5001${path}`, init), peer);
 const codeOf = async (response: Response) => ((await response.json()) as { errors: { code: string }[] }).errors[0]!.code;
@@ -61,4 +64,12 @@ test("everything else is a registry error", async () => {
   for (const [why, response, status, code] of cases) {
     expect({ why, status: response.status, code: await codeOf(response) }).toEqual({ why, status, code });
   }
+});
+
+test("an unexpected failure is a generic 500 in registry JSON, its detail only in the log", async () => {
+  const response = await ask(`/blobs/${digest}?ticket=good`, {}, "disk-fails");
+  const body = await response.text();
+  expect({ status: response.status, code: JSON.parse(body).errors[0].code }).toEqual({ status: 500, code: "UNKNOWN" });
+  expect(body).not.toContain("EIO");
+  expect(logged.some((line) => line.includes("EIO: secret internal detail"))).toBe(true);
 });
