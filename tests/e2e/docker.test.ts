@@ -161,3 +161,37 @@ describe.skipIf(unavailable !== undefined)("docker 20.10 through docxy", () => {
     expect(await generate204Status(env)).toBe(204);
   });
 });
+
+describe.skipIf(unavailable !== undefined)("docker 20.10 through docxy with a sendfile port", () => {
+  let env: ProxiedUpstream;
+  let dockerd: Dockerd;
+
+  beforeAll(async () => {
+    env = await startProxiedUpstream({}, "[server]\nsendfile_enabled = true\nsendfile_port = 0\n");
+    dockerd = await startDockerd({ mirrors: [`http://${env.host}`] });
+  }, 180_000);
+
+  afterAll(async () => {
+    await dockerd?.stop();
+    await env?.stop();
+  }, 90_000);
+
+  test("a second pull follows docxy's 307s to the sendfile port for every blob: same image, no CDN request", async () => {
+    const { app } = env.upstream.images;
+    await dockerd.dockerOk(["pull", "acme/app:v1"]);
+    await dockerd.dockerOk(["rmi", "acme/app:v1"]);
+    const cdnBefore = env.upstream.cdnLog.length;
+    const mark = env.docxy.log().length;
+    await dockerd.dockerOk(["pull", "acme/app:v1"]);
+
+    const [image] = JSON.parse(await dockerd.dockerOk(["image", "inspect", "acme/app:v1"]));
+    expect(image.RepoDigests).toContain(`acme/app@${app.digest}`);
+    expect(env.upstream.cdnLog.length).toBe(cdnBefore);
+    const lines = accessLinesSince(env, mark);
+    const redirected = lines.filter((l) => l.path.startsWith("/v2/acme/app/blobs/") && l.status === 307).map((l) => l.path.slice(l.path.lastIndexOf("/") + 1));
+    const sent = lines.filter((l) => l.path.startsWith("/blobs/") && l.status === 200).map((l) => l.path.slice("/blobs/".length));
+    const blobs = [app.manifests[0]!.config, ...app.manifests[0]!.layers].map((b) => b.digest).sort();
+    expect(redirected.sort()).toEqual(blobs);
+    expect(sent.sort()).toEqual(blobs);
+  }, 120_000);
+});

@@ -5,8 +5,8 @@
  * proxy port; skopeo follows the redirect and pulls warm with no CDN request;
  * the port serves nothing without a valid ticket; and the settings it cannot
  * live with are refused at start. (The handler's answers one by one:
- * tests/http/sendfile-app.test.ts; containerd following the redirect:
- * tests/e2e/containerd.test.ts.)
+ * tests/http/sendfile-app.test.ts; Docker and containerd following the
+ * redirect: tests/e2e/docker.test.ts and tests/e2e/containerd.test.ts.)
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
