@@ -24,7 +24,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Worker } from "node:worker_threads";
 import { memoryOf } from "../lib/docxy";
-import { sendFileRange } from "../../src/server/file-sender";
+import { FileSender } from "../../src/server/file-sender";
 
 type Mode = { kind: "hit-node"; chunk: number } | { kind: "hit-sender" } | { kind: "hit-bun" } | { kind: "cold"; hash: "none" | "main" | "worker"; write: boolean };
 
@@ -41,11 +41,12 @@ async function serve(mode: Mode, file: string, size: number, upstream: string): 
     console.log(`PORT ${s.port}`);
     return;
   }
+  const files = new FileSender();
   const server = http.createServer(async (_req, res) => {
     res.writeHead(200, { "content-length": String(size), "content-type": "application/octet-stream" });
     if (mode.kind === "hit-sender") {
       res.flushHeaders();
-      await sendFileRange(res, file, 0, size - 1, () => {}).catch(() => res.destroy());
+      await files.send(res, file, 0, size - 1, () => {}).catch(() => res.destroy());
       return;
     }
     if (mode.kind === "hit-node") {

@@ -6,8 +6,8 @@
  * miss; see node-bridge.ts), so the proxy port must be node:http (hits can go
  * to a port of their own instead: cache/sendfile-redirects.ts). Why not
  * `createReadStream(...).pipe(res)`: it allocates every chunk and runs the
- * stream machinery per chunk (~1.6 GB/s here); this loop comes within
- * 0.8–1.0× of nginx's sendfile on the same machine (BENCHMARKS.md, scenario 2):
+ * stream machinery per chunk (~1.6 GB/s here); this loop runs at 0.8–1.1×
+ * nginx's sendfile on the same machine (BENCHMARKS.md, scenario 2):
  * - reads are positional, into buffers from a shared pool (no allocation per
  *   chunk);
  * - while a chunk is written, the next one is already being read on Bun's
@@ -36,45 +36,9 @@ const SLOW_DRAIN_MS = 50;
  */
 const LARGE_BUDGET = 16 * 1024 * 1024;
 
-const pool = new Map<number, Buffer[]>();
-let pooled = 0;
-let lent = 0;
-
-/** A buffer of `wanted` bytes, or of MIN_CHUNK when the budget for large ones is spent. */
-function takeBuffer(wanted: number): Buffer {
-  const size = wanted > MIN_CHUNK && lent + wanted > LARGE_BUDGET ? MIN_CHUNK : wanted;
-  lent += size;
-  const reused = pool.get(size)?.pop();
-  if (reused) {
-    pooled -= size;
-    return reused;
-  }
-  return Buffer.allocUnsafeSlow(size);
-}
-
-function giveBack(buffer: Buffer): void {
-  lent -= buffer.length;
-  if (pooled + buffer.length > LARGE_BUDGET) return;
-  pooled += buffer.length;
-  const list = pool.get(buffer.length);
-  if (list) list.push(buffer);
-  else pool.set(buffer.length, [buffer]);
-}
-
 interface Chunk {
   buffer: Buffer;
   bytes: number;
-}
-
-async function readAt(file: FileHandle, position: number, length: number, size: number): Promise<Chunk> {
-  const buffer = takeBuffer(size);
-  try {
-    const { bytesRead } = await file.read(buffer, 0, Math.min(length, buffer.length), position);
-    return { buffer, bytes: bytesRead };
-  } catch (error) {
-    giveBack(buffer);
-    throw error;
-  }
 }
 
 /** Resolves once the response can take more, or rejects once the client has gone. */
@@ -91,62 +55,95 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
-/**
- * Writes bytes `start..end` (inclusive) of `path` to `res`, whose head is
- * already out, and ends it. Rejects if the file is shorter than the range, a
- * read fails or the client leaves; the caller then cuts the connection, so a
- * client never takes a short body for a whole one.
- */
-export async function sendFileRange(
-  res: ServerResponse,
-  path: string,
-  start: number,
-  end: number,
-  onBytes: (count: number) => void,
-): Promise<void> {
-  const file = await open(path, "r");
-  let pending: Promise<Chunk> | undefined;
-  try {
-    let position = start;
-    const stop = end + 1;
-    let size = MIN_CHUNK;
-    let slow = false;
-    pending = readAt(file, position, stop - position, size);
-    while (position < stop) {
-      const chunk = await pending;
-      pending = undefined;
-      if (chunk.bytes === 0) {
-        giveBack(chunk.buffer);
-        throw new Error(`${path} ended at byte ${position}, before ${stop}`);
+/** One per process (the server edge makes it): its buffer pool and budget are shared by every response. */
+export class FileSender {
+  private readonly pool = new Map<number, Buffer[]>();
+  private pooled = 0;
+  private lent = 0;
+
+  /**
+   * Writes bytes `start..end` (inclusive) of `path` to `res`, whose head is
+   * already out, and ends it. Rejects if the file is shorter than the range, a
+   * read fails or the client leaves; the caller then cuts the connection, so a
+   * client never takes a short body for a whole one.
+   */
+  async send(res: ServerResponse, path: string, start: number, end: number, onBytes: (count: number) => void): Promise<void> {
+    const file = await open(path, "r");
+    let pending: Promise<Chunk> | undefined;
+    try {
+      let position = start;
+      const stop = end + 1;
+      let size = MIN_CHUNK;
+      let slow = false;
+      pending = this.readAt(file, position, stop - position, size);
+      while (position < stop) {
+        const chunk = await pending;
+        pending = undefined;
+        if (chunk.bytes === 0) {
+          this.giveBack(chunk.buffer);
+          throw new Error(`${path} ended at byte ${position}, before ${stop}`);
+        }
+        position += chunk.bytes;
+        // Read ahead only for a client that keeps up: a slow one would just hold the buffer.
+        if (position < stop && !slow) pending = this.readAt(file, position, stop - position, size);
+        if (res.destroyed) {
+          this.giveBack(chunk.buffer);
+          throw new Error("client closed the connection");
+        }
+        const bytes = chunk.buffer.subarray(0, chunk.bytes);
+        const more = position < stop;
+        const accepted = more ? res.write(bytes) : (res.end(bytes), true);
+        onBytes(chunk.bytes);
+        if (accepted) {
+          this.giveBack(chunk.buffer);
+          slow = false;
+        } else {
+          // What the socket did not take waits in the server's buffer until it drains: the chunk
+          // stays charged to the budget until then, so that backlog is bounded by it too.
+          const waitStart = performance.now();
+          await drained(res).finally(() => this.giveBack(chunk.buffer));
+          slow = performance.now() - waitStart > SLOW_DRAIN_MS;
+        }
+        if (!more) break;
+        size = slow ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
+        pending ??= this.readAt(file, position, stop - position, size);
       }
-      position += chunk.bytes;
-      // Read ahead only for a client that keeps up: a slow one would just hold the buffer.
-      if (position < stop && !slow) pending = readAt(file, position, stop - position, size);
-      if (res.destroyed) {
-        giveBack(chunk.buffer);
-        throw new Error("client closed the connection");
-      }
-      const bytes = chunk.buffer.subarray(0, chunk.bytes);
-      const more = position < stop;
-      const accepted = more ? res.write(bytes) : (res.end(bytes), true);
-      onBytes(chunk.bytes);
-      if (accepted) {
-        giveBack(chunk.buffer);
-        slow = false;
-      } else {
-        // What the socket did not take waits in the server's buffer until it drains: the chunk
-        // stays charged to the budget until then, so that backlog is bounded by it too.
-        const waitStart = performance.now();
-        await drained(res).finally(() => giveBack(chunk.buffer));
-        slow = performance.now() - waitStart > SLOW_DRAIN_MS;
-      }
-      if (!more) break;
-      size = slow ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
-      pending ??= readAt(file, position, stop - position, size);
+    } finally {
+      // A read still in flight must finish before its file is closed.
+      if (pending) await pending.then((chunk) => this.giveBack(chunk.buffer)).catch(() => {});
+      await file.close();
     }
-  } finally {
-    // A read still in flight must finish before its file is closed.
-    if (pending) await pending.then((chunk) => giveBack(chunk.buffer)).catch(() => {});
-    await file.close();
+  }
+
+  /** A buffer of `wanted` bytes, or of MIN_CHUNK when the budget for large ones is spent. */
+  private take(wanted: number): Buffer {
+    const size = wanted > MIN_CHUNK && this.lent + wanted > LARGE_BUDGET ? MIN_CHUNK : wanted;
+    this.lent += size;
+    const reused = this.pool.get(size)?.pop();
+    if (reused) {
+      this.pooled -= size;
+      return reused;
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  private giveBack(buffer: Buffer): void {
+    this.lent -= buffer.length;
+    if (this.pooled + buffer.length > LARGE_BUDGET) return;
+    this.pooled += buffer.length;
+    const list = this.pool.get(buffer.length);
+    if (list) list.push(buffer);
+    else this.pool.set(buffer.length, [buffer]);
+  }
+
+  private async readAt(file: FileHandle, position: number, length: number, size: number): Promise<Chunk> {
+    const buffer = this.take(size);
+    try {
+      const { bytesRead } = await file.read(buffer, 0, Math.min(length, buffer.length), position);
+      return { buffer, bytes: bytesRead };
+    } catch (error) {
+      this.giveBack(buffer);
+      throw error;
+    }
   }
 }

@@ -14,6 +14,7 @@ import { connectionOf, notesOf } from "../http/connection";
 import { createAccessLog } from "../observability/access-log";
 import { routeOf, type Metrics } from "../observability/metrics";
 import type { RecentPulls } from "../observability/recent-pulls";
+import { FileSender } from "./file-sender";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import { withAcmeChallenges } from "./acme/challenges";
 import type { CertificateStore } from "./tls-store";
@@ -87,10 +88,11 @@ export async function startListeners(
   };
   const servers: http.Server[] = [];
   const addresses: Listening["addresses"] = [];
+  const files = new FileSender(); // one buffer budget for every listener
 
   const start = async (scheme: "http" | "https", role: "proxy" | "redirect", port: number, store?: CertificateStore) => {
     const app = role === "proxy" ? apps.proxy : apps.redirect;
-    const handler = nodeHandler(scheme === "http" && apps.challenges ? withAcmeChallenges(apps.challenges, app) : app, onDone);
+    const handler = nodeHandler(scheme === "http" && apps.challenges ? withAcmeChallenges(apps.challenges, app) : app, onDone, files);
     const options = { headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, requestTimeout: 0 };
     for (const host of server.bind.length > 0 ? server.bind : [undefined]) {
       const listener =

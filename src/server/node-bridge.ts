@@ -15,7 +15,7 @@ import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import { fileOf } from "../util/file-response";
 import { recordConnection } from "../http/connection";
-import { sendFileRange } from "./file-sender";
+import type { FileSender } from "./file-sender";
 
 export type Handler = (request: Request) => Promise<Response> | Response;
 
@@ -36,7 +36,7 @@ export interface Exchange {
   complete: boolean;
 }
 
-export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => void) {
+export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => void, files: FileSender) {
   return async function serveOne(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
     const socket = req.socket;
@@ -69,7 +69,7 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
     }
     status = response.status;
     cache = response.headers.get("x-cache") ?? undefined;
-    await writeWebResponse(response, req.method ?? "GET", res, body);
+    await writeWebResponse(response, req.method ?? "GET", res, body, files);
   };
 }
 
@@ -105,7 +105,7 @@ function toWebRequest(req: IncomingMessage, res: ServerResponse): Request {
   return request;
 }
 
-async function writeWebResponse(response: Response, method: string, res: ServerResponse, sent: { bytes: number }): Promise<void> {
+async function writeWebResponse(response: Response, method: string, res: ServerResponse, sent: { bytes: number }, files: FileSender): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;
@@ -128,7 +128,7 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   try {
     if (file) {
       // The Web body of a file response is left unread: cancelling it would count as "done" too early.
-      await sendFileRange(res, file.path, file.start, file.end, (count) => (sent.bytes += count)).finally(file.done);
+      await files.send(res, file.path, file.start, file.end, (count) => (sent.bytes += count)).finally(file.done);
     } else {
       // highWaterMark 1: fromWeb reads ahead 16 chunks by default, per client.
       const source = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream, { highWaterMark: 1 });

@@ -1,5 +1,5 @@
 /**
- * sendFileRange on a real node:http server and real sockets: exact bytes for
+ * FileSender on a real node:http server and real sockets: exact bytes for
  * any range, under backpressure from a client that reads slowly, and a cut
  * (never a clean end) when the file is shorter than promised or the client
  * leaves, with the file closed afterwards.
@@ -10,15 +10,16 @@ import { connect } from "node:net";
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { sendFileRange } from "../../src/server/file-sender";
+import { FileSender } from "../../src/server/file-sender";
 
+const files = new FileSender();
 const SIZE = 5 * 1024 * 1024 + 12345; // several chunks, not a multiple of any
 let dir: string;
 let path: string;
 let content: Buffer;
 let server: Server;
 let port: number;
-/** Outcome of each sendFileRange call, in order: bytes reported, or the error message. */
+/** Outcome of each send, in order: bytes reported, or the error message. */
 const outcomes: Array<{ bytes: number; error?: string }> = [];
 
 beforeAll(async () => {
@@ -34,7 +35,7 @@ beforeAll(async () => {
     res.flushHeaders();
     const outcome = { bytes: 0 } as { bytes: number; error?: string };
     outcomes.push(outcome);
-    sendFileRange(res, path, start, end, (n) => (outcome.bytes += n)).catch((error: Error) => {
+    files.send(res, path, start, end, (n) => (outcome.bytes += n)).catch((error: Error) => {
       outcome.error = error.message;
       res.destroy();
     });

@@ -21,6 +21,7 @@ import { createLogger } from "../../../src/observability/logger";
 import { withAcmeChallenges } from "../../../src/server/acme/challenges";
 import { AcmeManager, type AcmeOptions } from "../../../src/server/acme/manager";
 import { renewalTime } from "../../../src/server/acme/renewal";
+import { FileSender } from "../../../src/server/file-sender";
 import { nodeHandler } from "../../../src/server/node-bridge";
 import { CertificateStore } from "../../../src/server/tls-store";
 import { removeAtExit } from "../../support/cleanup";
@@ -47,6 +48,7 @@ beforeAll(async () => {
   const handler = nodeHandler(
     withAcmeChallenges((token) => answering?.challengeResponse(token), app),
     (exchange) => validations.push({ path: exchange.path, status: exchange.status }),
+    new FileSender(),
   );
   challengeServer = http.createServer(handler);
   await new Promise<void>((resolve) => challengeServer.listen({ port: 0, host: "127.0.0.1" }, resolve));
