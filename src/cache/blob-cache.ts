@@ -17,7 +17,7 @@ import type { CacheIndex } from "./cache-index";
 import type { Evictor } from "./eviction";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { Fill } from "./fill";
-import { parseRange, type ByteRange } from "./range";
+import { blobHead } from "./blob-head";
 import type { Storage, TempBlob } from "./storage";
 import { fileResponse } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
@@ -192,26 +192,11 @@ export class BlobCache {
     cache: "HIT" | "MISS" | "COALESCED",
     withBody: (start: number, end: number, init: ResponseInit) => Response,
   ): Response {
-    const headers = new Headers({
-      "content-type": "application/octet-stream",
-      "accept-ranges": "bytes",
-      [DOCKER_CONTENT_DIGEST]: request.path.reference!,
-      [API_VERSION_HEADER]: API_VERSION,
-      etag: `"${request.path.reference}"`,
-      "x-cache": cache,
-    });
+    const head = blobHead(request.path.reference!, size, request.method, request.headers.get("range"), cache);
+    const { status, headers } = head;
     if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
-    const range: ByteRange | "unsatisfiable" | undefined = request.method === "GET" ? parseRange(request.headers.get("range"), size) : undefined;
-    if (range === "unsatisfiable") {
-      headers.set("content-range", `bytes */${size}`);
-      return new Response(null, { status: 416, headers });
-    }
-    const [start, end] = range ?? [0, size - 1];
-    headers.set("content-length", String(end - start + 1));
-    if (range) headers.set("content-range", `bytes ${start}-${end}/${size}`);
-    const status = range ? 206 : 200;
-    if (request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
-    return withBody(start, end, { status, headers });
+    if (head.status === 416 || request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
+    return withBody(head.start, head.end, { status, headers });
   }
 
   /** Counts a reader of a committed blob until `release` is called (once; later calls do nothing). */

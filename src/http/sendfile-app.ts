@@ -5,10 +5,9 @@
  * else is served here; errors are registry JSON, as on the proxy port.
  */
 import type { BlobCache } from "../cache/blob-cache";
-import { parseRange } from "../cache/range";
+import { blobHead } from "../cache/blob-head";
 import type { SendfileRedirects } from "../cache/sendfile-redirects";
 import { RegistryError } from "../oci/errors";
-import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
 import type { Logger } from "../observability/logger";
 import type { NetworkPolicy } from "../policy/network";
 import { registryErrorResponse } from "./errors";
@@ -49,28 +48,12 @@ export function createSendfileHandler(
     const file = await blobs.committedFile(digest);
     if (!file) throw new RegistryError("BLOB_UNKNOWN", "blob no longer cached: fetch it through the proxy port again", { detail: { digest } });
 
-    const headers = new Headers({
-      "content-type": "application/octet-stream",
-      // Bun would name the local file otherwise.
-      "content-disposition": "inline",
-      "accept-ranges": "bytes",
-      [DOCKER_CONTENT_DIGEST]: digest,
-      [API_VERSION_HEADER]: API_VERSION,
-      etag: `"${digest}"`,
-      "x-cache": "HIT",
-    });
-    const range = request.method === "GET" ? parseRange(request.headers.get("range"), file.size) : undefined;
-    if (range === "unsatisfiable") {
-      headers.set("content-range", `bytes */${file.size}`);
-      return new Response(null, { status: 416, headers });
-    }
-    const [start, end] = range ?? [0, file.size - 1];
-    if (range) headers.set("content-range", `bytes ${start}-${end}/${file.size}`);
-    const status = range ? 206 : 200;
-    // Bun writes a file body's length itself; ours is for HEAD (a null body keeps it,
+    // Bun writes a file body's length itself; the head's is for HEAD (a null body keeps it,
     // bun-elysia.md pitfall 8) and for the access log.
-    headers.set("content-length", String(end - start + 1));
-    if (request.method === "HEAD" || file.size === 0) return new Response(null, { status, headers });
-    return new Response(Bun.file(file.path).slice(start, end + 1), { status, headers });
+    const head = blobHead(digest, file.size, request.method, request.headers.get("range"), "HIT");
+    const { status, headers } = head;
+    headers.set("content-disposition", "inline"); // Bun would name the local file otherwise
+    if (head.status === 416 || request.method === "HEAD" || file.size === 0) return new Response(null, { status, headers });
+    return new Response(Bun.file(file.path).slice(head.start, head.end + 1), { status, headers });
   }
 }
