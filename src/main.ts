@@ -69,7 +69,7 @@ async function main(): Promise<number | undefined> {
     listening = await startListeners(config, () => certificates.store(), apps, services);
     if (services.sendfile && services.cache) {
       const handler = createSendfileHandler(services.cache.blobs, services.sendfile, services.guards.network, log);
-      sendfile = startSendfileListener(config.server, handler, services.metrics, createAccessLog(config.log.access));
+      sendfile = await startSendfileListener(config.server, handler, services.metrics, createAccessLog(config.log.access));
       services.sendfile.listening(sendfile.port);
     }
   } catch (error) {
@@ -77,8 +77,9 @@ async function main(): Promise<number | undefined> {
     return 1;
   }
 
-  for (const a of listening.addresses) log.info("listening", { url: `${a.scheme}://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`, role: a.role });
-  for (const a of sendfile?.addresses ?? []) log.info("listening", { url: `http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`, role: "sendfile" });
+  const url = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  for (const a of listening.addresses) log.info("listening", { url: url(a.scheme, a.host, a.port), role: a.role });
+  for (const a of sendfile?.addresses ?? []) log.info("listening", { url: url("http", a.host, a.port), role: "sendfile" });
   if (config.server.sendfile_enabled && !sendfile) log.warn("server.sendfile_enabled: the cache is not usable, so there is no sendfile port");
   for (const u of services.upstreams.all) {
     log.info("upstream", { name: u.name, url: u.url, default: u === services.upstreams.default, public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)" });

@@ -14,6 +14,7 @@ import { connectionOf, notesOf } from "../http/connection";
 import { createAccessLog } from "../observability/access-log";
 import { routeOf, type Metrics } from "../observability/metrics";
 import type { RecentPulls } from "../observability/recent-pulls";
+import { onEveryInterface } from "./every-interface";
 import { FileSender } from "./file-sender";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import { withAcmeChallenges } from "./acme/challenges";
@@ -141,12 +142,5 @@ async function bind(listener: http.Server, port: number, host: string | undefine
         resolve(listener.address() as AddressInfo);
       });
     });
-  if (host !== undefined) return attempt(host);
-  try {
-    return await attempt("::");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== "EAFNOSUPPORT" && code !== "EADDRNOTAVAIL") throw error;
-    return attempt("0.0.0.0");
-  }
+  return host !== undefined ? attempt(host) : onEveryInterface(attempt);
 }

@@ -10,6 +10,7 @@ import type { Config } from "../config/schema";
 import type { SendfileHandler } from "../http/sendfile-app";
 import type { AccessEntry } from "../observability/access-log";
 import type { Metrics } from "../observability/metrics";
+import { onEveryInterface } from "./every-interface";
 
 export interface SendfileListening {
   /** The port bound (server.sendfile_port, or the one picked for 0). */
@@ -25,22 +26,12 @@ export interface SendfileListening {
  */
 const IDLE_TIMEOUT_S = 75;
 
-/** Every interface: one dual-stack socket on `::`, or `0.0.0.0` where the host has no IPv6 (as listeners.ts). */
-function everyInterface(serve: (hostname: string) => Server<undefined>): Server<undefined> {
-  try {
-    return serve("::");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") throw error;
-    return serve("0.0.0.0");
-  }
-}
-
-export function startSendfileListener(
+export async function startSendfileListener(
   server: Config["server"],
   handler: SendfileHandler,
   metrics: Metrics,
   logAccess: (entry: AccessEntry) => void,
-): SendfileListening {
+): Promise<SendfileListening> {
   const servers: Server<undefined>[] = [];
   let port = server.sendfile_port;
   const serve = (hostname: string) =>
@@ -70,7 +61,7 @@ export function startSendfileListener(
       },
     });
   for (const hostname of server.bind.length > 0 ? server.bind : [undefined]) {
-    const listener = hostname === undefined ? everyInterface(serve) : serve(hostname);
+    const listener = hostname === undefined ? await onEveryInterface(serve) : serve(hostname);
     port = listener.port ?? port;
     servers.push(listener);
   }
