@@ -8,9 +8,6 @@
  * upstream.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   docxyToken,
   isCached,
@@ -24,7 +21,7 @@ import {
   waitFor,
   type CachingDocxy,
 } from "../support/cache/harness";
-import { skopeoOk } from "../support/skopeo";
+import { skopeoCopyOk } from "../support/skopeo";
 import { blobPath, startUpstream, type Layer, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
@@ -99,13 +96,7 @@ describe("warm pulls cost the upstream nothing", () => {
     expect(cdnGets(layer.digest)).toBe(1);
   });
 
-  const copy = async (ref: string, all: boolean) => {
-    const dir = join(mkdtempSync(join(tmpdir(), "docxy-cache-copy-")), "out");
-    await skopeoOk("copy", ...(all ? ["--all"] : []), "--src-tls-verify=false", `docker://${new URL(docxy.url).host}/${ref}`, `dir:${dir}`);
-    const files = Object.fromEntries(readdirSync(dir).map((f) => [f, sha256(readFileSync(join(dir, f)))]));
-    rmSync(join(dir, ".."), { recursive: true, force: true });
-    return files;
-  };
+  const copy = (ref: string, all: boolean) => skopeoCopyOk(new URL(docxy.url).host, ref, all);
 
   test.each([
     ["acme/app:v1", false, "app"],

@@ -7,11 +7,11 @@
  * upstream, so it runs last.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { basic } from "../support/proxied-upstream";
-import { skopeo } from "../support/skopeo";
+import { skopeoCopy } from "../support/skopeo";
 import {
   ALL_MANIFESTS,
   docxyToken,
@@ -100,13 +100,7 @@ test("upstream stopped: cached images still pull, an uncached one is a JSON UNAV
   const d = await docxyWith(); // default tag_ttl: tags are within it during the outage
   const stale = await docxyWith(`[cache]\ntag_ttl = "0s"\n`); // tags expired: the stale path
   const host = new URL(d.url).host;
-  const copy = async (ref: string, all = false) => {
-    const dir = join(mkdtempSync(join(tmpdir(), "docxy-outage-")), "out");
-    const result = await skopeo("copy", ...(all ? ["--all"] : []), "--src-tls-verify=false", `docker://${host}/${ref}`, `dir:${dir}`);
-    const files = result.code === 0 ? Object.fromEntries(readdirSync(dir).map((f) => [f, sha256(readFileSync(join(dir, f)))])) : undefined;
-    rmSync(join(dir, ".."), { recursive: true, force: true });
-    return { code: result.code, stderr: result.stderr.trim().split("\n").at(-1), files };
-  };
+  const copy = (ref: string, all = false) => skopeoCopy(host, ref, all);
 
   const app = await copy("acme/app:v1"); // pulled once: cold only
   expect(app.code).toBe(0);

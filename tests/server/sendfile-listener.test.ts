@@ -9,13 +9,13 @@
  * redirect: tests/e2e/docker.test.ts and tests/e2e/containerd.test.ts.)
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { docxyToken, isCached, registryToml, sha256, startCachingDocxy, waitFor, type CachingDocxy } from "../support/cache/harness";
 import { DOCXY_BIN } from "../support/docxy-process";
 import { rawRequest } from "../support/raw-http";
-import { skopeoOk } from "../support/skopeo";
+import { skopeoCopyOk } from "../support/skopeo";
 import { startUpstream, type Upstream } from "../support/upstream";
 
 const SENDFILE = "[server]\nsendfile_enabled = true\nsendfile_port = 0\n";
@@ -109,13 +109,7 @@ test("the sendfile port serves nothing without a ticket for that very blob", asy
 });
 
 test("skopeo pulls warm through the redirect: same digests, no CDN request", async () => {
-  const copy = async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "docxy-sendfile-copy-")), "out");
-    await skopeoOk("copy", "--src-tls-verify=false", `docker://${new URL(docxy.url).host}/acme/app:v1`, `dir:${dir}`);
-    const files = Object.fromEntries(readdirSync(dir).map((f) => [f, sha256(readFileSync(join(dir, f)))]));
-    rmSync(join(dir, ".."), { recursive: true, force: true });
-    return files;
-  };
+  const copy = () => skopeoCopyOk(new URL(docxy.url).host, "acme/app:v1");
   const image = upstream.images.app;
   const cold = await copy();
   for (const l of [image.manifests[0]!.config, ...image.manifests[0]!.layers]) {

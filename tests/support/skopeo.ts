@@ -3,7 +3,7 @@
  * first even with --tls-verify=false, so every call also exercises the
  * plain-HTTP port's tolerance of a TLS ClientHello.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -31,4 +31,32 @@ export async function skopeoOk(...args: string[]): Promise<string> {
   const result = await skopeo(...args);
   if (result.code !== 0) throw new Error(`skopeo ${args.join(" ")} failed (${result.code}):\n${result.stderr}`);
   return result.stdout;
+}
+
+export interface CopyResult {
+  code: number;
+  /** skopeo's last line of stderr: its error, when it failed */
+  stderr: string | undefined;
+  /** each file of the `dir:` copy (manifest.json, blobs by hex digest) → the sha256 of its bytes */
+  files: Record<string, string> | undefined;
+}
+
+/** `skopeo copy docker://<host>/<ref> dir:…` over plain HTTP, then the copied files' digests. */
+export async function skopeoCopy(host: string, ref: string, all = false): Promise<CopyResult> {
+  const dir = join(mkdtempSync(join(tmpdir(), "docxy-skopeo-copy-")), "out");
+  try {
+    const result = await skopeo("copy", ...(all ? ["--all"] : []), "--src-tls-verify=false", `docker://${host}/${ref}`, `dir:${dir}`);
+    const digest = (f: string) => `sha256:${new Bun.CryptoHasher("sha256").update(readFileSync(join(dir, f))).digest("hex")}`;
+    const files = result.code === 0 ? Object.fromEntries(readdirSync(dir).map((f) => [f, digest(f)])) : undefined;
+    return { code: result.code, stderr: result.stderr.trim().split("\n").at(-1), files };
+  } finally {
+    rmSync(join(dir, ".."), { recursive: true, force: true });
+  }
+}
+
+/** Like skopeoCopy(), but fails the test with skopeo's own message. */
+export async function skopeoCopyOk(host: string, ref: string, all = false): Promise<Record<string, string>> {
+  const result = await skopeoCopy(host, ref, all);
+  if (!result.files) throw new Error(`skopeo copy ${ref} failed (${result.code}): ${result.stderr}`);
+  return result.files;
 }

@@ -28,6 +28,18 @@ export function accessLinesSince(env: ProxiedUpstream, mark: number): AccessLine
   return accessLines(env.docxy.log().slice(mark));
 }
 
+/**
+ * Blob digests a pull fetched through the sendfile port, sorted: those the
+ * proxy port answered with a 307, and those the sendfile port then sent.
+ */
+export function sendfileTrips(lines: AccessLine[]): { redirected: string[]; sent: string[] } {
+  const digestOf = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+  return {
+    redirected: lines.filter((l) => l.path.startsWith("/v2/") && l.path.includes("/blobs/") && l.status === 307).map((l) => digestOf(l.path)).sort(),
+    sent: lines.filter((l) => l.path.startsWith("/blobs/") && l.status === 200).map((l) => digestOf(l.path)).sort(),
+  };
+}
+
 /** `METHOD path status` strings, for readable `toContain` assertions. */
 export const summary = (lines: AccessLine[]): string[] => lines.map((l) => `${l.method} ${l.path} ${l.status}`);
 
