@@ -54,7 +54,7 @@ export class TokenProxy {
   }
 
   private async forward(request: TokenExchange): Promise<Response> {
-    const { realm, service } = await this.discovery.tokenService(request.upstream, request.signal);
+    const { realm, service, namedBy } = await this.discovery.tokenService(request.upstream, request.signal);
     const headers = new Headers({ accept: "application/json" });
     if (request.authorization) headers.set("authorization", request.authorization);
 
@@ -75,6 +75,8 @@ export class TokenProxy {
       headers,
       body,
       signal: request.signal,
+      trustedUrl: namedBy,
+      allowPrivateRedirects: request.upstream.allowPrivateRedirects,
     });
     const out = withoutHopByHop(response.headers);
     for (const name of DROPPED) out.delete(name);

@@ -98,7 +98,14 @@ export class PullProxy {
     }
     if (override.withoutRange) for (const name of ["range", "if-range"]) headers.delete(name);
     const send = () =>
-      this.client.send({ method: override.method ?? request.method, url: url.href, headers, signal: request.signal, followRedirects: override.followRedirects });
+      this.client.send({
+        method: override.method ?? request.method,
+        url: url.href,
+        headers,
+        signal: request.signal,
+        followRedirects: override.followRedirects,
+        allowPrivateRedirects: request.route.upstream.allowPrivateRedirects,
+      });
     if (request.identity === "client") return send();
 
     const repository = this.upstreamName(request);

@@ -62,7 +62,14 @@ export class UpstreamAuth {
     url.searchParams.append("scope", scope);
     const headers = new Headers({ accept: "application/json" });
     if (account) headers.set("authorization", account.basic());
-    const { response } = await this.client.send({ method: "GET", url: url.href, headers, signal });
+    const { response } = await this.client.send({
+      method: "GET",
+      url: url.href,
+      headers,
+      signal,
+      trustedUrl: service.namedBy,
+      allowPrivateRedirects: upstream.allowPrivateRedirects,
+    });
     if (!response.ok) {
       await discard(response);
       const who = account ? `account ${account.username}` : "anonymous access";
