@@ -1,13 +1,16 @@
 /**
  * `/auth/token` and `/auth/<name>/token`: the client's token request, sent on
  * to the upstream's token service with its `Authorization` (the Basic
- * credentials of `docker login`) untouched, and the answer relayed as is.
- * Credentials and tokens pass through; they are never logged.
+ * credentials of `docker login`) untouched, and the answer relayed as is,
+ * within a cap (upstream/body-limit.ts): a token service that sends more than
+ * any token counts as failed. Credentials and tokens pass through; they are
+ * never logged.
  */
-import { RegistryError } from "../oci/errors";
+import { errorBody, RegistryError } from "../oci/errors";
 import { withoutHopByHop } from "../oci/headers";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
-import type { UpstreamClient } from "../upstream/client";
+import { cappedBody, ERROR_LIMIT, TOKEN_LIMIT } from "../upstream/body-limit";
+import { discard, type UpstreamClient } from "../upstream/client";
 import type { Upstream } from "../upstream/table";
 import { upstreamTokenForm, upstreamTokenQuery } from "./token-request";
 
@@ -43,9 +46,7 @@ export class TokenProxy {
    */
   async exchange(request: TokenExchange): Promise<Response> {
     try {
-      const response = await this.forward(request);
-      if (response.status < 500) return response;
-      await response.body?.cancel().catch(() => undefined);
+      return await this.forward(request);
     } catch (error) {
       if (!(error instanceof RegistryError) || error.ociCode !== "UNAVAILABLE") throw error;
     }
@@ -54,7 +55,7 @@ export class TokenProxy {
   }
 
   private async forward(request: TokenExchange): Promise<Response> {
-    const { realm, service } = await this.discovery.tokenService(request.upstream, request.signal);
+    const { realm, service, namedBy } = await this.discovery.tokenService(request.upstream, request.signal);
     const headers = new Headers({ accept: "application/json" });
     if (request.authorization) headers.set("authorization", request.authorization);
 
@@ -75,9 +76,26 @@ export class TokenProxy {
       headers,
       body,
       signal: request.signal,
+      trustedUrl: namedBy,
+      allowPrivateRedirects: request.upstream.allowPrivateRedirects,
     });
     const out = withoutHopByHop(response.headers);
     for (const name of DROPPED) out.delete(name);
-    return new Response(response.body, { status: response.status, headers: out });
+    if (response.status >= 500) {
+      await discard(response);
+      throw new RegistryError("UNAVAILABLE", `the token service of ${request.upstream.name} answered ${response.status}`, { status: 502 });
+    }
+    if (response.status < 400) {
+      return new Response(await cappedBody(response, TOKEN_LIMIT, request.upstream.name, out), { status: response.status, headers: out });
+    }
+    try {
+      return new Response(await cappedBody(response, ERROR_LIMIT, request.upstream.name, out), { status: response.status, headers: out });
+    } catch (error) {
+      if (!(error instanceof RegistryError)) throw error;
+      // An oversized refusal is still a refusal: `docker login` must fail, not get an offline token.
+      const code = response.status === 401 ? "UNAUTHORIZED" : response.status === 429 ? "TOOMANYREQUESTS" : "DENIED";
+      const body = errorBody(code, `the token service of ${request.upstream.name} answered ${response.status}`);
+      return new Response(body, { status: response.status, headers: { "content-type": "application/json" } });
+    }
   }
 }

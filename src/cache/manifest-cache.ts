@@ -16,14 +16,12 @@
 import { RegistryError } from "../oci/errors";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
 import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
+import { MANIFEST_LIMIT, readCapped } from "../upstream/body-limit";
 import { discard } from "../upstream/client";
 import type { AccessGate } from "./access-gate";
 import type { CacheIndex } from "./cache-index";
 import { acceptClass, accepts } from "./accept";
 import type { Storage } from "./storage";
-
-/** distribution refuses manifests over 4 MiB; so do we, before buffering one. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 interface Known {
   digest: string;
@@ -87,7 +85,7 @@ export class ManifestCache {
       this.index.putTag(upstream.name, repository, tag, acceptKey, fresh);
       this.gate.learn(request, digest);
       if (request.method === "HEAD") {
-        const relayed = this.pull.relay(request, result);
+        const relayed = await this.pull.relay(request, result);
         relayed.headers.set("x-cache", known ? "REVALIDATED" : "MISS");
         return relayed;
       }
@@ -109,9 +107,9 @@ export class ManifestCache {
   private async fetchAndStore(request: PullRequest, digest?: string): Promise<Response> {
     const result = await this.pull.fetch(request, { method: "GET", reference: digest });
     const { response } = result;
-    const length = Number(response.headers.get("content-length") ?? 0);
-    if (response.status !== 200 || length > MAX_MANIFEST_BYTES) return this.pull.relay(request, result);
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (response.status !== 200) return this.pull.relay(request, result);
+    // Counted as it arrives: a chunked answer announces no length to check beforehand.
+    const bytes = await readCapped(response, MANIFEST_LIMIT, request.route.upstream.name);
     const actual = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
     const expected = digest ?? response.headers.get(DOCKER_CONTENT_DIGEST) ?? actual;
     if (actual !== expected) {
@@ -147,14 +145,19 @@ export class ManifestCache {
     }
   }
 
-  /** The cached manifest as a response, or undefined when its bytes are not (or no longer) stored. */
+  /**
+   * The cached manifest as a response, or undefined when its bytes are not
+   * (or no longer) stored. Streamed from storage with its stored length, not
+   * read into memory per hit: concurrent hits of a large manifest must cost
+   * disk reads, not a copy each. Touched first, it is the last thing eviction
+   * would pick while it streams.
+   */
   private async fromStore(request: PullRequest, known: Known, cache: string): Promise<Response | undefined> {
     if (request.method === "HEAD") return manifestResponse(request, known, null, cache);
     const stored = await this.storage.open(known.digest);
     if (!stored) return undefined;
     this.index.touch(known.digest);
-    const bytes = new Uint8Array(await new Response(stored.stream(0, stored.size - 1)).arrayBuffer());
-    return manifestResponse(request, known, bytes, cache);
+    return manifestResponse(request, { ...known, size: stored.size }, stored.stream(0, stored.size - 1), cache);
   }
 
   /**
@@ -172,7 +175,7 @@ export class ManifestCache {
   }
 }
 
-function manifestResponse(request: PullRequest, known: Known, bytes: Uint8Array | null, cache: string): Response {
+function manifestResponse(request: PullRequest, known: Known, body: Uint8Array | ReadableStream<Uint8Array> | null, cache: string): Response {
   const headers = new Headers({
     "content-type": known.mediaType,
     "content-length": String(known.size),
@@ -182,5 +185,5 @@ function manifestResponse(request: PullRequest, known: Known, bytes: Uint8Array 
     "x-cache": cache,
   });
   if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
-  return new Response(request.method === "HEAD" ? null : bytes, { headers });
+  return new Response(request.method === "HEAD" ? null : body, { headers });
 }

@@ -40,6 +40,12 @@ export const UpstreamSchema = t.Object({
   auto_library_prefix: t.Optional(t.Boolean({ description: "Prefix single-segment names with library/ (default false)" })),
   public_base_url: t.Optional(t.String({ description: "External origin of this proxy for this upstream" })),
   enabled: t.Optional(t.Boolean({ description: "docxy: false removes a built-in upstream (default true)" })),
+  allow_private_redirects: t.Optional(
+    t.Boolean({
+      description:
+        "docxy: let this upstream's redirects and token realm lead to loopback, private, link-local and cloud metadata addresses (default false: only to public ones, or to the kind of address the upstream itself is on)",
+    }),
+  ),
   credentials: t.Optional(
     t.Array(CredentialSchema, { description: "docxy: accounts docxy uses for clients that bring no credentials of their own" }),
   ),

@@ -49,6 +49,7 @@ export class Ping {
         headers,
         signal: request.signal,
         headerTimeoutMs: this.timeoutMs,
+        allowPrivateRedirects: request.upstream.allowPrivateRedirects,
       });
       await discard(response);
       status = response.status;

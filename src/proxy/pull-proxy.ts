@@ -10,12 +10,17 @@
  *   A blob HEAD with no length is completed with a one-byte Range probe.
  * - Every 401 carries our own challenge (see auth/challenge-rewrite.ts).
  * - The CDN a blob redirects to is fetched by us; the client never sees it.
+ * - Every body but a blob's is capped as it is read (upstream/body-limit.ts),
+ *   whichever hop it came from: manifests at 4 MiB, tag lists and referrers
+ *   at 16 MiB, error bodies at 64 KiB (past which our own error JSON with the
+ *   upstream's status stands in).
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
-import { errorBody, type ErrorCode } from "../oci/errors";
+import { errorBody, RegistryError, type ErrorCode } from "../oci/errors";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUEST_HEADERS, withoutHopByHop } from "../oci/headers";
 import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
+import { announcedLength, cappedBody, ERROR_LIMIT, LISTING_LIMIT, MANIFEST_LIMIT, type BodyLimit } from "../upstream/body-limit";
 import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
 import type { Route } from "../upstream/routing";
 import type { UpstreamAuth } from "../upstream/upstream-auth";
@@ -61,7 +66,7 @@ export class PullProxy {
   /** Pure pass-through: the request upstream, the answer back. */
   async pull(request: PullRequest): Promise<Response> {
     const result = await this.fetch(request);
-    const response = this.relay(request, result);
+    const response = await this.relay(request, result);
     if (request.method === "HEAD" && request.path.kind === "blobs" && response.ok && !hasLength(response)) {
       const length = await this.probeLength(request, request.signal);
       if (length !== undefined) response.headers.set("content-length", String(length));
@@ -98,7 +103,14 @@ export class PullProxy {
     }
     if (override.withoutRange) for (const name of ["range", "if-range"]) headers.delete(name);
     const send = () =>
-      this.client.send({ method: override.method ?? request.method, url: url.href, headers, signal: request.signal, followRedirects: override.followRedirects });
+      this.client.send({
+        method: override.method ?? request.method,
+        url: url.href,
+        headers,
+        signal: request.signal,
+        followRedirects: override.followRedirects,
+        allowPrivateRedirects: request.route.upstream.allowPrivateRedirects,
+      });
     if (request.identity === "client") return send();
 
     const repository = this.upstreamName(request);
@@ -116,9 +128,12 @@ export class PullProxy {
     }
   }
 
-  /** The upstream's answer as our client must see it: header hygiene, our challenge, relative links. */
-  relay(request: PullRequest, { response, redirectedFrom }: UpstreamResponse): Response {
+  /** The upstream's answer as our client must see it: header hygiene, our challenge, relative links, capped bodies. */
+  async relay(request: PullRequest, { response, redirectedFrom }: UpstreamResponse): Promise<Response> {
     const headers = withoutHopByHop(response.headers);
+    // A length beside Transfer-Encoding does not frame the body (RFC 9112 §6.3): never pass it on.
+    // (A HEAD's length is metadata, and its body is null.)
+    if (response.body !== null && announcedLength(response) === undefined) headers.delete("content-length");
     for (const name of SITE_HEADERS) headers.delete(name);
     headers.set(API_VERSION_HEADER, API_VERSION);
 
@@ -149,7 +164,17 @@ export class PullProxy {
     }
     const json = (response.headers.get("content-type") ?? "").includes("json");
     if (response.status >= 400 && (response.body === null || !json)) return withErrorBody(request, response, headers);
-    return new Response(response.body, { status: response.status, headers });
+    const limit = response.status >= 400 ? ERROR_LIMIT : LIMITS[request.path.kind];
+    if (!limit || response.body === null) return new Response(response.body, { status: response.status, headers });
+    let body;
+    try {
+      body = await cappedBody(response, limit, upstream.name, headers);
+    } catch (error) {
+      // An oversized error body is replaced, not refused: the client still needs its 401 or 404.
+      if (error instanceof RegistryError && limit === ERROR_LIMIT) return withErrorBody(request, response, headers);
+      throw error;
+    }
+    return new Response(body, { status: response.status, headers });
   }
 
   /**
@@ -166,6 +191,14 @@ export class PullProxy {
     return Number.isSafeInteger(length) && length > 0 ? length : undefined;
   }
 }
+
+/** Blobs are streamed and verified by digest, never held: no cap. */
+const LIMITS: Record<PullPath["kind"], BodyLimit | undefined> = {
+  manifests: MANIFEST_LIMIT,
+  tags: LISTING_LIMIT,
+  referrers: LISTING_LIMIT,
+  blobs: undefined,
+};
 
 function hasLength(response: Response): boolean {
   const length = response.headers.get("content-length");

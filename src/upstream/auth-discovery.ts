@@ -11,6 +11,13 @@ import type { Upstream } from "./table";
 export interface TokenService {
   realm: string;
   service: string;
+  /**
+   * The upstream URL whose challenge named the realm; unset when the
+   * operator configured it. A named realm is judged like a redirect from
+   * there (redirect-policy.ts): a hostile upstream's
+   * `realm="http://169.254.169.254/..."` must not make docxy fetch and relay it.
+   */
+  namedBy?: string;
 }
 
 export class AuthDiscovery {
@@ -36,6 +43,7 @@ export class AuthDiscovery {
     this.learnt.set(upstream.name, {
       realm: upstream.authRealm ?? realm,
       service: upstream.authService ?? challenge.params.service ?? "",
+      namedBy: upstream.authRealm ? undefined : upstream.url,
     });
   }
 
@@ -48,6 +56,7 @@ export class AuthDiscovery {
       headers: new Headers(),
       signal,
       headerTimeoutMs: this.pingTimeoutMs,
+      allowPrivateRedirects: upstream.allowPrivateRedirects,
     });
     await discard(response);
     this.learn(upstream, response.headers.get("www-authenticate"));

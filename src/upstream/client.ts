@@ -10,9 +10,11 @@
  * - Redirects are followed here, not by fetch, so that the policy is ours:
  *   Docker Hub answers blob GETs with a 307 to its CDN (protocol.md fact 12)
  *   and the client must never see the CDN; `Authorization` and cookies never
- *   cross to another origin; HEAD stays HEAD.
+ *   cross to another origin; HEAD stays HEAD; and every hop passes the
+ *   redirect policy (redirect-policy.ts) before it is fetched.
  */
 import { RegistryError } from "../oci/errors";
+import { checkRedirect, type RedirectScope } from "./redirect-policy";
 
 export interface UpstreamTimeouts {
   /** Milliseconds until response headers must have arrived. */
@@ -33,6 +35,14 @@ export interface UpstreamRequest {
   headerTimeoutMs?: number;
   /** false: return a redirect as is (default: follow it). */
   followRedirects?: boolean;
+  /** The upstream's `allow_private_redirects` (redirect-policy.ts). */
+  allowPrivateRedirects?: boolean;
+  /**
+   * The operator-configured URL this request stems from, when `url` was
+   * named by an upstream (a token realm learnt from its challenge): then
+   * `url` itself is judged as a redirect from it.
+   */
+  trustedUrl?: string;
 }
 
 export interface UpstreamResponse {
@@ -63,6 +73,8 @@ export class UpstreamClient {
     const headers = new Headers(request.headers);
     headers.set("user-agent", this.userAgent);
     let redirectedFrom: Headers | undefined;
+    const scope: RedirectScope = { trusted: new URL(request.trustedUrl ?? request.url), allowPrivate: request.allowPrivateRedirects ?? false };
+    if (request.trustedUrl !== undefined) await checkRedirect(url, scope);
 
     for (let hop = 0; ; hop++) {
       const response = await this.fetchOnce(url, method, headers, request, hop === 0 ? request.body : undefined);
@@ -73,7 +85,9 @@ export class UpstreamClient {
       }
       await discard(response);
       redirectedFrom ??= response.headers;
-      const next = new URL(location, url);
+      const next = URL.parse(location, url.href);
+      if (next === null) throw new RegistryError("UNAVAILABLE", `upstream ${url.host} redirected to an invalid location`, { status: 502 });
+      await checkRedirect(next, scope);
       if (next.origin !== url.origin) for (const name of CROSS_ORIGIN_SECRETS) headers.delete(name);
       if (response.status === 303 && method !== "HEAD") method = "GET";
       url = next;

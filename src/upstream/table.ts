@@ -26,6 +26,8 @@ export interface Upstream {
   autoLibraryPrefix: boolean;
   /** External origin of the proxy for this upstream, when configured. */
   publicBaseUrl?: string;
+  /** Redirects may lead to any loopback, private, link-local or metadata address (redirect-policy.ts); default false. */
+  allowPrivateRedirects?: boolean;
 }
 
 export class UpstreamTable {
@@ -63,7 +65,7 @@ export function upstreamTableFromConfig(config: Config): UpstreamTable {
   const fallbackBase = blankToUndefined(registry.public_base_url) ?? blankToUndefined(server.public_base_url);
   const drafts = new Map<string, Draft>();
   if (registry.builtin_upstreams) {
-    for (const b of BUILTIN_UPSTREAMS) drafts.set(b.name, { ...b, hosts: [] });
+    for (const b of BUILTIN_UPSTREAMS) drafts.set(b.name, { ...b, hosts: [], allowPrivateRedirects: false });
   }
   const entries: UpstreamEntry[] =
     registry.upstreams.length > 0
@@ -104,6 +106,7 @@ function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
     authService: blankToUndefined(entry.auth_service) ?? (entry.upstream_registry === undefined ? base?.authService : undefined),
     autoLibraryPrefix: entry.auto_library_prefix ?? base?.autoLibraryPrefix ?? false,
     publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url), trimSlash) ?? base?.publicBaseUrl,
+    allowPrivateRedirects: entry.allow_private_redirects ?? base?.allowPrivateRedirects ?? false,
     enabled: entry.enabled ?? base?.enabled ?? true,
   };
 }

@@ -8,6 +8,7 @@
  */
 import { RegistryError } from "../oci/errors";
 import { pickAccount, type Account } from "./accounts";
+import { readCapped, TOKEN_LIMIT } from "./body-limit";
 import type { AuthDiscovery } from "./auth-discovery";
 import { discard, type UpstreamClient } from "./client";
 import type { Upstream } from "./table";
@@ -62,18 +63,26 @@ export class UpstreamAuth {
     url.searchParams.append("scope", scope);
     const headers = new Headers({ accept: "application/json" });
     if (account) headers.set("authorization", account.basic());
-    const { response } = await this.client.send({ method: "GET", url: url.href, headers, signal });
+    const { response } = await this.client.send({
+      method: "GET",
+      url: url.href,
+      headers,
+      signal,
+      trustedUrl: service.namedBy,
+      allowPrivateRedirects: upstream.allowPrivateRedirects,
+    });
     if (!response.ok) {
       await discard(response);
       const who = account ? `account ${account.username}` : "anonymous access";
       throw new RegistryError("DENIED", `the upstream ${upstream.name} refused docxy's ${who} (${response.status})`);
     }
-    const body = (await response.json()) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    const body = parseToken(await readCapped(response, TOKEN_LIMIT, upstream.name)) ?? {};
     const token = body.token ?? body.access_token;
-    if (!token) throw new RegistryError("UNAVAILABLE", `the upstream ${upstream.name}'s token service sent no token`, { status: 502 });
+    if (typeof token !== "string" || token === "") throw new RegistryError("UNAVAILABLE", `the upstream ${upstream.name}'s token service sent no token`, { status: 502 });
     // Token spec: expires_in defaults to 60 s; the clock starts at issued_at when given.
-    const issued = body.issued_at ? Date.parse(body.issued_at) : Date.now();
-    const expiresAt = (Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now())) + Math.max(body.expires_in ?? 60, 60) * 1000 - MARGIN_MS;
+    const issued = typeof body.issued_at === "string" ? Date.parse(body.issued_at) : Date.now();
+    const lifetime = typeof body.expires_in === "number" ? body.expires_in : 60;
+    const expiresAt = (Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now())) + Math.max(lifetime, 60) * 1000 - MARGIN_MS;
     const header = `Bearer ${token}`;
     this.remember(key, header, expiresAt);
     return { header, account };
@@ -91,5 +100,22 @@ export class UpstreamAuth {
       if (this.tokens.size >= MAX_CACHED) this.tokens.clear();
     }
     this.tokens.set(key, { header, expiresAt });
+  }
+}
+
+interface TokenBody {
+  token?: unknown;
+  access_token?: unknown;
+  expires_in?: unknown;
+  issued_at?: unknown;
+}
+
+/** The token service's JSON, or undefined when it is not a JSON object (then it "sent no token"). */
+function parseToken(bytes: Uint8Array): TokenBody | undefined {
+  try {
+    const body: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof body === "object" && body !== null ? body : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -4,10 +4,13 @@
  * and a HEAD by tag within its TTL costs the upstream nothing. Against a fake
  * upstream: with `tag_ttl = "0s"` every tag is revalidated, and a 429, a 5xx
  * or a hang is answered from the cache as STALE with a Warning; with nothing
- * cached the upstream's 429 comes back as registry JSON.
+ * cached the upstream's 429 comes back as registry JSON. A manifest over
+ * 4 MiB without a Content-Length is refused as registry JSON and not stored.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../support/cache/fake-registry";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { sendChunked, startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../support/cache/fake-registry";
 import {
   ALL_MANIFESTS,
   docxyToken,
@@ -197,5 +200,65 @@ describe("stale-if-error against a fake upstream (tag_ttl 0s)", () => {
     const body = await response.json();
     expect((body as { errors: { code: string }[] }).errors[0]!.code).toBe("TOOMANYREQUESTS");
     expect(response.headers.get("x-cache")).toBeNull();
+  });
+});
+
+describe("the 4 MiB manifest cap against a fake upstream that sends chunked manifests", () => {
+  const MiB = 1024 * 1024;
+  const small = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.dockerManifest, layers: [] }));
+  const HUGE_DIGEST = `sha256:${"e".repeat(64)}`;
+  const sent: Promise<number>[] = [];
+  let fake: FakeRegistry;
+  let docxy: CachingDocxy;
+  beforeAll(async () => {
+    fake = await startFakeRegistry((request, reply) => {
+      const path = new URL(request.path, "http://x").pathname;
+      if (path.startsWith("/v2/acme/small/manifests/")) {
+        if (request.method === "HEAD") return reply.send(200, { "content-type": MediaType.dockerManifest, "docker-content-digest": sha256(small) }, small);
+        return void sendChunked(reply, 200, { "content-type": MediaType.dockerManifest, "docker-content-digest": sha256(small) }, small);
+      }
+      if (!path.startsWith("/v2/acme/huge/manifests/")) return reply.send(404, { "content-type": "application/json" }, "{}");
+      // The HEAD claims a small manifest; the GET then never ends.
+      const headers = { "content-type": MediaType.dockerManifest, "docker-content-digest": HUGE_DIGEST };
+      if (request.method === "HEAD") return reply.send(200, { ...headers, "content-length": "100" });
+      sent.push(sendChunked(reply, 200, headers, 64 * MiB));
+    });
+    docxy = await startCachingDocxy(fake.toml);
+  }, 30_000);
+  afterAll(async () => {
+    await docxy?.stop();
+    await fake?.stop();
+  });
+
+  const storedFiles = () => {
+    const dir = join(docxy.cacheDir, "blobs", "sha256");
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+
+  test.each(["v1", HUGE_DIGEST])("by %s: 502 MANIFEST_INVALID as registry JSON, the upstream cut off, nothing stored", async (reference) => {
+    sent.length = 0;
+    const response = await fetch(`${docxy.url}/v2/acme/huge/manifests/${reference}`, { headers: { accept: ALL_MANIFESTS } });
+    expect(response.status).toBe(502);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    const body = (await response.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]!.code).toBe("MANIFEST_INVALID");
+    expect(body.errors[0]!.message).toContain("over 4 MiB");
+    expect(await sent[0]).toBeLessThan(64 * MiB);
+    expect(storedFiles()).toEqual([]);
+  });
+
+  test("the process goes on serving: a small chunked manifest is a MISS, then a HIT streamed from disk with its exact length", async () => {
+    const get = () => fetch(`${docxy.url}/v2/acme/small/manifests/v1`, { headers: { accept: ALL_MANIFESTS } });
+    const miss = await get();
+    expect({ status: miss.status, cache: miss.headers.get("x-cache"), digest: sha256(await miss.arrayBuffer()) }).toEqual({ status: 200, cache: "MISS", digest: sha256(small) });
+    const hit = await get();
+    expect(hit.headers.get("x-cache")).toBe("HIT");
+    expect(hit.headers.get("content-length")).toBe(String(small.length));
+    expect(sha256(await hit.arrayBuffer())).toBe(sha256(small));
+    expect(storedFiles()).toEqual([sha256(small).slice("sha256:".length)]);
   });
 });

@@ -1,11 +1,33 @@
 /**
  * The upstream client's policies, against an in-process fake upstream: the
  * failures a real registry cannot be made to produce on demand (a hang, a
- * redirect chain to another origin).
+ * redirect chain to another origin, a hostile redirect to a file or an
+ * internal address).
  */
 import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { RegistryError } from "../../src/oci/errors";
 import { UpstreamClient } from "../../src/upstream/client";
+import { removeAtExit } from "../support/cleanup";
+
+const SECRET = "secret-file-content-5f1c";
+const secretDir = mkdtempSync(join(tmpdir(), "docxy-client-test-"));
+removeAtExit(secretDir);
+const secretFile = join(secretDir, "docxy.toml");
+writeFileSync(secretFile, SECRET);
+/** Where the hostile upstream's `/to/<name>` redirects. */
+const HOSTILE: Record<string, string> = {
+  file: `file://${secretFile}`,
+  ftp: "ftp://127.0.0.1/pub/x",
+  data: `data:text/plain,${SECRET}`,
+  private10: "http://10.0.0.1/v2/x/blobs/sha256:1",
+  private192: "http://192.168.0.1:8080/",
+  metadata: "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+  mapped: "http://[::ffff:169.254.169.254]/",
+  unspecified: "http://0.0.0.0:2375/containers/json",
+};
 
 const seen: { path: string; method: string; authorization: string | null; cookie: string | null }[] = [];
 const other = Bun.serve({
@@ -29,6 +51,8 @@ const origin = Bun.serve({
     if (url.pathname === "/final") return new Response("same");
     if (url.pathname === "/see-other") return new Response(null, { status: 303, headers: { location: `${other.url}see` } });
     if (url.pathname === "/loop") return new Response(null, { status: 302, headers: { location: "/loop" } });
+    if (url.pathname === "/to-name") return new Response(null, { status: 307, headers: { location: `http://localhost:${other.port}/by-name` } });
+    if (url.pathname.startsWith("/to/")) return new Response(null, { status: 307, headers: { location: HOSTILE[url.pathname.slice(4)]! } });
     return new Response(null, {
       status: 307,
       headers: { location: `${other.url}blob?sig=1`, "docker-content-digest": "sha256:" + "c".repeat(64) },
@@ -108,4 +132,41 @@ test("the header budget does not cap the body: a slow body outlives it", async (
   } finally {
     slow.stop(true);
   }
+});
+
+test.each(Object.keys(HOSTILE))("a redirect to %s is refused as 502 UNAVAILABLE, nothing read or fetched", async (name) => {
+  seen.length = 0;
+  const error = await client.send({ method: "GET", url: `${origin.url}to/${name}`, headers: secrets() }).catch((e) => e);
+  expect(error).toBeInstanceOf(RegistryError);
+  expect({ code: error.ociCode, status: error.status }).toEqual({ code: "UNAVAILABLE", status: 502 });
+  expect(error.message).toContain("refused");
+  expect(error.message).not.toContain(SECRET);
+  expect(error.message).not.toContain("security-credentials");
+  expect(seen.map((s) => s.path)).toEqual([`/to/${name}`]);
+});
+
+test("a redirect to a name that resolves to the upstream's kind of address (localhost from 127.0.0.1) is followed", async () => {
+  seen.length = 0;
+  const { response } = await client.send({ method: "GET", url: `${origin.url}to-name`, headers: new Headers() });
+  expect(await response.text()).toBe("cdn-bytes");
+  expect(seen.map((s) => s.path)).toEqual(["/to-name", "/by-name"]);
+});
+
+test("a URL an upstream named (a discovered realm) is judged against the upstream: loopback from a private upstream only with allow_private_redirects", async () => {
+  seen.length = 0;
+  const named = { method: "GET" as const, url: `http://localhost:${other.port}/token`, headers: new Headers(), trustedUrl: "http://10.9.9.9:5000" };
+  const error = await client.send(named).catch((e) => e);
+  expect(error).toBeInstanceOf(RegistryError);
+  expect(error.message).toContain(`http://localhost:${other.port}`);
+  expect(error.message).toContain("loopback");
+  expect(seen).toHaveLength(0);
+  const { response } = await client.send({ ...named, allowPrivateRedirects: true });
+  expect(await response.text()).toBe("cdn-bytes");
+  expect(seen.map((s) => s.path)).toEqual(["/token"]);
+});
+
+test("allow_private_redirects still never follows a non-HTTP scheme", async () => {
+  const error = await client.send({ method: "GET", url: `${origin.url}to/file`, headers: new Headers(), allowPrivateRedirects: true }).catch((e) => e);
+  expect(error).toBeInstanceOf(RegistryError);
+  expect(error.message).toContain("only http and https");
 });

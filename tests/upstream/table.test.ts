@@ -47,3 +47,10 @@ test("config problems: a new upstream needs a URL, a registry must look like one
     'registry.default: no upstream named "nope"',
   ]);
 });
+
+test("allow_private_redirects is off unless an entry turns it on, for built-ins too", () => {
+  const table = upstreamTableFromConfig(config({ upstreams: [{ name: "lan", upstream_registry: "http://10.0.0.5:5000", allow_private_redirects: true }, { name: "ghcr", hosts: ["g"] }] }));
+  expect(table.byName("lan")?.allowPrivateRedirects).toBe(true);
+  expect(table.byName("ghcr")?.allowPrivateRedirects).toBe(false);
+  expect(table.byName("dockerhub")?.allowPrivateRedirects).toBe(false);
+});

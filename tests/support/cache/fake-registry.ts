@@ -26,6 +26,8 @@ export interface FakeReply {
   end(): void;
   /** Closes the connection at once, whatever was announced. */
   cut(): void;
+  /** The reader has gone (or the connection was cut). */
+  closed(): boolean;
 }
 
 export type FakeHandler = (request: FakeRequest, reply: FakeReply) => void | Promise<void>;
@@ -119,7 +121,10 @@ function replyOn(socket: Socket, method: string): FakeReply {
       return new Promise((resolve) => {
         if (socket.destroyed) return resolve();
         if (socket.write(bytes)) resolve();
-        else socket.once("drain", () => resolve());
+        else {
+          socket.once("drain", () => resolve());
+          socket.once("close", () => resolve()); // the reader went away: nothing will drain
+        }
       });
     },
     end() {
@@ -128,7 +133,30 @@ function replyOn(socket: Socket, method: string): FakeReply {
     cut() {
       socket.resetAndDestroy();
     },
+    closed: () => socket.destroyed,
   };
+}
+
+/**
+ * A chunked answer (no Content-Length; `headers` may add a lying one): the
+ * `body` bytes, or that many bytes of "a", in 64 KiB chunks written as the
+ * reader takes them. Resolves with how many body bytes went out before the
+ * reader left or the body ended.
+ */
+export async function sendChunked(reply: FakeReply, status: number, headers: Record<string, string>, body: Uint8Array | number): Promise<number> {
+  reply.head(status, { "transfer-encoding": "chunked", ...headers });
+  const total = typeof body === "number" ? body : body.length;
+  const filler = new Uint8Array(64 * 1024).fill(0x61);
+  let sent = 0;
+  while (sent < total && !reply.closed()) {
+    const length = Math.min(filler.length, total - sent);
+    const piece = typeof body === "number" ? filler.subarray(0, length) : body.subarray(sent, sent + length);
+    await reply.write(Buffer.concat([Buffer.from(`${length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]));
+    sent += length;
+  }
+  if (!reply.closed()) await reply.write(Buffer.from("0\r\n\r\n"));
+  reply.end();
+  return sent;
 }
 
 export function notFound(code = "MANIFEST_UNKNOWN"): string {
