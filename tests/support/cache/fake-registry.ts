@@ -26,6 +26,8 @@ export interface FakeReply {
   end(): void;
   /** Closes the connection at once, whatever was announced. */
   cut(): void;
+  /** Resolves when the connection has closed, from either side (docxy giving up on a download). */
+  closed: Promise<void>;
 }
 
 export type FakeHandler = (request: FakeRequest, reply: FakeReply) => void | Promise<void>;
@@ -102,6 +104,7 @@ export async function startFakeRegistry(handler?: FakeHandler): Promise<FakeRegi
 }
 
 function replyOn(socket: Socket, method: string): FakeReply {
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   const head = (status: number, headers: Record<string, string>) => {
     const lines = [`HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}`, "connection: close"];
     for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
@@ -128,6 +131,7 @@ function replyOn(socket: Socket, method: string): FakeReply {
     cut() {
       socket.resetAndDestroy();
     },
+    closed,
   };
 }
 
