@@ -59,6 +59,14 @@ async function main(): Promise<number | undefined> {
   }
   for (const warning of loaded.warnings) log.warn(warning, { config: loaded.source });
 
+  // Last resort only: every stream and promise is handled where it arises (the hang-up tests
+  // assert this line never appears). One request's bug must not end every pull in flight.
+  // The message only: a stack or an error object could carry request headers.
+  const keepServing = (kind: string) => (error: unknown) =>
+    log.error(`${kind}; docxy keeps serving`, { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+  process.on("unhandledRejection", keepServing("unhandled rejection"));
+  process.on("uncaughtException", keepServing("uncaught exception"));
+
   const services = await createServices(config, log);
   const proxy = createApp(services);
   const redirect = createRedirectApp(services, config.server.https_port);

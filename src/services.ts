@@ -67,6 +67,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     cacheBytes: () => cache?.index.totalBytes() ?? 0,
     cacheEntries: () => cache?.index.entries() ?? 0,
     fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
+    fillsRefused: () => cache?.blobs.fillsRefused ?? {},
     accounts: () =>
       upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
   });

@@ -7,7 +7,8 @@
  * on a miss start a whole-blob fill and are served from it as the bytes
  * arrive (Docker resumes a layer with `Range: bytes=N-` and needs a 206).
  * With a sendfile port, a GET of a committed blob is redirected there
- * (sendfile-redirects.ts).
+ * (sendfile-redirects.ts). Starting a fill takes a slot of the fill limits
+ * (fill-limits.ts); joining one is free.
  */
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
 import type { Logger } from "../observability/logger";
@@ -17,10 +18,12 @@ import type { CacheIndex } from "./cache-index";
 import type { Evictor } from "./eviction";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { Fill } from "./fill";
+import type { FillLimits, RefusalReason } from "./fill-limits";
 import { blobHead } from "./blob-head";
 import type { Storage, TempBlob } from "./storage";
 import { fileResponse } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
+import { discard } from "../upstream/client";
 
 export class BlobCache {
   /**
@@ -41,12 +44,18 @@ export class BlobCache {
     private readonly evictor: Evictor,
     private readonly log: Logger,
     private readonly continueWithoutReaders: boolean,
+    private readonly limits: FillLimits,
     private readonly sendfile?: SendfileRedirects,
   ) {}
 
   /** Blob downloads being filled now. */
   get fillsInProgress(): number {
     return this.fills.size;
+  }
+
+  /** Fills refused so far by the fill limits, by reason. */
+  get fillsRefused(): Readonly<Record<RefusalReason, number>> {
+    return this.limits.refused;
   }
 
   /** Content being read, filled or followed must not be evicted. */
@@ -99,22 +108,36 @@ export class BlobCache {
 
   private async startFill(request: PullRequest): Promise<Response> {
     const digest = request.path.reference!;
+    const slot = this.limits.reserve(request.client); // throws the 429/503 before anything starts
     let settle!: (fill: Fill | undefined) => void;
     this.fills.set(digest, new Promise((resolve) => (settle = resolve)));
+    const forget = () => {
+      slot.release();
+      this.fills.delete(digest);
+      settle(undefined);
+    };
     let result;
     try {
       // Not the client's signal: the download belongs to every client that joins it.
       result = await this.pull.fetch({ ...request, signal: undefined }, { method: "GET", withoutRange: true });
     } catch (error) {
-      this.fills.delete(digest);
-      settle(undefined);
+      forget();
       throw error;
     }
     const length = Number(result.response.headers.get("content-length") ?? NaN);
-    const temp = result.response.status === 200 && result.response.body && Number.isSafeInteger(length) ? await this.begin(digest) : undefined;
+    const fillable = result.response.status === 200 && result.response.body && Number.isSafeInteger(length);
+    if (fillable) {
+      try {
+        slot.size(length);
+      } catch (error) {
+        await discard(result.response);
+        forget();
+        throw error;
+      }
+    }
+    const temp = fillable ? await this.begin(digest) : undefined;
     if (!temp) {
-      this.fills.delete(digest);
-      settle(undefined);
+      forget();
       // Not cacheable as is (an error, no length to follow, or no usable disk): relay the answer.
       if (result.response.status === 200 && request.headers.has("range")) {
         await result.response.body?.cancel().catch(() => undefined);
@@ -134,6 +157,7 @@ export class BlobCache {
         this.evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
       },
       onSettled: ({ committed, size, error }) => {
+        slot.release();
         this.fills.delete(digest);
         if (fill.readerCount === 0) this.followed.delete(digest);
         if (committed) {

@@ -5,13 +5,16 @@
  * the download ends).
  *
  * - The download runs at the upstream's pace, independent of any client, and
- *   goes on when clients leave (unless configured otherwise), so one slow or
- *   vanished client never stalls or kills the fill for the others.
+ *   goes on when clients leave, so one slow or vanished client never stalls
+ *   or kills the fill for the others. Configured not to, it stops the moment
+ *   its last reader leaves: the upstream body is cancelled at once (a stalled
+ *   upstream must not keep it alive) and the temp file removed.
  * - Bytes are hashed on the way in; the blob is committed under its digest
  *   only if size and sha256 match. Until then every reader holds back the
- *   blob's last byte, so a client can never receive a complete body that
- *   turns out to be wrong: on a mismatch or a cut upstream its connection is
- *   aborted instead.
+ *   last byte it asked for (the blob's last byte, or its range's), so a
+ *   client can never receive a complete body, whole or 206, that turns out to
+ *   be wrong: on a mismatch or a cut upstream its connection is aborted
+ *   instead.
  * - If the disk fails mid-fill (full, I/O error), the bytes still reach the
  *   clients from a small in-memory window, whose size holds the upstream back
  *   to the slowest reader; nothing is committed.
@@ -76,6 +79,7 @@ export class Fill {
   private readonly readers = new Set<Reader>();
   private wake: (() => void)[] = [];
   private stored: Promise<StoredBlob | undefined> | undefined;
+  private upstream: { cancel(): Promise<void> } | undefined;
   private stopped = false;
 
   constructor(private readonly options: FillOptions) {
@@ -102,7 +106,8 @@ export class Fill {
       this.notify();
       if (this.readers.size > 0) return;
       if (this.state === "done" || this.state === "failed") this.options.onIdle?.();
-      if (this.state === "filling" && !this.options.continueWithoutReaders) this.stopped = true;
+      if (this.state === "filling" && !this.options.continueWithoutReaders) this.stop();
+      if (this.state === "filling") this.trimRecent();
       if (this.state === "served") void this.options.temp.abort().catch(() => undefined);
     };
     return new ReadableStream<Uint8Array>(
@@ -133,9 +138,9 @@ export class Fill {
               }
               continue;
             }
-            const available = this.deliverable();
+            const available = this.deliverable(end);
             if (reader.position < available) {
-              const bytes = await this.bytesAt(reader.position, Math.min(available, end + 1) - reader.position);
+              const bytes = await this.bytesAt(reader.position, available - reader.position);
               if (bytes.length > 0) {
                 reader.position += bytes.length;
                 this.notify();
@@ -155,14 +160,22 @@ export class Fill {
     );
   }
 
-  /** A fill joined after a disk failure could miss bytes the window has let go; such clients pass through. */
+  /**
+   * A fill joined after a disk failure could miss bytes the window has let go,
+   * and a stopped one is about to fail: such clients pass through.
+   */
   get joinable(): boolean {
-    return (this.state === "filling" && !this.diskFailed) || this.state === "committing" || this.state === "done";
+    return (this.state === "filling" && !this.diskFailed && !this.stopped) || this.state === "committing" || this.state === "done";
   }
 
-  /** Everything written so far, except the last byte of a blob not verified yet. */
-  private deliverable(): number {
-    return this.state === "filling" ? this.written - 1 : this.written;
+  /**
+   * Where a reader of bytes up to `end` (inclusive) may read to (exclusive):
+   * everything written so far, except, while the blob is unverified, the
+   * reader's own last byte. Holding back only the blob's last byte would let
+   * `Range: bytes=0-9` complete with bytes the digest check rejects later.
+   */
+  private deliverable(end: number): number {
+    return Math.min(this.written, this.state === "filling" ? end : end + 1);
   }
 
   private async bytesAt(position: number, length: number): Promise<Uint8Array> {
@@ -179,10 +192,12 @@ export class Fill {
     const { temp, body, digest } = this.options;
     const hasher = new Bun.CryptoHasher("sha256");
     const upstream = body.getReader();
+    this.upstream = upstream;
     try {
       for (;;) {
-        if (this.stopped) throw new Error("every client left and the fill was not configured to continue");
         const { value, done } = await upstream.read();
+        // stop() cancels the upstream, which ends a pending read as if the body were complete.
+        if (this.stopped) throw new Error("every client left and the fill was not configured to continue");
         if (done) break;
         hasher.update(value);
         await this.store(value);
@@ -258,10 +273,31 @@ export class Fill {
     return !this.diskFailed;
   }
 
+  /** Ends the download now, even while the upstream sends nothing: the pending read returns at once. */
+  private stop(): void {
+    this.stopped = true;
+    void this.upstream?.cancel().catch(() => undefined);
+  }
+
   private remember(chunk: Uint8Array): void {
     this.recent.push({ offset: this.written, bytes: chunk });
     this.recentBytes += chunk.length;
-    while (this.recentBytes > RECENT_BYTES && this.recent.length > 1) this.recentBytes -= this.recent.shift()!.bytes.length;
+    this.trimRecent();
+  }
+
+  /**
+   * Keeps RECENT_BYTES while someone follows the fill; with nobody, only the
+   * bytes not on disk yet (the write queue holds them anyway, and a disk
+   * failure needs them for the window): 64 abandoned fills must not hold 8 MiB each.
+   */
+  private trimRecent(): void {
+    const budget = this.readers.size > 0 ? RECENT_BYTES : 0;
+    while (this.recent.length > 0 && this.recentBytes > budget) {
+      const oldest = this.recent[0]!;
+      if (budget === 0 && oldest.offset + oldest.bytes.length > this.onDisk) break;
+      if (budget > 0 && this.recent.length === 1) break;
+      this.recentBytes -= this.recent.shift()!.bytes.length;
+    }
   }
 
   private async settleVerified(): Promise<void> {

@@ -13,6 +13,7 @@ import type { UpstreamAuth } from "../upstream/upstream-auth";
 import type { UpstreamClient } from "../upstream/client";
 import { AccessGate } from "./access-gate";
 import { BlobCache } from "./blob-cache";
+import { FillLimits } from "./fill-limits";
 import { CacheIndex } from "./cache-index";
 import { CachingPull, type Puller } from "./caching-pull";
 import { Evictor, parseDuration, parseSize } from "./eviction";
@@ -68,7 +69,12 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     inUse: (digest) => blobs?.inUse(digest) ?? false,
     log: (message, fields) => parts.log.warn(message, fields),
   });
-  blobs = new BlobCache(storage, index, parts.pull, gate, evictor, parts.log, config.continue_on_disconnect, parts.sendfile);
+  const limits = new FillLimits({
+    maxFills: config.max_fills,
+    maxFillsPerClient: config.max_fills_per_client,
+    maxFillBytes: parseSize(config.max_fill_bytes) || maxBytes,
+  });
+  blobs = new BlobCache(storage, index, parts.pull, gate, evictor, parts.log, config.continue_on_disconnect, limits, parts.sendfile);
   const manifests = new ManifestCache(storage, index, parts.pull, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
   parts.log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });

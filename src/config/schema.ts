@@ -118,6 +118,19 @@ export const ConfigSchema = t.Object({
         description: 'docxy: glob on the tag (or "repository:tag") → TTL, e.g. { "latest" = "10s" }',
       }),
       continue_on_disconnect: t.Boolean({ default: true, description: "docxy: finish filling a blob when its clients leave" }),
+      // Docker fetches 3 layers of an image at once and containerd a few more, and several CI
+      // machines may share one NAT address: 16 per address and 64 in all are never reached by a
+      // team, yet bound what abandoned requests for distinct blobs can start.
+      max_fills: t.Integer({ minimum: 1, default: 64, description: "docxy: blob downloads into the cache at once; beyond it, 503 with Retry-After" }),
+      max_fills_per_client: t.Integer({
+        minimum: 1,
+        default: 16,
+        description: "docxy: blob downloads one client address (IPv6 per /64) may have started and running; beyond it, 429 with Retry-After",
+      }),
+      max_fill_bytes: t.Union([t.String(), t.Number()], {
+        default: 0,
+        description: 'docxy: sum of the sizes of blob downloads in progress, e.g. "10GiB"; 0 = max_size (temp files live on the cache\'s disk); beyond it, 503',
+      }),
     },
     { default: {} },
   ),

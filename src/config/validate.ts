@@ -103,6 +103,7 @@ export function checkSemantics(config: Config): string[] {
 
   const { cache } = config;
   problems.push(...parsed("cache.max_size", cache.max_size, parseSize));
+  problems.push(...parsed("cache.max_fill_bytes", cache.max_fill_bytes, parseSize));
   problems.push(...parsed("cache.max_age", cache.max_age, parseDuration));
   problems.push(...parsed("cache.tag_ttl", cache.tag_ttl, parseDuration));
   for (const [pattern, ttl] of Object.entries(cache.tag_ttl_overrides)) {

@@ -11,6 +11,8 @@ export interface Observed {
   cacheBytes?: () => number;
   cacheEntries?: () => number;
   fillsInProgress?: () => number;
+  /** Blob fills the cache's fill limits refused so far, by reason (client, fills, bytes). */
+  fillsRefused?: () => Readonly<Record<string, number>>;
   /** Docker Hub's `ratelimit-remaining` of each configured account (undefined until seen). */
   accounts?: () => { upstream: string; account: string; remaining: number | undefined }[];
 }
@@ -73,6 +75,17 @@ export class Metrics {
     gauge("docxy_cache_size_bytes", "Bytes of content in the cache", observed.cacheBytes);
     gauge("docxy_cache_entries", "Blobs and manifests in the cache", observed.cacheEntries);
     gauge("docxy_cache_fills_in_progress", "Blob downloads being filled into the cache now", observed.fillsInProgress);
+    new Counter({
+      name: "docxy_cache_fills_refused_total",
+      help: "Blob fills refused by the cache's fill limits, by reason (client: per address, fills: in all, bytes: temp bytes in flight)",
+      labelNames: ["reason"] as const,
+      registers: [this.registry],
+      collect() {
+        // The counts live in the cache (cache/fill-limits.ts); a counter still, as they only grow.
+        this.reset();
+        for (const [reason, count] of Object.entries(observed.fillsRefused?.() ?? {})) this.inc({ reason }, count);
+      },
+    });
     new Gauge({
       name: "docxy_upstream_ratelimit_remaining",
       help: "Docker Hub's ratelimit-remaining last seen for each configured upstream account",

@@ -44,6 +44,8 @@ export interface PullRequest {
   /** Our public origin for this request (the realm of rewritten challenges). */
   origin: string;
   signal?: AbortSignal;
+  /** The client's address, when the request came over the network (the cache's per-client fill limit). */
+  client?: string;
 }
 
 /**

@@ -69,6 +69,9 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
     }
     status = response.status;
     cache = response.headers.get("x-cache") ?? undefined;
+    // The client may have left while the answer was being prepared (a cold blob waits for the
+    // upstream's head): nothing can be sent, and the body must let go of what it holds.
+    if (res.destroyed) return abandon(response);
     await writeWebResponse(response, req.method ?? "GET", res, body, files);
   };
 }
@@ -116,7 +119,7 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   if (response.body === null && method !== "HEAD" && headers["content-length"] !== undefined) headers["content-length"] = "0";
   res.writeHead(response.status, headers);
   if (method === "HEAD" || response.body === null) {
-    fileOf(response)?.done();
+    abandon(response);
     res.end();
     return;
   }
@@ -125,19 +128,32 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   // client takes for a complete response; with the head (and its length) out, it sees a cut.
   res.flushHeaders();
   const file = fileOf(response);
+  let source: Readable | undefined;
   try {
     if (file) {
       // The Web body of a file response is left unread: cancelling it would count as "done" too early.
       await files.send(res, file.path, file.start, file.end, (count) => (sent.bytes += count)).finally(file.done);
     } else {
       // highWaterMark 1: fromWeb reads ahead 16 chunks by default, per client.
-      const source = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream, { highWaterMark: 1 });
+      source = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream, { highWaterMark: 1 });
+      const piped = pipeline(source, res);
       source.on("data", (chunk: Uint8Array) => (sent.bytes += chunk.length)); // pipe() still pauses it under backpressure
-      await pipeline(source, res);
+      await piped;
     }
   } catch {
     // The upstream or the disk failed mid-body, or the client left. Never end
     // cleanly: a short body must not look like success to the client.
     res.destroy();
+    // Bun's pipeline() refuses a destination closed meanwhile without destroying the source
+    // ("Cannot pipe to a closed or destroyed stream"): the Web body would then stay locked and
+    // its later error would be an 'error' event nobody listens to, which ends the process.
+    source?.destroy();
   }
+}
+
+/** A response that will not be sent: its body (a fill's reader, a held cache entry) is released. */
+function abandon(response: Response): void {
+  const file = fileOf(response);
+  if (file) return file.done();
+  if (response.body && !response.bodyUsed) void response.body.cancel().catch(() => undefined);
 }

@@ -1,7 +1,8 @@
 /**
  * Blob fills when the upstream is an in-process fake the test drives (raw TCP,
  * so the blob keeps its Content-Length): clients follow one download as its
- * bytes arrive, Range works mid-fill, clients leaving do not end it, a cut or
+ * bytes arrive, Range works mid-fill (but completes only once the blob is
+ * verified), clients leaving do not end it unless configured to, a cut or
  * wrong upstream body aborts the clients and commits nothing, and a kill -9
  * mid-fill leaves nothing that is served after a restart.
  */
@@ -95,14 +96,18 @@ test("clients arriving during a fill follow it: COALESCED, Range answered mid-fi
 
   const followers = Array.from({ length: 15 }, () => streamingGet(url(docxy, blob)));
   const heads = await Promise.all(followers.map((f) => f.head));
-  const early = await fetch(url(docxy, blob), { headers: { range: "bytes=0-1023" } });
-  expect(early.status).toBe(206);
-  expect(early.headers.get("x-cache")).toBe("COALESCED");
-  expect(early.headers.get("content-range")).toBe(`bytes 0-1023/${blob.bytes.length}`);
-  expect(new Uint8Array(await early.arrayBuffer())).toEqual(blob.bytes.subarray(0, 1024)); // answered before the fill ends
+  const early = streamingGet(url(docxy, blob), { range: "bytes=0-1023" });
+  const earlyHead = await early.head;
+  expect({ status: earlyHead.status, cache: earlyHead.headers["x-cache"], range: earlyHead.headers["content-range"] }).toEqual({
+    status: 206,
+    cache: "COALESCED",
+    range: `bytes 0-1023/${blob.bytes.length}`,
+  });
+  await early.atLeast(1023); // answered before the fill ends, all but its last byte, which waits for the digest check
   const tail = fetch(url(docxy, blob), { headers: { range: `bytes=${5 * MIB}-` } });
 
   released.open();
+  expect(await early.done).toEqual({ digest: sha256(blob.bytes.subarray(0, 1024)), length: 1024 });
   const late = await tail;
   expect(late.status).toBe(206);
   expect(late.headers.get("content-range")).toBe(`bytes ${5 * MIB}-${blob.bytes.length - 1}/${blob.bytes.length}`);
@@ -240,3 +245,103 @@ test("kill -9 mid-fill: after a restart on the same cache the temp file is gone 
   await waitFor(() => isCached(restarted.cacheDir, blob.digest), "the commit");
   expect(sha256(await Bun.file(cachedBlobPath(restarted.cacheDir, blob.digest)).bytes())).toBe(blob.digest);
 }, 30_000);
+
+/** Sends the first half, then nothing until docxy closes the connection (a stalled upstream); `closed` opens then. */
+const stallAfterHalf = (stalled: () => void, closed: () => void) => async (reply: FakeReply, bytes: Uint8Array) => {
+  await reply.write(bytes.subarray(0, bytes.length / 2));
+  stalled();
+  await reply.closed;
+  closed();
+};
+
+async function notContinuingDocxy(): Promise<CachingDocxy> {
+  const d = await startCachingDocxy(`${fake.toml}[cache]\ncontinue_on_disconnect = false\n`);
+  extra.push(d);
+  return d;
+}
+
+/** The upstream recovered: the next GET is a new download (a second upstream GET) with the right bytes. */
+async function expectFreshDownload(d: CachingDocxy, blob: Blob): Promise<void> {
+  blob.body = undefined;
+  const next = await fetch(url(d, blob));
+  expect({ cache: next.headers.get("x-cache"), digest: sha256(await next.arrayBuffer()), upstreamGets: upstreamGets(blob) }).toEqual({
+    cache: "MISS",
+    digest: blob.digest,
+    upstreamGets: 2,
+  });
+  await waitFor(() => isCached(d.cacheDir, blob.digest), "the commit");
+}
+
+test("continue_on_disconnect = false: the only client leaving mid-fill ends a stalled download at once; the next GET starts afresh", async () => {
+  const d = await notContinuingDocxy();
+  const stalled = gate();
+  const closed = gate();
+  const blob = newBlob(4 * MIB, stallAfterHalf(stalled.open, closed.open));
+  const only = streamingGet(url(d, blob));
+  await stalled.promise;
+  await only.atLeast(MIB);
+  only.destroy();
+  await closed.promise; // docxy closed the upstream connection although the upstream sent nothing more
+  await waitFor(() => tempFiles(d.cacheDir).length === 0, "the temp file to go");
+  expect(isCached(d.cacheDir, blob.digest)).toBe(false);
+  await expectFreshDownload(d, blob);
+}, 20_000);
+
+test("continue_on_disconnect = false: a client gone before the response head ends the download it started", async () => {
+  const d = await notContinuingDocxy();
+  const stalled = gate();
+  const closed = gate();
+  const head = gate();
+  const blob = newBlob(4 * MIB, stallAfterHalf(stalled.open, closed.open));
+  blob.holdGet = head.promise;
+  const only = streamingGet(url(d, blob));
+  only.head.catch(() => undefined); // it never comes: the client leaves first
+  await waitFor(() => upstreamGets(blob) >= 1, "the upstream GET");
+  only.destroy();
+  await waitFor(() => accessLines(d, blob) >= 1, "docxy to see the client leave");
+  head.open(); // the upstream answers only now: nobody is left to read the body
+  await stalled.promise;
+  await closed.promise;
+  await waitFor(() => tempFiles(d.cacheDir).length === 0, "the temp file to go");
+  await expectFreshDownload(d, blob);
+}, 20_000);
+
+test("Range during an unverified fill: bytes=0-9 holds back its own last byte and is aborted when the digest does not match", async () => {
+  const released = gate();
+  const blob = newBlob(2 * MIB, async (reply, bytes) => {
+    const wrong = bytes.slice();
+    wrong[wrong.length - 1]! ^= 0xff;
+    await reply.write(wrong.subarray(0, MIB));
+    await released.promise;
+    await reply.write(wrong.subarray(MIB));
+    reply.end();
+  });
+  const first = streamingGet(url(docxy, blob));
+  await first.atLeast(64 * 1024);
+  const ranged = streamingGet(url(docxy, blob), { range: "bytes=0-9" });
+  expect((await ranged.head).status).toBe(206);
+  await ranged.atLeast(9);
+  released.open();
+  // Nine bytes were all it could get: the tenth waited for a verification that failed.
+  expect((await ranged.done).length).toBe(9);
+  expect((await first.done).length).toBeLessThan(blob.bytes.length);
+  expect(isCached(docxy.cacheDir, blob.digest)).toBe(false);
+}, 20_000);
+
+test("Range during a fill of a correct blob completes with exactly its bytes once the blob is verified", async () => {
+  const released = gate();
+  const blob = newBlob(2 * MIB, halfThen(released.promise));
+  const first = streamingGet(url(docxy, blob));
+  await first.atLeast(64 * 1024);
+  const ranged = streamingGet(url(docxy, blob), { range: "bytes=100-109" });
+  const head = await ranged.head;
+  expect({ status: head.status, range: head.headers["content-range"], length: head.headers["content-length"] }).toEqual({
+    status: 206,
+    range: `bytes 100-109/${blob.bytes.length}`,
+    length: "10",
+  });
+  await ranged.atLeast(9);
+  released.open();
+  expect(await ranged.done).toEqual({ digest: sha256(blob.bytes.subarray(100, 110)), length: 10 });
+  expect(await first.done).toEqual({ digest: blob.digest, length: blob.bytes.length });
+}, 20_000);

@@ -158,9 +158,10 @@ test("unknown keys are warnings", async () => {
 });
 
 test("cache sizes and durations are checked where they are written", async () => {
-  const path = await write("cache.toml", `[cache]\nmax_size = "lots"\ntag_ttl = "soon"\ntag_ttl_overrides = { "latest" = "10x" }\n`);
+  const path = await write("cache.toml", `[cache]\nmax_size = "lots"\nmax_fill_bytes = "plenty"\ntag_ttl = "soon"\ntag_ttl_overrides = { "latest" = "10x" }\n`);
   const lines = (await problems(path)).join("\n");
   expect(lines).toContain("cache.max_size:");
+  expect(lines).toContain("cache.max_fill_bytes:");
   expect(lines).toContain("cache.tag_ttl:");
   expect(lines).toContain('cache.tag_ttl_overrides."latest":');
 });

@@ -39,7 +39,7 @@ export function v2Routes(services: Services) {
       });
     })
     .all("/v2/*", async ({ request, params }) => {
-      await admit(services.guards, request);
+      const client = await admit(services.guards, request);
       const method = pullMethod(request);
       const query = new URL(request.url).searchParams;
       const { route, rest } = routePull(services.upstreams, { ns: query.get("ns"), host: connectionOf(request).host }, params["*"]);
@@ -67,6 +67,7 @@ export function v2Routes(services: Services) {
         signal: request.signal,
         route,
         origin: originUrl,
+        client,
       });
       return path.kind === "blobs" ? shaped(services.guards, request, response) : response;
     });

@@ -26,8 +26,8 @@ export interface FakeReply {
   end(): void;
   /** Closes the connection at once, whatever was announced. */
   cut(): void;
-  /** The reader has gone (or the connection was cut). */
-  closed(): boolean;
+  /** Resolves when the connection has closed, from either side (docxy giving up on a download). */
+  closed: Promise<void>;
 }
 
 export type FakeHandler = (request: FakeRequest, reply: FakeReply) => void | Promise<void>;
@@ -104,6 +104,7 @@ export async function startFakeRegistry(handler?: FakeHandler): Promise<FakeRegi
 }
 
 function replyOn(socket: Socket, method: string): FakeReply {
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   const head = (status: number, headers: Record<string, string>) => {
     const lines = [`HTTP/1.1 ${status} ${REASONS[status] ?? "Status"}`, "connection: close"];
     for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
@@ -133,7 +134,7 @@ function replyOn(socket: Socket, method: string): FakeReply {
     cut() {
       socket.resetAndDestroy();
     },
-    closed: () => socket.destroyed,
+    closed,
   };
 }
 
@@ -148,13 +149,15 @@ export async function sendChunked(reply: FakeReply, status: number, headers: Rec
   const total = typeof body === "number" ? body : body.length;
   const filler = new Uint8Array(64 * 1024).fill(0x61);
   let sent = 0;
-  while (sent < total && !reply.closed()) {
+  let gone = false;
+  void reply.closed.then(() => (gone = true));
+  while (sent < total && !gone) {
     const length = Math.min(filler.length, total - sent);
     const piece = typeof body === "number" ? filler.subarray(0, length) : body.subarray(sent, sent + length);
     await reply.write(Buffer.concat([Buffer.from(`${length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]));
     sent += length;
   }
-  if (!reply.closed()) await reply.write(Buffer.from("0\r\n\r\n"));
+  if (!gone) await reply.write(Buffer.from("0\r\n\r\n"));
   reply.end();
   return sent;
 }
