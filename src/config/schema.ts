@@ -61,6 +61,11 @@ export const ConfigSchema = t.Object({
       }),
       sendfile_port: port(5001),
       sendfile_url: t.Optional(t.String({ description: "docxy: where clients reach sendfile_port (default: the host they used, on sendfile_port)" })),
+      request_body_timeout: t.Number({
+        exclusiveMinimum: 0,
+        default: 30,
+        description: "docxy: seconds a request body (token form, admin JSON) may take to arrive in full; then 408 and the connection closes",
+      }),
     },
     { default: {} },
   ),
