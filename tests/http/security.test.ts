@@ -329,7 +329,7 @@ describe("random requests", () => {
     await Bun.sleep(100);
     expect(d.log().split("\n").filter((l) => l.startsWith("{") && /"status":0,|"complete":false/.test(l))).toEqual([]);
     await alive(d);
-    return specs.map((spec, i) => ({ spec, outcome: outcomes[i]!, path: spec.target.startsWith("/") ? (URL.parse(spec.target, "http://x")?.pathname ?? "") : "/" }));
+    return specs.map((spec, i) => ({ spec, outcome: outcomes[i]!, path: /^(\/|https?:\/\/)/.test(spec.target) ? (URL.parse(spec.target, "http://x")?.pathname ?? "") : "/" })); // as the bridge routes it
   }
 
   test("an upstream's 500 (distribution answers one to a manifest GET by a layer's digest) reaches the client as 502 UNAVAILABLE", async () => {
@@ -365,6 +365,16 @@ describe("random requests", () => {
     expect(through.map((t) => `${t.spec.method} ${t.spec.target} → ${typeof t.outcome === "string" ? t.outcome : t.outcome.status}`)).toEqual([]);
     expect(results.filter((r) => typeof r.outcome !== "string" && registryCode(r.outcome) === "DENIED").length).toBeGreaterThan(50);
   }, 60_000);
+
+  test("walled: the status page and /metrics are refused like the registry API; /health and /generate_204 stay open for balancers", async () => {
+    for (const path of ["/", "/metrics"]) {
+      const response = await fetch(`${walled.url}${path}`);
+      expect(response.status).toBe(403);
+      expect(((await response.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("DENIED");
+    }
+    expect((await fetch(`${walled.url}/health`)).status).toBe(200);
+    expect((await fetch(`${walled.url}/generate_204`)).status).toBe(204);
+  });
 
   test("authed: no registry content without a token granting it", async () => {
     const login = JSON.parse(reply(await send(authed.url, get("/auth/token?scope=repository%3Aacme%2Fapp%3Apull&offline_token=true", [["host", hostOf(authed)], ["authorization", basic("carol", PASSWORD)]]))).body.toString());
