@@ -48,6 +48,8 @@ const SETTLE_MS = 100;
 interface CachedCheck {
   expires: number;
   result: Promise<boolean>;
+  /** Set once `result` resolved true. */
+  verified?: boolean;
 }
 
 interface StaticToken {
@@ -94,7 +96,7 @@ export class ProxyUsers {
       await Bun.password.verify(input, await this.dummy.hash);
       return false;
     }
-    const key = createHmac("sha256", this.cacheKey).update(JSON.stringify([name, password])).digest("base64");
+    const key = this.cacheKeyOf(name, password);
     const cache = this.cache;
     const hit = cache.get(key);
     if (hit && hit.expires > Date.now()) return hit.result;
@@ -103,14 +105,26 @@ export class ProxyUsers {
     const result = Bun.password.verify(input, hash);
     cache.delete(key);
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-    cache.set(key, { expires: Date.now() + CACHE_TTL_MS, result });
+    const entry: CachedCheck = { expires: Date.now() + CACHE_TTL_MS, result };
+    cache.set(key, entry);
     const forget = () => {
       if (cache.get(key)?.result === result) cache.delete(key);
     };
     result.then((ok) => {
-      if (!ok) forget();
+      if (ok) entry.verified = true;
+      else forget();
     }, forget);
     return result;
+  }
+
+  /**
+   * Whether these exact credentials verified within the last minute (the
+   * cache above), without running bcrypt: the login throttle lets them
+   * through, since only the password's holder can present them.
+   */
+  recentlyVerified(name: string, password: string): boolean {
+    const hit = this.cache.get(this.cacheKeyOf(name, password));
+    return hit?.verified === true && hit.expires > Date.now();
   }
 
   /** The user a static token belongs to. Every configured token is compared, each in constant time. */
@@ -141,6 +155,10 @@ export class ProxyUsers {
     this.closed = true;
     this.watcher?.close();
     clearTimeout(this.timer);
+  }
+
+  private cacheKeyOf(name: string, password: string): string {
+    return createHmac("sha256", this.cacheKey).update(JSON.stringify([name, password])).digest("base64");
   }
 
   private async watchFile(path: string): Promise<void> {

@@ -413,3 +413,42 @@ test("no password, Basic credential or issued token ever reaches a log line", as
     for (const secret of secrets) expect(log.includes(secret), `a secret (${secret.slice(0, 6)}…) in the log of ${d.url}`).toBe(false);
   }
 });
+
+describe("password guessing on the token endpoint is throttled per address and per name", () => {
+  let throttled: Docxy;
+  beforeAll(async () => {
+    // The tests' peer is a trusted proxy, so X-Forwarded-For plays the client addresses.
+    throttled = await docxyWith(
+      `${legacy()}[access]\ntrusted_proxies = ["127.0.0.0/8"]\n[auth]\nenabled = true\nhtpasswd = "${htpasswd}"\nfailed_logins_per_address = 3\nfailed_logins_per_user = 3\n`,
+    );
+  });
+  const login = (client: string, name: string, password: string) =>
+    fetch(`${throttled.url}/auth/token?scope=repository%3Aacme%2Fapp%3Apull`, { headers: { authorization: basic(name, password), "x-forwarded-for": client } });
+  const refused = async (response: Response) => {
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get("retry-after"))).toBeWithin(1, 61);
+    expect(((await response.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("TOOMANYREQUESTS");
+  };
+
+  test("many names from one address: 429 with Retry-After after the limit, for GET Basic and POST password alike", async () => {
+    expect((await login("198.51.100.10", "carol", PASSWORD)).status).toBe(200); // carol is mid-pull behind the guesser's NAT
+    for (const name of ["mallory", "carol", "root"]) expect((await login("198.51.100.10", name, WRONG_PASSWORD)).status).toBe(401);
+    await refused(await login("198.51.100.10", "admin", WRONG_PASSWORD));
+    await refused(await login("198.51.100.10", "carol", "carol-other-guess"));
+    const posted = await fetch(`${throttled.url}/auth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": "198.51.100.10" },
+      body: `grant_type=password&username=carol&password=${WRONG_PASSWORD}&service=docxy&scope=repository%3Aacme%2Fapp%3Apull`,
+    });
+    await refused(posted);
+    // carol's credentials verified a moment ago: she goes on; another address is not affected.
+    expect((await login("198.51.100.10", "carol", PASSWORD)).status).toBe(200);
+    expect((await login("198.51.100.11", "someone", WRONG_PASSWORD)).status).toBe(401);
+  });
+
+  test("one name from many addresses: that name waits, others do not", async () => {
+    for (const client of ["203.0.113.1", "203.0.113.2", "203.0.113.3"]) expect((await login(client, "dave", WRONG_PASSWORD)).status).toBe(401);
+    await refused(await login("203.0.113.4", "dave", WRONG_PASSWORD));
+    expect((await login("203.0.113.4", "carol", PASSWORD)).status).toBe(200);
+  });
+});
