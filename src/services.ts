@@ -2,6 +2,7 @@
  * Composition root: turns a validated Config into the live objects the HTTP
  * layer uses. No module keeps state in globals; everything lives here.
  */
+import { LoginThrottle } from "./auth/login-throttle";
 import { ProxyLogin, type ProxyAuth } from "./auth/proxy-login";
 import { ProxyTokens } from "./auth/proxy-tokens";
 import { PublicOrigin } from "./auth/public-origin";
@@ -128,7 +129,8 @@ async function openProxyAuth(auth: Config["auth"], log: Logger): Promise<ProxyAu
     secret: ProxyTokens.secretFrom(auth.secret || undefined),
     ttlSeconds: Math.max(60, Math.round(parseDuration(auth.token_ttl) / 1000)),
   });
-  return { users, tokens, login: new ProxyLogin(users, tokens) };
+  const throttle = new LoginThrottle({ store: new MemoryRateLimitStore(), perAddress: auth.failed_logins_per_address, perName: auth.failed_logins_per_user });
+  return { users, tokens, login: new ProxyLogin(users, tokens, throttle) };
 }
 
 async function openGuards(config: Config, log: Logger): Promise<Guards> {

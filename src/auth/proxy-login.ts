@@ -9,8 +9,9 @@
  * - a `refresh_token` only when asked for (`offline_token=true` or
  *   `access_type=offline`), since Docker then switches to POSTs.
  * Failures are the JSON a token service answers; the password never leaves
- * this module.
+ * this module. Password checks pass the login throttle first (auth/login-throttle.ts).
  */
+import type { LoginThrottle } from "./login-throttle";
 import type { ProxyTokens } from "./proxy-tokens";
 import type { ProxyUsers } from "./users";
 
@@ -24,12 +25,15 @@ export interface LoginRequest {
   query: URLSearchParams;
   form?: URLSearchParams;
   authorization: string | null;
+  /** The client's address, for the login throttle. */
+  client: string;
 }
 
 export class ProxyLogin {
   constructor(
     private readonly users: ProxyUsers,
     private readonly tokens: ProxyTokens,
+    private readonly throttle: LoginThrottle,
   ) {}
 
   async exchange(request: LoginRequest): Promise<Response> {
@@ -40,7 +44,7 @@ export class ProxyLogin {
       user = this.tokens.verifyRefresh(request.form.get("refresh_token") ?? "", (name) => this.users.credentialStamp(name));
     } else {
       const credentials = request.form?.get("grant_type") === "password" ? { name: request.form.get("username") ?? "", password: request.form.get("password") ?? "" } : basic(request.authorization);
-      if (credentials) user = await this.verify(credentials.name, credentials.password);
+      if (credentials) user = await this.verify(credentials.name, credentials.password, request.client);
     }
     if (!user) {
       return Response.json(
@@ -58,9 +62,12 @@ export class ProxyLogin {
     });
   }
 
-  private async verify(name: string, password: string): Promise<string | undefined> {
+  private async verify(name: string, password: string, client: string): Promise<string | undefined> {
+    if (!this.users.recentlyVerified(name, password)) await this.throttle.check(client, name);
     if (await this.users.verifyPassword(name, password)) return name;
-    return this.users.verifyStaticToken(password) === name ? name : undefined;
+    if (this.users.verifyStaticToken(password) === name) return name;
+    await this.throttle.failed(client, name);
+    return undefined;
   }
 }
 

@@ -40,12 +40,16 @@ const BCRYPT = /^\$2[aby]\$(?:0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 /** Long enough to cover one `docker pull` (one token request per image, more for multi-image builds), short enough that a password change takes effect soon; a reload clears it anyway. */
 const CACHE_TTL_MS = 60_000;
 const CACHE_MAX = 1024;
+/** The dummy hash's cost while no htpasswd hash is loaded (htpasswd -B's default); every name is unknown then anyway. */
+const DEFAULT_COST = 5;
 /** Editors and `htpasswd` itself write in several steps; one check after the burst settles. */
 const SETTLE_MS = 100;
 
 interface CachedCheck {
   expires: number;
   result: Promise<boolean>;
+  /** Set once `result` resolved true. */
+  verified?: boolean;
 }
 
 interface StaticToken {
@@ -64,19 +68,24 @@ export class ProxyUsers {
   private timer?: ReturnType<typeof setTimeout>;
   private checking = Promise.resolve();
   private closed = false;
+  /**
+   * A hash of a random password, checked for unknown names so that they take
+   * as long as known ones: its cost is the highest among the loaded hashes
+   * (bcrypt's time doubles per cost step, so a cheaper dummy tells unknown
+   * names apart: 5 ms against 236 ms at cost 12). Remade when a reload changes it.
+   */
+  private dummy = { cost: DEFAULT_COST, hash: dummyHash(DEFAULT_COST) };
 
   private constructor(
     private readonly options: ProxyUsersOptions,
     private readonly staticTokens: StaticToken[],
-    /** A hash of a random password, checked for unknown names so they take as long as known ones (cost 5: htpasswd -B's default). */
-    private readonly dummyHash: string,
   ) {}
 
   /** Loads the htpasswd file (failing if it cannot be read or parsed) and starts watching it. */
   static async open(options: ProxyUsersOptions): Promise<ProxyUsers> {
-    const dummy = await Bun.password.hash(randomBytes(16).toString("hex"), { algorithm: "bcrypt", cost: 5 });
-    const users = new ProxyUsers(options, parseStaticTokens(options.tokens), dummy);
+    const users = new ProxyUsers(options, parseStaticTokens(options.tokens));
     if (options.htpasswdPath !== undefined) await users.watchFile(resolve(options.htpasswdPath));
+    await users.dummy.hash; // the first unknown name must not pay for making it
     return users;
   }
 
@@ -84,10 +93,10 @@ export class ProxyUsers {
     const input = bcryptInput(password);
     const hash = this.users.get(name);
     if (hash === undefined) {
-      await Bun.password.verify(input, this.dummyHash);
+      await Bun.password.verify(input, await this.dummy.hash);
       return false;
     }
-    const key = createHmac("sha256", this.cacheKey).update(JSON.stringify([name, password])).digest("base64");
+    const key = this.cacheKeyOf(name, password);
     const cache = this.cache;
     const hit = cache.get(key);
     if (hit && hit.expires > Date.now()) return hit.result;
@@ -96,14 +105,26 @@ export class ProxyUsers {
     const result = Bun.password.verify(input, hash);
     cache.delete(key);
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-    cache.set(key, { expires: Date.now() + CACHE_TTL_MS, result });
+    const entry: CachedCheck = { expires: Date.now() + CACHE_TTL_MS, result };
+    cache.set(key, entry);
     const forget = () => {
       if (cache.get(key)?.result === result) cache.delete(key);
     };
     result.then((ok) => {
-      if (!ok) forget();
+      if (ok) entry.verified = true;
+      else forget();
     }, forget);
     return result;
+  }
+
+  /**
+   * Whether these exact credentials verified within the last minute (the
+   * cache above), without running bcrypt: the login throttle lets them
+   * through, since only the password's holder can present them.
+   */
+  recentlyVerified(name: string, password: string): boolean {
+    const hit = this.cache.get(this.cacheKeyOf(name, password));
+    return hit?.verified === true && hit.expires > Date.now();
   }
 
   /** The user a static token belongs to. Every configured token is compared, each in constant time. */
@@ -134,6 +155,10 @@ export class ProxyUsers {
     this.closed = true;
     this.watcher?.close();
     clearTimeout(this.timer);
+  }
+
+  private cacheKeyOf(name: string, password: string): string {
+    return createHmac("sha256", this.cacheKey).update(JSON.stringify([name, password])).digest("base64");
   }
 
   private async watchFile(path: string): Promise<void> {
@@ -185,6 +210,9 @@ export class ProxyUsers {
   private apply(parsed: { users: Map<string, string>; skipped: string[] }, signature: string): void {
     for (const message of parsed.skipped) this.options.onError?.(message);
     this.users = parsed.users;
+    const costs = [...parsed.users.values()].map(bcryptCost);
+    const cost = costs.length > 0 ? costs.reduce((a, b) => Math.max(a, b)) : DEFAULT_COST;
+    if (cost !== this.dummy.cost) this.dummy = { cost, hash: dummyHash(cost) };
     this.cache = new Map(); // results for removed users or changed passwords must not outlive the change
     this.signature = signature;
     this.options.onReload?.(parsed.users.size);
@@ -215,6 +243,15 @@ function parseHtpasswd(text: string, path: string): Parsed {
     }
   }
   return { users, skipped };
+}
+
+/** The cost of a hash that matched BCRYPT: the two digits after the prefix (`$2y$12$…`). */
+function bcryptCost(hash: string): number {
+  return Number(hash.slice(4, 6));
+}
+
+function dummyHash(cost: number): Promise<string> {
+  return Bun.password.hash(randomBytes(16).toString("hex"), { algorithm: "bcrypt", cost });
 }
 
 function hashKind(hash: string): string {

@@ -67,6 +67,11 @@ export const ConfigSchema = t.Object({
       }),
       sendfile_port: port(5001),
       sendfile_url: t.Optional(t.String({ description: "docxy: where clients reach sendfile_port (default: the host they used, on sendfile_port)" })),
+      request_body_timeout: t.Number({
+        exclusiveMinimum: 0,
+        default: 30,
+        description: "docxy: seconds a request body (token form, admin JSON) may take to arrive in full; then 408 and the connection closes",
+      }),
     },
     { default: {} },
   ),
@@ -141,6 +146,16 @@ export const ConfigSchema = t.Object({
       tokens: t.Array(t.String(), { default: [], description: 'docxy: static "name:token" bearer tokens, e.g. for CI' }),
       token_ttl: t.Union([t.String(), t.Number()], { default: "5m", description: "docxy: lifetime of the tokens docxy issues" }),
       secret: t.String({ default: "", description: "docxy: key that signs docxy's tokens (≥ 32 chars); random per start when empty" }),
+      failed_logins_per_address: t.Integer({
+        minimum: 0,
+        default: 10,
+        description: "docxy: wrong passwords per client address (IPv6 per /64) and minute before logins from it get 429; 0 = unlimited",
+      }),
+      failed_logins_per_user: t.Integer({
+        minimum: 0,
+        default: 10,
+        description: "docxy: wrong passwords per user name and minute before logins as that user get 429; 0 = unlimited",
+      }),
     },
     { default: {} },
   ),

@@ -17,6 +17,8 @@ export interface RateLimitStore {
    * window, this request included, and when that window ends (epoch ms of `now`'s clock).
    */
   hit(key: string, windowMs: number, now: number): Promise<{ count: number; resetAt: number }>;
+  /** The same without counting (Redis: GET + PTTL); undefined when `key` has no window running at `now`. */
+  peek(key: string, now: number): Promise<{ count: number; resetAt: number } | undefined>;
 }
 
 interface Window {
@@ -45,6 +47,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
     window.count++;
     return { ...window };
+  }
+
+  async peek(key: string, now: number): Promise<Window | undefined> {
+    const window = this.windows.get(key);
+    return window && window.resetAt > now ? { ...window } : undefined;
   }
 
   /** Keys currently held; lets tests see the sweep. */

@@ -93,7 +93,7 @@ export async function startListeners(
 
   const start = async (scheme: "http" | "https", role: "proxy" | "redirect", port: number, store?: CertificateStore) => {
     const app = role === "proxy" ? apps.proxy : apps.redirect;
-    const handler = nodeHandler(scheme === "http" && apps.challenges ? withAcmeChallenges(apps.challenges, app) : app, onDone, files);
+    const handler = nodeHandler(scheme === "http" && apps.challenges ? withAcmeChallenges(apps.challenges, app) : app, onDone, files, server.request_body_timeout * 1000);
     const options = { headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, requestTimeout: 0 };
     for (const host of server.bind.length > 0 ? server.bind : [undefined]) {
       const listener =

@@ -15,6 +15,7 @@ import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import { fileOf } from "../util/file-response";
 import { recordConnection } from "../http/connection";
+import { RegistryError } from "../oci/errors";
 import type { FileSender } from "./file-sender";
 
 export type Handler = (request: Request) => Promise<Response> | Response;
@@ -36,12 +37,13 @@ export interface Exchange {
   complete: boolean;
 }
 
-export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => void, files: FileSender) {
+/** `bodyTimeoutMs`: how long a request body may take to arrive in full (`[server] request_body_timeout`). */
+export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => void, files: FileSender, bodyTimeoutMs: number) {
   return async function serveOne(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const begin = performance.now();
     const socket = req.socket;
-    const target = req.url ?? "";
-    const request = toWebRequest(req, res);
+    const target = originForm(req.url);
+    const request = toWebRequest(req, res, target, bodyTimeoutMs);
     let status = 0;
     let cache: string | undefined;
     const body = { bytes: 0 };
@@ -76,12 +78,25 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
   };
 }
 
-function toWebRequest(req: IncomingMessage, res: ServerResponse): Request {
+/**
+ * The request target in origin form (`/v2/?ns=…`). An absolute-form target
+ * (`GET http://x/v2/ HTTP/1.1`, which servers must accept, RFC 9112 §3.2.2)
+ * keeps its path and query but never its host. Anything else is `/`.
+ */
+export function originForm(url: string | undefined): string {
+  if (url?.startsWith("/")) return url;
+  const absolute = url ? URL.parse(url) : null;
+  return absolute && /^https?:$/.test(absolute.protocol) ? `${absolute.pathname}${absolute.search}` : "/";
+}
+
+function toWebRequest(req: IncomingMessage, res: ServerResponse, target: string, bodyTimeoutMs: number): Request {
   const secure = Boolean((req.socket as TLSSocket).encrypted);
-  const host = req.headers.host ?? null;
-  const base = `${secure ? "https" : "http"}://${host && URL.canParse(`http://${host}`) ? host : "localhost"}`;
-  // An absolute-form target (`GET http://x/y`) must not choose our URL's host.
-  const target = req.url?.startsWith("/") ? req.url : "/";
+  // The URL's authority is the socket's own address, never the Host header: Elysia finds the path
+  // at a fixed offset in the URL (bun-elysia.md pitfall 16), so `Host: x` would move it
+  // (`/v2/` served the status page). An IP literal and a port are always long enough. The
+  // Host header is kept in the connection facts, which is what routing and the realm read.
+  const local = req.socket.localAddress ?? "127.0.0.1";
+  const base = `${secure ? "https" : "http"}://${local.includes(":") ? `[${local}]` : local}:${req.socket.localPort ?? 0}`;
   const headers = new Headers();
   for (const [name, values] of Object.entries(req.headersDistinct)) {
     for (const value of values ?? []) headers.append(name, value);
@@ -96,16 +111,44 @@ function toWebRequest(req: IncomingMessage, res: ServerResponse): Request {
     method,
     headers,
     signal: aborted.signal,
-    body: hasBody ? (Readable.toWeb(req) as ReadableStream) : undefined,
+    body: hasBody ? bodyWithDeadline(req, res, bodyTimeoutMs) : undefined,
     duplex: "half", // required by fetch for stream bodies
   } as RequestInit);
   recordConnection(request, {
-    host,
+    host: req.headers.host ?? null,
     secure,
     localPort: req.socket.localPort ?? 0,
     remoteAddress: req.socket.remoteAddress ?? "",
   });
   return request;
+}
+
+/**
+ * The request body, which must arrive whole within `ms` of the head. Bun's
+ * node:http ignores `requestTimeout` (checked on 1.4.5: a body trickled a
+ * byte at a time stayed open past it), and an idle timeout per chunk would
+ * let a client hold the socket forever at one byte per period. A deadline on
+ * the whole body costs legitimate clients nothing: docxy only takes small
+ * bodies (token forms, admin JSON). Past it, a handler reading the body gets
+ * a 408 (RFC 9110 §15.5.9) and the connection closes once that is written;
+ * a handler that never read it has answered already, so the socket just
+ * closes. The source is not cancelled (`preventCancel`): that would destroy
+ * the socket before the 408 could be sent.
+ */
+function bodyWithDeadline(req: IncomingMessage, res: ServerResponse, ms: number): ReadableStream {
+  const expired = new AbortController();
+  const socket = req.socket;
+  const timer = setTimeout(() => {
+    expired.abort(
+      new RegistryError("BAD_REQUEST", `request body not received within ${ms / 1000}s`, { status: 408, headers: { connection: "close" } }),
+    );
+    if (res.writableFinished) socket.destroy();
+    else res.once("finish", () => socket.destroy());
+  }, ms);
+  const settle = () => clearTimeout(timer);
+  req.once("end", settle);
+  res.once("close", settle);
+  return (Readable.toWeb(req) as ReadableStream).pipeThrough(new TransformStream(), { signal: expired.signal, preventCancel: true });
 }
 
 async function writeWebResponse(response: Response, method: string, res: ServerResponse, sent: { bytes: number }, files: FileSender): Promise<void> {

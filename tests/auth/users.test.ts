@@ -3,7 +3,7 @@
  * htpasswd -B writes them, skipped and malformed lines, hot reload through
  * fs.watch, and static tokens.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, spyOn, test } from "bun:test";
 import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -207,4 +207,27 @@ test("malformed or repeated static tokens are configuration errors that do not e
   await expect(ProxyUsers.open({ tokens: ["a:same-secret", "b:same-secret"] })).rejects.toThrow(
     /^static tokens 1 and 2 are the same token$/,
   );
+});
+
+/** The cost of every bcrypt hash verifyPassword checks while `run` runs. */
+async function costsChecked(run: () => Promise<unknown>): Promise<number[]> {
+  const verify = spyOn(Bun.password, "verify");
+  try {
+    await run();
+    return verify.mock.calls.map(([, hash]) => Number(String(hash).slice(4, 6)));
+  } finally {
+    verify.mockRestore();
+  }
+}
+
+test("an unknown name is checked against a hash of the highest cost loaded, also after a reload changes it", async () => {
+  const cost = (password: string, c: number) => Bun.password.hash(password, { algorithm: "bcrypt", cost: c });
+  const { users, path, reloads } = await usersWith([`alice:${await cost("alice-pw", 4)}`, `bob:${await cost("bob-pw", 6)}`]);
+  expect(await costsChecked(() => users.verifyPassword("mallory", "guess"))).toEqual([6]);
+  expect(await costsChecked(() => users.verifyPassword("bob", "guess"))).toEqual([6]);
+
+  writeFileSync(path, `alice:${await cost("alice-pw", 7)}\n`);
+  await eventually(() => reloads.length === 2);
+  expect(await costsChecked(() => users.verifyPassword("mallory", "guess"))).toEqual([7]);
+  expect(await users.verifyPassword("mallory", "guess")).toBe(false);
 });

@@ -329,7 +329,7 @@ describe("random requests", () => {
     await Bun.sleep(100);
     expect(d.log().split("\n").filter((l) => l.startsWith("{") && /"status":0,|"complete":false/.test(l))).toEqual([]);
     await alive(d);
-    return specs.map((spec, i) => ({ spec, outcome: outcomes[i]!, path: spec.target.startsWith("/") ? (URL.parse(spec.target, "http://x")?.pathname ?? "") : "/" }));
+    return specs.map((spec, i) => ({ spec, outcome: outcomes[i]!, path: /^(\/|https?:\/\/)/.test(spec.target) ? (URL.parse(spec.target, "http://x")?.pathname ?? "") : "/" })); // as the bridge routes it
   }
 
   test("an upstream's 500 (distribution answers one to a manifest GET by a layer's digest) reaches the client as 502 UNAVAILABLE", async () => {
@@ -365,6 +365,16 @@ describe("random requests", () => {
     expect(through.map((t) => `${t.spec.method} ${t.spec.target} → ${typeof t.outcome === "string" ? t.outcome : t.outcome.status}`)).toEqual([]);
     expect(results.filter((r) => typeof r.outcome !== "string" && registryCode(r.outcome) === "DENIED").length).toBeGreaterThan(50);
   }, 60_000);
+
+  test("walled: the status page and /metrics are refused like the registry API; /health and /generate_204 stay open for balancers", async () => {
+    for (const path of ["/", "/metrics"]) {
+      const response = await fetch(`${walled.url}${path}`);
+      expect(response.status).toBe(403);
+      expect(((await response.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("DENIED");
+    }
+    expect((await fetch(`${walled.url}/health`)).status).toBe(200);
+    expect((await fetch(`${walled.url}/generate_204`)).status).toBe(204);
+  });
 
   test("authed: no registry content without a token granting it", async () => {
     const login = JSON.parse(reply(await send(authed.url, get("/auth/token?scope=repository%3Aacme%2Fapp%3Apull&offline_token=true", [["host", hostOf(authed)], ["authorization", basic("carol", PASSWORD)]]))).body.toString());
@@ -402,4 +412,43 @@ test("no password, Basic credential or issued token ever reaches a log line", as
     const log = d.log();
     for (const secret of secrets) expect(log.includes(secret), `a secret (${secret.slice(0, 6)}…) in the log of ${d.url}`).toBe(false);
   }
+});
+
+describe("password guessing on the token endpoint is throttled per address and per name", () => {
+  let throttled: Docxy;
+  beforeAll(async () => {
+    // The tests' peer is a trusted proxy, so X-Forwarded-For plays the client addresses.
+    throttled = await docxyWith(
+      `${legacy()}[access]\ntrusted_proxies = ["127.0.0.0/8"]\n[auth]\nenabled = true\nhtpasswd = "${htpasswd}"\nfailed_logins_per_address = 3\nfailed_logins_per_user = 3\n`,
+    );
+  });
+  const login = (client: string, name: string, password: string) =>
+    fetch(`${throttled.url}/auth/token?scope=repository%3Aacme%2Fapp%3Apull`, { headers: { authorization: basic(name, password), "x-forwarded-for": client } });
+  const refused = async (response: Response) => {
+    expect(response.status).toBe(429);
+    expect(Number(response.headers.get("retry-after"))).toBeWithin(1, 61);
+    expect(((await response.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("TOOMANYREQUESTS");
+  };
+
+  test("many names from one address: 429 with Retry-After after the limit, for GET Basic and POST password alike", async () => {
+    expect((await login("198.51.100.10", "carol", PASSWORD)).status).toBe(200); // carol is mid-pull behind the guesser's NAT
+    for (const name of ["mallory", "carol", "root"]) expect((await login("198.51.100.10", name, WRONG_PASSWORD)).status).toBe(401);
+    await refused(await login("198.51.100.10", "admin", WRONG_PASSWORD));
+    await refused(await login("198.51.100.10", "carol", "carol-other-guess"));
+    const posted = await fetch(`${throttled.url}/auth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": "198.51.100.10" },
+      body: `grant_type=password&username=carol&password=${WRONG_PASSWORD}&service=docxy&scope=repository%3Aacme%2Fapp%3Apull`,
+    });
+    await refused(posted);
+    // carol's credentials verified a moment ago: she goes on; another address is not affected.
+    expect((await login("198.51.100.10", "carol", PASSWORD)).status).toBe(200);
+    expect((await login("198.51.100.11", "someone", WRONG_PASSWORD)).status).toBe(401);
+  });
+
+  test("one name from many addresses: that name waits, others do not", async () => {
+    for (const client of ["203.0.113.1", "203.0.113.2", "203.0.113.3"]) expect((await login(client, "dave", WRONG_PASSWORD)).status).toBe(401);
+    await refused(await login("203.0.113.4", "dave", WRONG_PASSWORD));
+    expect((await login("203.0.113.4", "carol", PASSWORD)).status).toBe(200);
+  });
 });

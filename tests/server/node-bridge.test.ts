@@ -2,7 +2,7 @@
  * The plain-HTTP edge under hostile or odd input: whatever arrives, the
  * process answers in registry JSON or drops the connection, and keeps serving.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { startDocxy, type Docxy } from "../support/docxy-process";
 import { json } from "../support/proxied-upstream";
@@ -81,4 +81,78 @@ test("an unreachable upstream is a 502 registry error on pulls, never a stack tr
   const body = await json(response);
   expect(body.errors[0].code).toBe("UNAVAILABLE");
   expect(JSON.stringify(body)).not.toMatch(/at .*\.ts:\d+/);
+});
+
+describe("the routed path never depends on Host; a request body has a deadline", () => {
+  let authed: Docxy;
+  beforeAll(async () => {
+    // docxy's own users: `/v2/` is answered by docxy itself (a 401 challenge), no upstream involved.
+    authed = await startDocxy({
+      args: ["--upstream", "http://127.0.0.1:1"],
+      config: `[server]\nrequest_body_timeout = 1\n[auth]\nenabled = true\ntokens = ["ci:bridge-test-token-0123456789"]\n`,
+    });
+  });
+  afterAll(async () => {
+    await authed?.stop();
+  });
+
+  /** The raw exchange on `authed`: everything up to the server's close (or `waitMs`). */
+  const exchange = (head: string, trickle?: { bytes: number; everyMs: number }, waitMs = 5000) =>
+    new Promise<{ out: string; closedByServer: boolean }>((resolve) => {
+      const socket = connect(Number(new URL(authed.url).port), "127.0.0.1", () => socket.write(head));
+      let out = "";
+      let sent = 0;
+      const ticker = trickle && setInterval(() => !socket.destroyed && sent++ < trickle.bytes && socket.write("a"), trickle.everyMs);
+      const timer = setTimeout(() => finish(false), waitMs);
+      const finish = (closedByServer: boolean) => {
+        clearInterval(ticker);
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ out, closedByServer });
+      };
+      socket.on("data", (d) => (out += d.toString("latin1")));
+      socket.on("error", () => undefined);
+      socket.on("close", () => finish(true));
+    });
+  const accessLines = () =>
+    authed
+      .log()
+      .split("\n")
+      .filter((l) => l.startsWith("{") && l.includes('"msg":"request"'))
+      .map((l) => JSON.parse(l));
+
+  test.each([
+    ["Host: x", "GET /v2/ HTTP/1.1\r\nhost: x\r\n"],
+    ["Host: ab", "GET /v2/ HTTP/1.1\r\nhost: ab\r\n"],
+    ["Host: abc", "GET /v2/ HTTP/1.1\r\nhost: abc\r\n"],
+    ["an empty Host", "GET /v2/ HTTP/1.1\r\nhost:\r\n"],
+    ["an absolute-form target", "GET http://x/v2/ HTTP/1.1\r\nhost: x\r\n"],
+  ])("GET /v2/ with %s reaches the /v2/ route and is logged as /v2/", async (_label, head) => {
+    const before = accessLines().length;
+    const { out } = await exchange(`${head}connection: close\r\n\r\n`);
+    expect(out).toStartWith("HTTP/1.1 401 ");
+    expect(out.toLowerCase()).toContain('www-authenticate: bearer realm="');
+    expect(out).not.toContain("<!doctype html>");
+    await Bun.sleep(50); // the access line is written when the exchange closes
+    const lines = accessLines().slice(before);
+    expect(lines.map((l) => [l.method, l.path, l.status])).toEqual([["GET", "/v2/", 401]]);
+  });
+
+  test("a token POST whose body trickles in is answered 408 at the deadline and its connection closed", async () => {
+    const head = "POST /auth/token HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 200\r\n\r\n";
+    // A byte every 200 ms: 200 bytes would take 40 s; the deadline is 1 s.
+    const { out, closedByServer } = await exchange(head, { bytes: 200, everyMs: 200 }, 10_000);
+    expect(closedByServer).toBe(true);
+    expect(out).toStartWith("HTTP/1.1 408 ");
+    expect(out).toContain('"code":"BAD_REQUEST"');
+    expect(out).toContain("request body not received within 1s");
+    await alive();
+  }, 15_000);
+
+  test("a body that arrives in time is served as before", async () => {
+    const form = "grant_type=password&username=ci&password=bridge-test-token-0123456789&service=docxy";
+    const response = await fetch(`${authed.url}/auth/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form });
+    expect(response.status).toBe(200);
+    expect(typeof (await json(response)).access_token).toBe("string");
+  });
 });

@@ -4,11 +4,11 @@
  * configured the API does not exist (404), so it cannot be left open.
  */
 import { Elysia, t } from "elysia";
-import { timingSafeEqual } from "node:crypto";
 import { prewarm } from "../../cache/prewarm";
 import { RegistryError } from "../../oci/errors";
 import { isDigest } from "../../oci/reference";
 import type { Services } from "../../services";
+import { bearsAdminToken } from "../admin-token";
 
 const CacheStats = t.Object({
   enabled: t.Boolean(),
@@ -37,9 +37,7 @@ export function adminRoutes(services: Services) {
   const token = services.config.admin.token;
   const authorized = ({ request }: { request: Request }) => {
     if (!token) throw new RegistryError("NOT_FOUND", "the admin API is disabled: set [admin] token");
-    const given = Buffer.from(/^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1] ?? "");
-    const wanted = Buffer.from(token);
-    if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+    if (!bearsAdminToken(request, token)) {
       throw new RegistryError("UNAUTHORIZED", "admin token required", { headers: { "www-authenticate": 'Bearer realm="docxy-admin"' } });
     }
   };

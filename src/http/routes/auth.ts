@@ -20,12 +20,12 @@ const MAX_FORM_BYTES = 64 * 1024;
 
 export function authRoutes(services: Services) {
   const exchange = async (request: Request, named?: Upstream) => {
-    await admit(services.guards, request);
+    const client = await admit(services.guards, request);
     const form = request.method === "POST" ? await readForm(request) : undefined;
     const query = new URL(request.url).searchParams;
     if (services.proxyAuth) {
       // docxy's own users log in to docxy, not to the upstream.
-      return services.proxyAuth.login.exchange({ query, form, authorization: request.headers.get("authorization") });
+      return services.proxyAuth.login.exchange({ query, form, authorization: request.headers.get("authorization"), client });
     }
     const scopes = (form ?? query).getAll("scope");
     const route = routeToken(services.upstreams, { ns: null, host: connectionOf(request).host }, scopes, named);

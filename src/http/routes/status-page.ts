@@ -4,11 +4,23 @@
  * was pulled lately, and the client configuration for this very proxy, ready
  * to copy. Server-rendered HTML with inline CSS: no script, no CDN (it must
  * work where docxy is used, without internet access).
+ *
+ * It obeys `[access]` like the registry API. What it tells about others is
+ * for the operator only: without the `[admin] token` (as a Bearer header) it
+ * lists pulls of repositories known to be public — the cache's access gate
+ * learnt that docxy itself may read them (cache/access-gate.ts); unknown, or
+ * no cache, counts as private, so a pull of a private image with a client's
+ * own credentials stays hidden — and shows neither client addresses nor the
+ * names of upstream accounts (their remaining quota, yes).
  */
 import { Elysia } from "elysia";
+import { withLibraryPrefix } from "../../oci/reference";
+import type { RecentPull } from "../../observability/recent-pulls";
 import type { Services } from "../../services";
 import { VERSION } from "../../version";
+import { bearsAdminToken } from "../admin-token";
 import { connectionOf } from "../connection";
+import { admit } from "../guard";
 
 const escape = (value: unknown) =>
   String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
@@ -16,7 +28,16 @@ const escape = (value: unknown) =>
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 export function statusPageRoutes(services: Services) {
+  const knownPublic = (pull: RecentPull) => {
+    const upstream = services.upstreams.byRegistry(pull.registry);
+    if (!services.cache || !upstream) return false;
+    const repository = upstream.autoLibraryPrefix ? withLibraryPrefix(pull.repository) : pull.repository;
+    return services.cache.index.getRepositoryAccess(upstream.name, repository)?.public === true;
+  };
+
   return new Elysia({ name: "docxy/status-page", detail: { hide: true } }).get("/", async ({ request }) => {
+    await admit(services.guards, request);
+    const operator = bearsAdminToken(request, services.config.admin.token);
     const origin = services.publicOrigin.resolve(services.upstreams.default.publicBaseUrl, connectionOf(request));
     const host = new URL(origin).host;
     const report = await services.health.report();
@@ -29,7 +50,7 @@ export function statusPageRoutes(services: Services) {
       services.upstreams.byName(name)
         ? services.upstreamAuth
             .accountsOf(services.upstreams.byName(name)!)
-            .map((a) => `${escape(a.username)}: ${a.remaining ?? "?"}`)
+            .map((a) => (operator ? `${escape(a.username)}: ${a.remaining ?? "?"}` : String(a.remaining ?? "?")))
             .join(", ")
         : "";
 
@@ -40,15 +61,17 @@ export function statusPageRoutes(services: Services) {
           `<td>${u.latency_ms !== undefined ? `${u.latency_ms} ms` : "–"}</td><td>${quota(u.name) || "–"}</td></tr>`,
       )
       .join("");
+    const columns = operator ? 5 : 4;
     const pullRows =
       services.recentPulls
         .list()
+        .filter((p) => operator || knownPublic(p))
         .map(
           (p) =>
             `<tr><td>${escape(p.time.slice(11, 19))}</td><td>${escape(p.registry)}/${escape(p.repository)}:${escape(p.reference.slice(0, 19))}</td>` +
-            `<td>${p.status}</td><td>${escape(p.cache || "–")}</td><td>${escape(p.client)}</td></tr>`,
+            `<td>${p.status}</td><td>${escape(p.cache || "–")}</td>${operator ? `<td>${escape(p.client)}</td>` : ""}</tr>`,
         )
-        .join("") || `<tr><td colspan="5">no pulls yet</td></tr>`;
+        .join("") || `<tr><td colspan="${columns}">${operator ? "no pulls yet" : "no pulls of public images yet"}</td></tr>`;
 
     const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -71,7 +94,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .6
 <h2>Upstreams</h2>
 <table><tr><th>name</th><th>URL</th><th>state</th><th>latency</th><th>quota left</th></tr>${upstreamRows}</table>
 <h2>Recent pulls</h2>
-<table><tr><th>time (UTC)</th><th>image</th><th>status</th><th>cache</th><th>client</th></tr>${pullRows}</table>
+<table><tr><th>time (UTC)</th><th>image</th><th>status</th><th>cache</th>${operator ? "<th>client</th>" : ""}</tr>${pullRows}</table>
 <h2>Use this proxy</h2>
 <p>Docker, <code>/etc/docker/daemon.json</code>:</p>
 <pre>{ "registry-mirrors": ["${escape(origin)}"] }</pre>

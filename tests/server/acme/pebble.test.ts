@@ -49,6 +49,7 @@ beforeAll(async () => {
     withAcmeChallenges((token) => answering?.challengeResponse(token), app),
     (exchange) => validations.push({ path: exchange.path, status: exchange.status }),
     new FileSender(),
+    30_000,
   );
   challengeServer = http.createServer(handler);
   await new Promise<void>((resolve) => challengeServer.listen({ port: 0, host: "127.0.0.1" }, resolve));

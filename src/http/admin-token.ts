@@ -1,0 +1,17 @@
+/**
+ * Whether a request carries the `[admin] token` as `Authorization: Bearer`.
+ * Both sides are hashed before the constant-time comparison, so neither the
+ * token's bytes nor its length show in the time taken. Never true when no
+ * token is configured.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+
+export function bearsAdminToken(request: Request, token: string): boolean {
+  if (!token) return false;
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+  return given !== undefined && timingSafeEqual(sha256(given), sha256(token));
+}
+
+function sha256(value: string): Buffer {
+  return createHash("sha256").update(value).digest();
+}
