@@ -79,11 +79,15 @@ export class UpstreamClient {
     for (let hop = 0; ; hop++) {
       const response = await this.fetchOnce(url, method, headers, request, hop === 0 ? request.body : undefined);
       const location = response.headers.get("location");
-      const follow = request.followRedirects !== false && hop < this.timeouts.maxRedirects;
-      if (!REDIRECTS.has(response.status) || location === null || !follow) {
+      if (!REDIRECTS.has(response.status) || location === null || request.followRedirects === false) {
         return { response, redirectedFrom };
       }
       await discard(response);
+      // Relaying the last 3xx would hand the client a Location it must never see (a CDN, or
+      // wherever a hostile upstream points): past the hop limit the upstream is broken.
+      if (hop >= this.timeouts.maxRedirects) {
+        throw new RegistryError("UNAVAILABLE", `upstream ${url.host} redirected more than ${this.timeouts.maxRedirects} times`, { status: 502 });
+      }
       redirectedFrom ??= response.headers;
       const next = URL.parse(location, url.href);
       if (next === null) throw new RegistryError("UNAVAILABLE", `upstream ${url.host} redirected to an invalid location`, { status: 502 });
