@@ -115,6 +115,13 @@ export class Fill {
         pull: async (controller) => {
           for (;;) {
             if (reader.position > end) {
+              // Every byte is out (the client's Content-Length tells it the body is whole), but the
+              // stream ends only once the blob is committed: a reader that finished then knows the
+              // next request is a hit (pre-warming reports a blob as cached when its read ends).
+              if (this.state === "committing") {
+                await this.changed();
+                continue;
+              }
               leave();
               return controller.close();
             }

@@ -345,3 +345,49 @@ test("Range during a fill of a correct blob completes with exactly its bytes onc
   expect(await ranged.done).toEqual({ digest: sha256(blob.bytes.subarray(100, 110)), length: 10 });
   expect(await first.done).toEqual({ digest: blob.digest, length: blob.bytes.length });
 }, 20_000);
+
+test("in process: a reader's stream ends only once the blob is committed, though every byte came before", async () => {
+  const { Fill } = await import("../../src/cache/fill");
+  const bytes = new Uint8Array(100_000).fill(7);
+  const written: Uint8Array[] = [];
+  let commitStarted!: () => void;
+  const committing = new Promise<void>((resolve) => (commitStarted = resolve));
+  let finishCommit!: () => void;
+  const committed = new Promise<void>((resolve) => (finishCommit = resolve));
+  const fill = new Fill({
+    digest: sha256(bytes),
+    size: bytes.length,
+    body: new Response(bytes).body!,
+    temp: {
+      write: async (chunk) => void written.push(chunk.slice()),
+      read: async () => new Uint8Array(0),
+      commit: async () => {
+        commitStarted();
+        await committed;
+      },
+      abort: async () => undefined,
+    },
+    storage: { open: async () => undefined, begin: async () => { throw new Error("unused"); }, delete: async () => undefined, list: async function* () {} },
+    continueWithoutReaders: true,
+    onSettled: () => undefined,
+  });
+  const reader = fill.read(0, bytes.length - 1).getReader();
+  void fill.start();
+  let received = 0;
+  let ended = false;
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    ended = true;
+  })();
+  await committing;
+  await waitFor(() => received === bytes.length, "every byte delivered while the commit is pending");
+  expect(ended).toBe(false);
+  finishCommit();
+  await reading;
+  expect(ended).toBe(true);
+  expect(fill.state).toBe("done");
+});
