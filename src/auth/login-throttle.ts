@@ -31,30 +31,48 @@ const WINDOW_MS = 60_000;
 
 export class LoginThrottle {
   private readonly now: () => number;
+  /** Checks running now, per key: they count as failures until they are known not to be. */
+  private readonly pending = new Map<string, number>();
 
   constructor(private readonly options: LoginThrottleOptions) {
     this.now = options.now ?? Date.now;
   }
 
-  /** Throws TOOMANYREQUESTS when `address` or `name` has used up its failures; counts nothing. */
-  async check(address: string, name: string): Promise<void> {
+  /**
+   * Runs `verify` (the password check) unless `address` or `name` has used up
+   * its failures, in which case it throws TOOMANYREQUESTS without running it;
+   * a false result is counted as a failure of both. Checks still in flight
+   * count against the limit too: otherwise a guesser sending a hundred at
+   * once would get a hundred guesses in before the first failure is counted.
+   */
+  async attempt(address: string, name: string, verify: () => Promise<boolean>): Promise<boolean> {
+    const limits = this.limits(address, name);
     const now = this.now();
-    for (const [key, limit] of this.limits(address, name)) {
-      const window = await this.options.store.peek(key, now);
-      if (window && window.count >= limit) {
-        const retryAfter = Math.max(1, Math.ceil((window.resetAt - now) / 1000));
+    const windows = await Promise.all(limits.map(([key]) => this.options.store.peek(key, now)));
+    // From here to the pending counts going up, nothing awaits: concurrent attempts see each other.
+    for (const [i, [key, limit]] of limits.entries()) {
+      const window = windows[i];
+      if ((window?.count ?? 0) + (this.pending.get(key) ?? 0) >= limit) {
+        // Only checks in flight: they end within a bcrypt run.
+        const retryAfter = window ? Math.max(1, Math.ceil((window.resetAt - now) / 1000)) : 1;
         throw new RegistryError("TOOMANYREQUESTS", `too many failed logins, retry in ${retryAfter}s`, {
           detail: { retryAfterSeconds: retryAfter },
           headers: { "retry-after": String(retryAfter) },
         });
       }
     }
-  }
-
-  /** Counts one failed login against `address` and `name`. */
-  async failed(address: string, name: string): Promise<void> {
-    const now = this.now();
-    for (const [key] of this.limits(address, name)) await this.options.store.hit(key, WINDOW_MS, now);
+    for (const [key] of limits) this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    try {
+      const ok = await verify();
+      if (!ok) for (const [key] of limits) await this.options.store.hit(key, WINDOW_MS, this.now());
+      return ok;
+    } finally {
+      for (const [key] of limits) {
+        const left = (this.pending.get(key) ?? 1) - 1;
+        if (left > 0) this.pending.set(key, left);
+        else this.pending.delete(key);
+      }
+    }
   }
 
   private limits(address: string, name: string): [string, number][] {

@@ -63,11 +63,10 @@ export class ProxyLogin {
   }
 
   private async verify(name: string, password: string, client: string): Promise<string | undefined> {
-    if (!this.users.recentlyVerified(name, password)) await this.throttle.check(client, name);
-    if (await this.users.verifyPassword(name, password)) return name;
-    if (this.users.verifyStaticToken(password) === name) return name;
-    await this.throttle.failed(client, name);
-    return undefined;
+    const check = async () => (await this.users.verifyPassword(name, password)) || this.users.verifyStaticToken(password) === name;
+    // Credentials that verified a moment ago (Docker sends Basic on every token request) skip the throttle.
+    const ok = this.users.recentlyVerified(name, password) ? await check() : await this.throttle.attempt(client, name, check);
+    return ok ? name : undefined;
   }
 }
 
