@@ -15,6 +15,7 @@ import { createAccessLog } from "../observability/access-log";
 import { routeOf, type Metrics } from "../observability/metrics";
 import type { RecentPulls } from "../observability/recent-pulls";
 import { onEveryInterface } from "./every-interface";
+import { enforceConnectionDeadlines } from "./connection-deadlines";
 import { FileSender } from "./file-sender";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import { withAcmeChallenges } from "./acme/challenges";
@@ -107,6 +108,7 @@ export async function startListeners(
         metrics.connections.inc();
         socket.once("close", () => metrics.connections.dec());
       });
+      enforceConnectionDeadlines(listener, { headMs: HEADERS_TIMEOUT_MS, idleMs: KEEP_ALIVE_TIMEOUT_MS }, scheme === "https");
       const bound = await bind(listener, port, host);
       if (store) store.attach(listener as https.Server); // a renewed or edited certificate reaches it live
       servers.push(listener);
