@@ -15,7 +15,7 @@ import { createAccessLog } from "../observability/access-log";
 import { routeOf, type Metrics } from "../observability/metrics";
 import type { RecentPulls } from "../observability/recent-pulls";
 import { onEveryInterface } from "./every-interface";
-import { enforceConnectionDeadlines } from "./connection-deadlines";
+import { manageIdleConnections, type IdleConnections } from "./idle-connections";
 import { FileSender } from "./file-sender";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import { withAcmeChallenges } from "./acme/challenges";
@@ -89,6 +89,7 @@ export async function startListeners(
     });
   };
   const servers: http.Server[] = [];
+  const idleConnections: IdleConnections[] = [];
   const addresses: Listening["addresses"] = [];
   const files = new FileSender(); // one buffer budget for every listener
 
@@ -108,7 +109,7 @@ export async function startListeners(
         metrics.connections.inc();
         socket.once("close", () => metrics.connections.dec());
       });
-      enforceConnectionDeadlines(listener, { headMs: HEADERS_TIMEOUT_MS, idleMs: KEEP_ALIVE_TIMEOUT_MS }, scheme === "https");
+      idleConnections.push(manageIdleConnections(listener, { headMs: HEADERS_TIMEOUT_MS, idleMs: KEEP_ALIVE_TIMEOUT_MS }, scheme === "https"));
       const bound = await bind(listener, port, host);
       if (store) store.attach(listener as https.Server); // a renewed or edited certificate reaches it live
       servers.push(listener);
@@ -127,7 +128,7 @@ export async function startListeners(
     addresses,
     async close(graceMs: number) {
       const closing = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-      for (const s of servers) s.closeIdleConnections();
+      for (const idle of idleConnections) idle.drain();
       const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), graceMs);
       await Promise.all(closing);
       clearTimeout(timer);
