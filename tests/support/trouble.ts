@@ -64,8 +64,12 @@ export async function startTrouble(target: string): Promise<Trouble> {
       faulted.push(line);
       if (current.kind === "close") return socket.destroy();
       if (current.kind !== "status") return; // hang: read, never answer
-      const body = JSON.stringify({ errors: [{ code: "UNKNOWN", message: `trouble switch: ${current.status}`, detail: null }] });
-      const lines = [`HTTP/1.1 ${current.status} ${REASONS[current.status] ?? "Trouble"}`, "connection: close", "content-type: application/json"];
+      // As the real ones answer: Docker Hub's 429 is registry JSON, a CDN's or load balancer's 5xx is an HTML page.
+      const limited = current.status === 429;
+      const body = limited
+        ? JSON.stringify({ errors: [{ code: "TOOMANYREQUESTS", message: "You have reached your pull rate limit.", detail: null }] })
+        : `<html><body><h1>${current.status} ${REASONS[current.status] ?? "Trouble"}</h1></body></html>`;
+      const lines = [`HTTP/1.1 ${current.status} ${REASONS[current.status] ?? "Trouble"}`, "connection: close", `content-type: ${limited ? "application/json" : "text/html"}`];
       if (current.retryAfter !== undefined) lines.push(`retry-after: ${current.retryAfter}`);
       lines.push(`content-length: ${line.startsWith("HEAD ") ? 0 : Buffer.byteLength(body)}`);
       socket.end(`${lines.join("\r\n")}\r\n\r\n${line.startsWith("HEAD ") ? "" : body}`);
