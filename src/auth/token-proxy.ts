@@ -38,7 +38,8 @@ export class TokenProxy {
   ) {}
 
   /**
-   * While the upstream's token service is down, clients still get a token —
+   * While the upstream's token service is down (unreachable, too slow,
+   * closing the connection, answering 5xx or 429), clients still get a token —
    * one that is worth nothing upstream — so they go on to ask docxy for
    * content, and the cache serves what it may (public images it holds).
    * Without this, an outage of the token service would make the cache useless
@@ -81,7 +82,9 @@ export class TokenProxy {
     });
     const out = withoutHopByHop(response.headers);
     for (const name of DROPPED) out.delete(name);
-    if (response.status >= 500) {
+    if (response.status >= 500 || response.status === 429) {
+      // A 429 storm is an outage too (Docker Hub limits its token service per address):
+      // it must not stop pulls of what the cache holds.
       await discard(response);
       throw new RegistryError("UNAVAILABLE", `the token service of ${request.upstream.name} answered ${response.status}`, { status: 502 });
     }
@@ -93,7 +96,7 @@ export class TokenProxy {
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
       // An oversized refusal is still a refusal: `docker login` must fail, not get an offline token.
-      const code = response.status === 401 ? "UNAUTHORIZED" : response.status === 429 ? "TOOMANYREQUESTS" : "DENIED";
+      const code = response.status === 401 ? "UNAUTHORIZED" : "DENIED";
       const body = errorBody(code, `the token service of ${request.upstream.name} answered ${response.status}`);
       return new Response(body, { status: response.status, headers: { "content-type": "application/json" } });
     }

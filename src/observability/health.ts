@@ -6,12 +6,27 @@
 import { discard, type UpstreamClient } from "../upstream/client";
 import type { Upstream, UpstreamTable } from "../upstream/table";
 
+/**
+ * up: the version check answered as a registry does (2xx, or 401 with a
+ * challenge); rate-limited: it answered 429; failing: any other answer (a
+ * 5xx outage, an unexpected status); unreachable: no answer (refused, closed,
+ * or not within the ping budget). The cache keeps serving what it holds in
+ * every state but up (README "Cache").
+ */
+export type UpstreamState = "up" | "rate-limited" | "failing" | "unreachable";
+
 export interface UpstreamHealth {
   name: string;
   url: string;
+  /** As before `state` existed: answered below 500 (a 429 counts as reachable). */
   reachable: boolean;
-  /** HTTP status of the upstream's /v2/ (401 counts as reachable: it is the normal anonymous answer). */
+  state: UpstreamState;
+  /** Why the state is not up, e.g. "answered 429" or "did not answer within 5s". */
+  reason?: string;
+  /** HTTP status of the upstream's /v2/ (401 counts as up: it is the normal anonymous answer). */
   status?: number;
+  /** The upstream's Retry-After, when it answered 429 or 503 with one. */
+  retry_after?: string;
   latency_ms?: number;
   error?: string;
   checked_at: string;
@@ -40,7 +55,7 @@ export class HealthMonitor {
   async report(): Promise<HealthReport> {
     const upstreams = await Promise.all(this.table.all.map((u) => this.check(u)));
     return {
-      status: upstreams.every((u) => u.reachable) ? "ok" : "degraded",
+      status: upstreams.every((u) => u.state === "up") ? "ok" : "degraded",
       version: this.version,
       uptime_seconds: Math.round((Date.now() - this.started) / 1000),
       upstreams,
@@ -66,15 +81,22 @@ export class HealthMonitor {
         headerTimeoutMs: this.probeTimeoutMs,
       });
       await discard(response);
+      const status = response.status;
+      const state: UpstreamState = status < 300 || status === 401 ? "up" : status === 429 ? "rate-limited" : "failing";
+      const retryAfter = response.headers.get("retry-after");
       return {
         ...base,
-        reachable: response.status < 500,
-        status: response.status,
+        reachable: status < 500,
+        state,
+        ...(state === "up" ? {} : { reason: `answered ${status}` }),
+        status,
+        ...(retryAfter !== null && state !== "up" ? { retry_after: retryAfter } : {}),
         latency_ms: Math.round(performance.now() - begin),
         checked_at: new Date().toISOString(),
       };
     } catch (error) {
-      return { ...base, reachable: false, error: (error as Error).message, checked_at: new Date().toISOString() };
+      const message = (error as Error).message;
+      return { ...base, reachable: false, state: "unreachable", reason: message, error: message, checked_at: new Date().toISOString() };
     }
   }
 }

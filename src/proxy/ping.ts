@@ -5,9 +5,15 @@
  * `docker login` really checks the token it obtained; a 401 gets our realm.
  *
  * It must answer promptly even when the upstream hangs, so it has the short
- * ping budget; without an upstream we answer from what we know: anonymous
- * clients get the challenge (the realm is ours anyway), clients presenting
- * credentials get 200, and their pulls then report the real upstream error.
+ * ping budget. When the upstream is in trouble — unreachable, too slow, or
+ * answering anything but 2xx or 401 (a 429 storm, a 5xx outage, a proxy's
+ * 403 page) — we answer from what we know: anonymous clients get the
+ * challenge (the realm is ours anyway), clients presenting credentials get
+ * 200. Every client stops at a failed version check before it asks for a
+ * manifest (and Docker with registry-mirrors then goes to Docker Hub
+ * itself), so relaying the trouble here would make the cache unreachable;
+ * the requests that follow get the upstream's real error where the cache
+ * cannot answer.
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
 import { errorBody, RegistryError } from "../oci/errors";
@@ -40,7 +46,7 @@ export class Ping {
     if (request.pullsAsProxy) return versionResponse(request.method, 200, "{}");
     const headers = new Headers();
     if (request.authorization) headers.set("authorization", request.authorization);
-    let status: number;
+    let status: number | undefined;
     let challenge: string | null = null;
     try {
       const { response } = await this.client.send({
@@ -53,19 +59,17 @@ export class Ping {
       });
       await discard(response);
       status = response.status;
-      challenge = response.headers.get("www-authenticate");
-      this.discovery.learn(request.upstream, challenge);
+      if (status === 401) {
+        challenge = response.headers.get("www-authenticate");
+        this.discovery.learn(request.upstream, challenge);
+      }
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
-      status = request.authorization ? 200 : 401;
+      status = undefined;
     }
+    if (status === undefined || (status >= 300 && status !== 401)) status = request.authorization ? 200 : 401;
 
-    const body =
-      status === 401
-        ? errorBody("UNAUTHORIZED", "authentication required")
-        : status < 300
-          ? "{}"
-          : errorBody("UNKNOWN", `upstream answered ${status}`);
+    const body = status === 401 ? errorBody("UNAUTHORIZED", "authentication required") : "{}";
     const response = versionResponse(request.method, status, body);
     if (status === 401) {
       const service = this.discovery.known(request.upstream)?.service;

@@ -8,7 +8,12 @@ import type { Services } from "../../services";
 const UpstreamHealth = t.Object({
   name: t.String(),
   url: t.String(),
-  reachable: t.Boolean(),
+  reachable: t.Boolean({ description: "answered below 500 (a 429 counts as reachable; see state)" }),
+  state: t.Union([t.Literal("up"), t.Literal("rate-limited"), t.Literal("failing"), t.Literal("unreachable")], {
+    description: "up: answers as a registry; rate-limited: 429; failing: 5xx or another unexpected status; unreachable: no answer in time",
+  }),
+  reason: t.Optional(t.String({ description: 'why it is not up, e.g. "answered 429"' })),
+  retry_after: t.Optional(t.String({ description: "the upstream's Retry-After, when it sent one" })),
   status: t.Optional(t.Integer({ description: "HTTP status of the upstream's /v2/ (401 is the normal anonymous answer)" })),
   latency_ms: t.Optional(t.Number()),
   error: t.Optional(t.String()),
@@ -16,7 +21,7 @@ const UpstreamHealth = t.Object({
 });
 
 const HealthReport = t.Object({
-  status: t.Union([t.Literal("ok"), t.Literal("degraded")], { description: "degraded: some upstream is unreachable" }),
+  status: t.Union([t.Literal("ok"), t.Literal("degraded")], { description: "degraded: some upstream is not up (rate-limited, failing or unreachable)" }),
   version: t.String(),
   uptime_seconds: t.Integer(),
   upstreams: t.Array(UpstreamHealth),

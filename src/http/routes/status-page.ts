@@ -57,7 +57,7 @@ export function statusPageRoutes(services: Services) {
     const upstreamRows = report.upstreams
       .map(
         (u) =>
-          `<tr><td>${escape(u.name)}</td><td>${escape(u.url)}</td><td class="${u.reachable ? "ok" : "bad"}">${u.reachable ? "reachable" : "unreachable"}</td>` +
+          `<tr><td>${escape(u.name)}</td><td>${escape(u.url)}</td><td class="${u.state === "up" ? "ok" : "bad"}">${u.state === "up" ? "reachable" : escape(`${u.state}: ${u.reason ?? ""}`)}</td>` +
           `<td>${u.latency_ms !== undefined ? `${u.latency_ms} ms` : "–"}</td><td>${quota(u.name) || "–"}</td></tr>`,
       )
       .join("");

@@ -1,0 +1,67 @@
+/**
+ * `/health`'s view of an upstream in trouble, in process: the real
+ * HealthMonitor and client against the raw-TCP fake registry behind the fault
+ * switch (tests/support/trouble.ts). Each state comes with the reason, so an
+ * operator sees "answered 429" rather than a bare "degraded".
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { HealthMonitor } from "../../src/observability/health";
+import { UpstreamClient } from "../../src/upstream/client";
+import { UpstreamTable } from "../../src/upstream/table";
+import { startFakeRegistry, type FakeRegistry } from "../support/cache/fake-registry";
+import { startTrouble, type Trouble, type TroubleMode } from "../support/trouble";
+
+let fake: FakeRegistry;
+let trouble: Trouble;
+beforeAll(async () => {
+  fake = await startFakeRegistry();
+  trouble = await startTrouble(fake.url);
+});
+afterAll(async () => {
+  await trouble?.stop();
+  await fake?.stop();
+});
+
+const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
+
+/** A fresh monitor each time: results are reused for a few seconds. */
+async function report(mode: TroubleMode) {
+  await trouble.set(mode);
+  const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
+  const { status, upstreams } = await new HealthMonitor(table, client, "test", 300).report();
+  await trouble.set({ kind: "pass" });
+  const { state, reason, reachable, retry_after } = upstreams[0]!;
+  return { status, state, reason, reachable, retry_after };
+}
+
+test("an upstream answering as a registry is up, without a reason", async () => {
+  expect(await report({ kind: "pass" })).toEqual({ status: "ok", state: "up", reason: undefined, reachable: true, retry_after: undefined });
+});
+
+test("a 429 is rate-limited, with the upstream's Retry-After", async () => {
+  expect(await report({ kind: "status", status: 429, retryAfter: "42" })).toEqual({
+    status: "degraded",
+    state: "rate-limited",
+    reason: "answered 429",
+    reachable: true,
+    retry_after: "42",
+  });
+});
+
+test("a 5xx or an unexpected status is failing, with the status as the reason", async () => {
+  for (const status of [500, 502, 503, 504, 404]) {
+    const got = await report({ kind: "status", status });
+    expect(got).toEqual({ status: "degraded", state: "failing", reason: `answered ${status}`, reachable: status < 500, retry_after: undefined });
+  }
+});
+
+test("no answer in time, a closed connection or a refused one is unreachable, saying which", async () => {
+  const hung = await report({ kind: "hang" });
+  expect({ ...hung, reason: undefined }).toEqual({ status: "degraded", state: "unreachable", reason: undefined, reachable: false, retry_after: undefined });
+  expect(hung.reason).toContain("did not answer within 0.3s");
+  for (const mode of [{ kind: "close" }, { kind: "refuse" }] as const) {
+    const got = await report(mode);
+    expect({ state: got.state, status: got.status }).toEqual({ state: "unreachable", status: "degraded" });
+    expect(got.reason).toContain("is unreachable");
+  }
+});
