@@ -3,6 +3,7 @@
  * layer uses. No module keeps state in globals; everything lives here.
  */
 import { LoginThrottle } from "./auth/login-throttle";
+import { CredentialMemory } from "./auth/credential-memory";
 import { ProxyLogin, type ProxyAuth } from "./auth/proxy-login";
 import { ProxyTokens } from "./auth/proxy-tokens";
 import { PublicOrigin } from "./auth/public-origin";
@@ -91,7 +92,8 @@ export async function createServices(config: Config, log: Logger, env: Record<st
   const guards = await openGuards(config, log);
   const pull = new PullProxy(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
-  const opened = await openCache(config.cache, { client, discovery, pull, upstreamAuth, log, sendfile });
+  const credentials = new CredentialMemory();
+  const opened = await openCache(config.cache, { client, discovery, pull, upstreamAuth, log, sendfile, credentials });
   cache = opened.cache;
   const auth = upstreamAuth;
   return {
@@ -108,7 +110,7 @@ export async function createServices(config: Config, log: Logger, env: Record<st
       // docxy's own users pull as docxy; otherwise a client with credentials of its own uses
       // them, and the others pull as docxy when it has an account for that upstream.
       proxyAuth || (!request.headers.has("authorization") && auth.hasAccounts(upstream)) ? "proxy" : "client",
-    tokens: new TokenProxy(client, discovery),
+    tokens: new TokenProxy(client, discovery, credentials),
     health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
     metrics,
     recentPulls: new RecentPulls(),

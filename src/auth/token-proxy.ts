@@ -9,9 +9,10 @@
 import { errorBody, RegistryError } from "../oci/errors";
 import { withoutHopByHop } from "../oci/headers";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
-import { cappedBody, ERROR_LIMIT, TOKEN_LIMIT } from "../upstream/body-limit";
+import { cappedBody, ERROR_LIMIT, readCapped, TOKEN_LIMIT } from "../upstream/body-limit";
 import { discard, type UpstreamClient } from "../upstream/client";
 import type { Upstream } from "../upstream/table";
+import type { CredentialMemory } from "./credential-memory";
 import { upstreamTokenForm, upstreamTokenQuery } from "./token-request";
 
 export interface TokenExchange {
@@ -25,9 +26,6 @@ export interface TokenExchange {
   signal?: AbortSignal;
 }
 
-/** The token handed out while the upstream's token service is unreachable. */
-const OFFLINE_TOKEN = "docxy-offline";
-
 /** Upstream headers a token response must not carry to our client. */
 const DROPPED = ["set-cookie", "www-authenticate", "strict-transport-security", "alt-svc"];
 
@@ -35,6 +33,7 @@ export class TokenProxy {
   constructor(
     private readonly client: UpstreamClient,
     private readonly discovery: AuthDiscovery,
+    private readonly credentials: CredentialMemory,
   ) {}
 
   /**
@@ -43,19 +42,23 @@ export class TokenProxy {
    * one that is worth nothing upstream — so they go on to ask docxy for
    * content, and the cache serves what it may (public images it holds).
    * Without this, an outage of the token service would make the cache useless
-   * to every client that authenticates first (all of them).
+   * to every client that authenticates first (all of them). A client that
+   * presents credentials gets an offline token naming them
+   * (credential-memory.ts), so the private content those credentials read
+   * before stays readable to it, and to nobody else.
    */
   async exchange(request: TokenExchange): Promise<Response> {
+    const credentials = this.credentials.credentialsOf(request.authorization, request.form);
     try {
-      return await this.forward(request);
+      return await this.forward(request, credentials);
     } catch (error) {
       if (!(error instanceof RegistryError) || error.ociCode !== "UNAVAILABLE") throw error;
     }
-    const issuedAt = new Date().toISOString();
-    return Response.json({ token: OFFLINE_TOKEN, access_token: OFFLINE_TOKEN, expires_in: 60, issued_at: issuedAt });
+    const token = this.credentials.offlineToken(credentials);
+    return Response.json({ token, access_token: token, expires_in: 60, issued_at: new Date().toISOString() });
   }
 
-  private async forward(request: TokenExchange): Promise<Response> {
+  private async forward(request: TokenExchange, credentials: string | undefined): Promise<Response> {
     const { realm, service, namedBy } = await this.discovery.tokenService(request.upstream, request.signal);
     const headers = new Headers({ accept: "application/json" });
     if (request.authorization) headers.set("authorization", request.authorization);
@@ -89,7 +92,10 @@ export class TokenProxy {
       throw new RegistryError("UNAVAILABLE", `the token service of ${request.upstream.name} answered ${response.status}`, { status: 502 });
     }
     if (response.status < 400) {
-      return new Response(await cappedBody(response, TOKEN_LIMIT, request.upstream.name, out), { status: response.status, headers: out });
+      const bytes = await readCapped(response, TOKEN_LIMIT, request.upstream.name);
+      if (credentials) this.remember(credentials, bytes);
+      out.set("content-length", String(bytes.length));
+      return new Response(bytes, { status: response.status, headers: out });
     }
     try {
       return new Response(await cappedBody(response, ERROR_LIMIT, request.upstream.name, out), { status: response.status, headers: out });
@@ -99,6 +105,17 @@ export class TokenProxy {
       const code = response.status === 401 ? "UNAUTHORIZED" : "DENIED";
       const body = errorBody(code, `the token service of ${request.upstream.name} answered ${response.status}`);
       return new Response(body, { status: response.status, headers: { "content-type": "application/json" } });
+    }
+  }
+
+  /** Whose the issued token is (its JSON: `token` or `access_token`, `expires_in`), for credential-memory.ts. */
+  private remember(credentials: string, bytes: Uint8Array): void {
+    try {
+      const body = JSON.parse(new TextDecoder().decode(bytes)) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+      const token = typeof body.token === "string" ? body.token : body.access_token;
+      if (typeof token === "string" && token !== "") this.credentials.issued(credentials, token, typeof body.expires_in === "number" ? body.expires_in : 60);
+    } catch {
+      // not JSON: relayed as is, nothing to remember
     }
   }
 }

@@ -18,9 +18,13 @@
  *    - For any other repository the client proves access with its own
  *      credentials: a HEAD of the same content upstream (free against Docker
  *      Hub's quota, redirects not followed), remembered for PROOF_TTL per
- *      (credentials, repository). A refusal reaches the client as the
+ *      (credentials, repository). While the token service is in trouble the
+ *      client holds an offline token instead, which names the credentials it
+ *      logged in with; a proof those credentials made before then counts
+ *      (auth/credential-memory.ts). A refusal reaches the client as the
  *      upstream's answer, with our challenge, so it can log in and retry.
  */
+import type { CredentialMemory } from "../auth/credential-memory";
 import { RegistryError } from "../oci/errors";
 import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
 import { discard } from "../upstream/client";
@@ -36,7 +40,13 @@ export class AccessGate {
   constructor(
     private readonly index: CacheIndex,
     private readonly pull: PullProxy,
+    private readonly credentials: CredentialMemory,
   ) {}
+
+  /** Whether the client holds one of docxy's offline tokens: the upstream cannot be asked on its behalf. */
+  offline(request: PullRequest): boolean {
+    return this.credentials.isOffline(request.headers.get("authorization"));
+  }
 
   /**
    * undefined when `request` may be served the cached `digest`; otherwise the
@@ -49,6 +59,9 @@ export class AccessGate {
     const linked = this.index.hasLink(upstream.name, repository, digest);
     const access = this.index.getRepositoryAccess(upstream.name, repository);
     if (linked && access?.public && Date.now() - access.checkedAt < PUBLIC_TTL_MS) return undefined;
+    // An offline token is worth nothing upstream: docxy handed it out because the token service
+    // is in trouble. What its credentials proved before decides, without asking (see credential-memory.ts).
+    if (linked && this.credentials.provenBefore(request.headers.get("authorization"), `${upstream.name}/${repository}`)) return undefined;
 
     // Ask the upstream as docxy itself: proves the link and, if it can read it, publicness.
     let asDocxy;
@@ -81,6 +94,8 @@ export class AccessGate {
     const { upstream } = request.route;
     const repository = this.pull.upstreamName(request);
     this.index.putLink(upstream.name, repository, digest);
+    // The upstream just served this repository on the client's own credentials: a proof for them.
+    if (request.identity === "client") this.credentials.proven(request.headers.get("authorization"), `${upstream.name}/${repository}`);
     const access = this.index.getRepositoryAccess(upstream.name, repository);
     const key = `${upstream.name}/${repository}`;
     if ((access && Date.now() - access.checkedAt < PUBLIC_TTL_MS) || this.learning.has(key)) return;
@@ -107,6 +122,7 @@ export class AccessGate {
       await discard(result.response);
       this.index.putLink(request.route.upstream.name, repository, digest);
       if (key) this.remember(key);
+      this.credentials.proven(authorization, `${request.route.upstream.name}/${repository}`);
       return undefined;
     }
     return this.pull.relay(request, result);

@@ -93,7 +93,10 @@ export class ManifestCache {
       if (cached) return cached;
       return this.fetchAndStore(request, digest);
     }
-    if (known && (response.status === 429 || response.status >= 500)) {
+    // A 401 to an offline token means the registry answers but its token service does not:
+    // trouble too, for this client.
+    const trouble = response.status === 429 || response.status >= 500 || (response.status === 401 && this.gate.offline(request));
+    if (known && trouble) {
       await discard(response);
       return this.stale(request, known, `upstream answered ${response.status}`);
     }

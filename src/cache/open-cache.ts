@@ -11,6 +11,7 @@ import type { PullProxy } from "../proxy/pull-proxy";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import type { UpstreamAuth } from "../upstream/upstream-auth";
 import type { UpstreamClient } from "../upstream/client";
+import type { CredentialMemory } from "../auth/credential-memory";
 import { AccessGate } from "./access-gate";
 import { BlobCache } from "./blob-cache";
 import { FillLimits } from "./fill-limits";
@@ -29,6 +30,8 @@ export interface CacheParts {
   pull: PullProxy;
   upstreamAuth: UpstreamAuth;
   log: Logger;
+  /** Whose tokens docxy relayed: private content stays readable to its readers while the token service is in trouble. */
+  credentials: CredentialMemory;
   /** Set when hits go to the sendfile port. */
   sendfile?: SendfileRedirects;
 }
@@ -58,7 +61,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return { puller: parts.pull };
   }
 
-  const gate = new AccessGate(index, parts.pull);
+  const gate = new AccessGate(index, parts.pull, parts.credentials);
   let blobs: BlobCache | undefined;
   const maxBytes = parseSize(config.max_size);
   const evictor = new Evictor({

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TokenProxy } from "../../src/auth/token-proxy";
+import { CredentialMemory } from "../../src/auth/credential-memory";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
 import type { Upstream } from "../../src/upstream/table";
@@ -25,7 +26,7 @@ beforeAll(async () => {
 afterAll(() => fake?.stop());
 
 const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
-const tokens = new TokenProxy(client, new AuthDiscovery(client, 5000));
+const tokens = new TokenProxy(client, new AuthDiscovery(client, 5000), new CredentialMemory());
 const exchange = (realm: string) => {
   const upstream: Upstream = { name: "fake", registry: "fake.io", url: fake.url, hosts: [], autoLibraryPrefix: false, authRealm: `${fake.url}${realm}`, authService: "fake" };
   return tokens.exchange({ upstream, query: new URLSearchParams("scope=repository:acme/app:pull"), authorization: null });

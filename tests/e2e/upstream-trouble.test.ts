@@ -121,6 +121,28 @@ for (const { name, mode, uncached } of MODES) {
   }, 120_000);
 }
 
+test("private content: the credentials that read it before still read it while the upstream is in trouble; a wrong password and anonymous clients do not", async () => {
+  const { secret } = upstream.images;
+  const ref = "private/secret:latest";
+  const files = await skopeoCopyOk(host, ref, false, "alice:secret");
+  expect(files["manifest.json"]).toBe(secret.digest);
+  const modes: { name: string; set: () => Promise<unknown> }[] = [
+    { name: "registry and token service answer 429", set: () => both({ kind: "status", status: 429, retryAfter: "1" }) },
+    // The registry answers, but refuses the offline token its token service could not replace.
+    { name: "only the token service is down", set: () => tokens.set({ kind: "refuse" }) },
+  ];
+  for (const { name, set } of modes) {
+    await set();
+    try {
+      expect({ name, files: await skopeoCopyOk(host, ref, false, "alice:secret") }).toEqual({ name, files });
+      expect({ name, code: (await skopeoCopy(host, ref, false, "alice:wrong-password")).code }).not.toEqual({ name, code: 0 });
+      expect({ name, code: (await skopeoCopy(host, ref)).code }).not.toEqual({ name, code: 0 });
+    } finally {
+      await both({ kind: "pass" });
+    }
+  }
+}, 120_000);
+
 test("nothing was half-committed: no temp files, every cached blob still hashes to its digest", () => {
   expect(tempFiles(docxy.cacheDir)).toEqual([]);
   const { alpine, app } = upstream.images;

@@ -41,11 +41,12 @@ export interface CopyResult {
   files: Record<string, string> | undefined;
 }
 
-/** `skopeo copy docker://<host>/<ref> dir:…` over plain HTTP, then the copied files' digests. */
-export async function skopeoCopy(host: string, ref: string, all = false): Promise<CopyResult> {
+/** `skopeo copy docker://<host>/<ref> dir:…` over plain HTTP (with `creds`, `user:password`, when given), then the copied files' digests. */
+export async function skopeoCopy(host: string, ref: string, all = false, creds?: string): Promise<CopyResult> {
   const dir = join(mkdtempSync(join(tmpdir(), "docxy-skopeo-copy-")), "out");
   try {
-    const result = await skopeo("copy", ...(all ? ["--all"] : []), "--src-tls-verify=false", `docker://${host}/${ref}`, `dir:${dir}`);
+    const login = creds ? [`--src-creds=${creds}`] : [];
+    const result = await skopeo("copy", ...(all ? ["--all"] : []), ...login, "--src-tls-verify=false", `docker://${host}/${ref}`, `dir:${dir}`);
     const digest = (f: string) => `sha256:${new Bun.CryptoHasher("sha256").update(readFileSync(join(dir, f))).digest("hex")}`;
     const files = result.code === 0 ? Object.fromEntries(readdirSync(dir).map((f) => [f, digest(f)])) : undefined;
     return { code: result.code, stderr: result.stderr.trim().split("\n").at(-1), files };
@@ -55,8 +56,8 @@ export async function skopeoCopy(host: string, ref: string, all = false): Promis
 }
 
 /** Like skopeoCopy(), but fails the test with skopeo's own message. */
-export async function skopeoCopyOk(host: string, ref: string, all = false): Promise<Record<string, string>> {
-  const result = await skopeoCopy(host, ref, all);
+export async function skopeoCopyOk(host: string, ref: string, all = false, creds?: string): Promise<Record<string, string>> {
+  const result = await skopeoCopy(host, ref, all, creds);
   if (!result.files) throw new Error(`skopeo copy ${ref} failed (${result.code}): ${result.stderr}`);
   return result.files;
 }
