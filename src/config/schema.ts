@@ -79,8 +79,11 @@ export const ConfigSchema = t.Object({
     {
       default: t.String({ default: "dockerhub" }),
       upstream_registry: t.String({ default: "https://registry-1.docker.io" }),
-      auth_realm: t.String({ default: "https://auth.docker.io/token" }),
-      auth_service: t.String({ default: "registry.docker.io" }),
+      // No defaults: unset means "Docker Hub's when upstream_registry is Docker Hub's, else
+      // discovered from the upstream's challenge" (upstream/table.ts). A filled-in Docker Hub
+      // realm would send a chained docxy's token requests to auth.docker.io (issue 14).
+      auth_realm: t.Optional(t.String({ description: "Upstream token realm; Docker Hub's for Docker Hub, else discovered from the upstream's /v2/ challenge" })),
+      auth_service: t.Optional(t.String({ description: "Upstream token service; Docker Hub's for Docker Hub, else discovered" })),
       auto_library_prefix: t.Boolean({ default: true }),
       public_base_url: t.Optional(t.String()),
       builtin_upstreams: t.Boolean({ default: true, description: "docxy: start from the built-in table of well-known registries" }),

@@ -53,8 +53,7 @@ export function checkSemantics(config: Config): string[] {
 
   if (registry.upstreams.length === 0) {
     problems.push(...urlProblems("registry.upstream_registry", registry.upstream_registry));
-    problems.push(...urlProblems("registry.auth_realm", registry.auth_realm));
-    if (!registry.auth_service.trim()) problems.push("registry.auth_service: must not be empty");
+    if (registry.auth_realm !== undefined) problems.push(...urlProblems("registry.auth_realm", registry.auth_realm));
   }
   const builtins = new Set(registry.builtin_upstreams ? BUILTIN_UPSTREAMS.map((b) => b.name) : []);
   const names = new Set(builtins);

@@ -7,12 +7,16 @@
  * trace or an internal message on the wire.
  */
 import { errorBody, RegistryError } from "../oci/errors";
+import { API_VERSION, API_VERSION_HEADER } from "../oci/headers";
 import type { Logger } from "../observability/logger";
 
 export function registryErrorResponse(error: RegistryError, method: string): Response {
   const body = errorBody(error.ociCode, error.message, error.detail);
   const headers = new Headers(error.headers);
   headers.set("content-type", "application/json; charset=utf-8");
+  // Docker checks it on /v2/ answers, error or not, to tell a v2 registry (dist-spec "API Version
+  // Check"); distribution sends it on every response, so docxy's own errors carry it too.
+  headers.set(API_VERSION_HEADER, API_VERSION);
   // A HEAD error has no body (distribution does the same), but keeps its status.
   if (method === "HEAD") return new Response(null, { status: error.status, headers });
   headers.set("content-length", String(Buffer.byteLength(body)));

@@ -2,8 +2,8 @@
  * The distribution-spec grammar for repository names, tags and digests.
  *
  * Every value that reaches an upstream URL is validated here first: a name or
- * reference outside the grammar is a client error (400), never something we
- * forward. Sources: opencontainers/distribution-spec v1.1.1 spec.md ("Pulling
+ * reference outside the grammar is answered here (400, or 404 for a manifest
+ * reference that is no tag), never something we forward. Sources: opencontainers/distribution-spec v1.1.1 spec.md ("Pulling
  * manifests"), image-spec descriptor.md (digests).
  */
 import { RegistryError } from "./errors";
@@ -46,11 +46,17 @@ export function assertDigest(digest: string): void {
   }
 }
 
-/** A manifest reference is a tag or a digest. */
+/**
+ * A manifest reference is a tag or a digest. A reference that is neither
+ * names no manifest: `404 MANIFEST_UNKNOWN`, as distribution answers and as
+ * the dist-spec conformance suite expects for `.INVALID_MANIFEST_NAME`
+ * (conformance/01_pull_test.go, "HEAD/GET nonexistent manifest should return
+ * 404"). TAG_INVALID is a schema1 push code the OCI error table does not list.
+ */
 export function assertManifestReference(reference: string): void {
   if (reference.includes(":")) return assertDigest(reference);
   if (!isTag(reference)) {
-    throw new RegistryError("TAG_INVALID", `invalid tag: ${JSON.stringify(reference)}`, { detail: { tag: reference } });
+    throw new RegistryError("MANIFEST_UNKNOWN", `no manifest named ${JSON.stringify(reference)}: not a valid tag`, { detail: { tag: reference } });
   }
 }
 

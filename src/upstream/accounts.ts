@@ -9,6 +9,13 @@
 import { readFileSync } from "node:fs";
 import type { CredentialEntry } from "../config/schema";
 
+/**
+ * Docker Hub counts pulls over 6 hours (`w=21600`: 100 anonymous, 200 for a
+ * Personal account; the hourly limits announced for April 2025 were never
+ * enforced, research/peers.md "Update 2026-12-02"). Used when a header omits `w=`.
+ */
+const DOCKER_HUB_WINDOW_S = 21_600;
+
 export class Account {
   remaining: number | undefined;
   restedUntil = 0;
@@ -27,7 +34,7 @@ export class Account {
     const match = /^\s*(\d+)\s*(?:;\s*w=(\d+))?/.exec(headers.get("ratelimit-remaining") ?? "");
     if (!match) return;
     this.remaining = Number(match[1]);
-    if (this.remaining === 0) this.restedUntil = now + Number(match[2] ?? 3600) * 1000;
+    if (this.remaining === 0) this.restedUntil = now + Number(match[2] ?? DOCKER_HUB_WINDOW_S) * 1000;
   }
 
   toString(): string {

@@ -6,10 +6,11 @@
  * The table starts from the built-in well-known registries; Wharf's legacy
  * `[registry]` keys describe the default upstream, and each
  * `[[registry.upstreams]]` entry overrides a built-in of the same name key by
- * key, or adds a new upstream.
+ * key, or adds a new upstream. A token realm and service not set explicitly
+ * are Docker Hub's only for Docker Hub's URL, else learnt from the upstream.
  */
 import type { Config, UpstreamEntry } from "../config/schema";
-import { BUILTIN_UPSTREAMS } from "./builtins";
+import { BUILTIN_UPSTREAMS, type BuiltinUpstream } from "./builtins";
 
 export interface Upstream {
   /** Name used in `/auth/<name>/token` (case-insensitive). */
@@ -102,13 +103,24 @@ function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
     registry: registry.toLowerCase(),
     url,
     hosts: entry.hosts?.map(normaliseHost) ?? base?.hosts ?? [],
-    authRealm: blankToUndefined(entry.auth_realm) ?? (entry.upstream_registry === undefined ? base?.authRealm : undefined),
-    authService: blankToUndefined(entry.auth_service) ?? (entry.upstream_registry === undefined ? base?.authService : undefined),
+    authRealm: blankToUndefined(entry.auth_realm) ?? builtinAt(url)?.authRealm,
+    authService: blankToUndefined(entry.auth_service) ?? builtinAt(url)?.authService,
     autoLibraryPrefix: entry.auto_library_prefix ?? base?.autoLibraryPrefix ?? false,
     publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url), trimSlash) ?? base?.publicBaseUrl,
     allowPrivateRedirects: entry.allow_private_redirects ?? base?.allowPrivateRedirects ?? false,
     enabled: entry.enabled ?? base?.enabled ?? true,
   };
+}
+
+/**
+ * The built-in registry served at `url`, whose written-out token service
+ * (Docker Hub's) then applies. Any other URL — another docxy, a CNCF
+ * distribution, an internal mirror — has its realm and service discovered from
+ * its own challenge unless the entry sets them: Docker Hub's realm there would
+ * send every token request to auth.docker.io, which that upstream does not trust.
+ */
+function builtinAt(url: string | undefined): BuiltinUpstream | undefined {
+  return url === undefined ? undefined : BUILTIN_UPSTREAMS.find((b) => b.url === url);
 }
 
 /** Lowercase, no trailing dot, no brackets around IPv6, no port (Wharf's normalisation). */

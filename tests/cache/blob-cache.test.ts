@@ -170,6 +170,47 @@ describe("coalescing", () => {
   }, 60_000);
 });
 
+describe("containerd 2.x request shapes (PR #10177 parallel layer ranges; Range: bytes=0- on manifests)", () => {
+  /** sha256 of bytes [start, end] of the upstream's copy, streamed. */
+  const sliceDigest = async (digest: string, start: number, end: number) => {
+    const hasher = new Bun.CryptoHasher("sha256");
+    for await (const chunk of Bun.file(blobPath(upstream.rootDir, digest)).slice(start, end + 1).stream()) hasher.update(chunk);
+    return `sha256:${hasher.digest("hex")}`;
+  };
+
+  test("a cold layer split into 4 parallel Range GETs: one whole CDN download, each a 206 with its exact slice", async () => {
+    const d = await coldDocxy();
+    const layer = bigLayer();
+    const auth = await bearer(d, "library/big");
+    const cdnBefore = cdnGets(layer.digest);
+    const part = Math.ceil(layer.size / 4);
+    const ranges = [0, 1, 2, 3].map((i) => [i * part, Math.min((i + 1) * part, layer.size) - 1] as const);
+    const results = await Promise.all(ranges.map(([start, end]) => getBlob(blobUrl(d, "library/big", layer.digest), auth, { range: `bytes=${start}-${end}` })));
+    for (const [i, [start, end]] of ranges.entries()) {
+      expect(results[i]).toMatchObject({ status: 206, contentRange: `bytes ${start}-${end}/${layer.size}`, contentLength: String(end - start + 1), length: end - start + 1 });
+      expect(results[i]!.digest).toBe(await sliceDigest(layer.digest, start, end));
+    }
+    console.log(`4 parallel cold Range GETs: X-Cache ${JSON.stringify(results.map((r) => r.cache))}`);
+    expect(cdnGets(layer.digest) - cdnBefore).toBe(1);
+    expect(upstream.cdnLog.filter((r) => r.path.includes(layer.digest.slice(7)) && r.range)).toEqual([]);
+    await waitFor(() => isCached(d.cacheDir, layer.digest), "the commit");
+  }, 60_000);
+
+  test("a manifest GET with Range: bytes=0- gets the whole manifest as a 200, cold and cached, by tag and by digest", async () => {
+    const d = await coldDocxy();
+    const app = upstream.images.app.manifests[0]!;
+    const headers = { authorization: await bearer(d, "acme/app"), accept: app.mediaType, range: "bytes=0-" };
+    for (const expected of ["MISS", "HIT"]) {
+      for (const reference of ["v1", app.digest]) {
+        const response = await fetch(`${d.url}/v2/acme/app/manifests/${reference}`, { headers });
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        expect([response.status, response.headers.get("docker-content-digest"), sha256(bytes), bytes.length]).toEqual([200, app.digest, app.digest, app.size]);
+        if (reference === "v1") expect(response.headers.get("x-cache")).toBe(expected);
+      }
+    }
+  });
+});
+
 describe("eviction", () => {
   test("max_size: pulling a second image evicts the first one's layers (least recently used first)", async () => {
     const app = upstream.images.app.manifests[0]!.layers;

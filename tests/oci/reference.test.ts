@@ -39,8 +39,15 @@ describe("tags and digests", () => {
     ["sha256", false],
   ])("digest %s → %p", (digest, valid) => expect(isDigest(digest)).toBe(valid));
 
-  test("an invalid manifest reference is a TAG_INVALID or DIGEST_INVALID registry error", () => {
+  test("a manifest reference that is no tag is MANIFEST_UNKNOWN (404); a bad digest is DIGEST_INVALID (400)", () => {
     expect(() => assertManifestReference("bad tag")).toThrow(RegistryError);
+    let thrown: unknown;
+    try {
+      assertManifestReference(".INVALID_MANIFEST_NAME");
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ ociCode: "MANIFEST_UNKNOWN", status: 404 });
     try {
       assertManifestReference("sha256:xyz");
     } catch (error) {

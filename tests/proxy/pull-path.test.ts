@@ -21,7 +21,8 @@ test("paths outside the pull API are not pull paths", () => {
 test.each([
   ["Library/x/manifests/latest", "NAME_INVALID"],
   ["library%2Fx/manifests/latest", "NAME_INVALID"],
-  ["x/manifests/bad%20tag", "TAG_INVALID"],
+  ["x/manifests/bad%20tag", "MANIFEST_UNKNOWN"],
+  ["x/manifests/.INVALID_MANIFEST_NAME", "MANIFEST_UNKNOWN"],
   ["x/blobs/latest", "DIGEST_INVALID"],
   ["x/manifests/sha256:zz", "DIGEST_INVALID"],
 ])("%s is rejected with %s", (path, code) => {

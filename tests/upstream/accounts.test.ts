@@ -16,6 +16,17 @@ test("Docker Hub's quota header steers the choice; an exhausted account rests un
   expect(pickAccount([])).toBeUndefined();
 });
 
+test("an exhausted account without a window in its header rests for Docker Hub's 6-hour window, not an hour", () => {
+  const a = new Account("a", () => "x");
+  const b = new Account("b", () => "y");
+  a.observe(new Headers({ "ratelimit-remaining": "0" }), 0);
+  b.observe(new Headers({ "ratelimit-remaining": "0;w=7200" }), 0);
+  // after an hour both still rest; b (2 h) is back sooner than a (6 h)
+  expect(pickAccount([a, b], 3_600_000 + 1)).toBe(b);
+  expect(pickAccount([a, b], 7_200_000 + 1)).toBe(b);
+  expect(a.restedUntil).toBe(21_600_000);
+});
+
 test("secrets come from one source and never show in strings or JSON", () => {
   const [account] = accountsFrom([{ username: "bot", password_env: "PW" }], "k", { PW: "hunter2" });
   expect(account!.basic()).toBe(`Basic ${Buffer.from("bot:hunter2").toString("base64")}`);

@@ -54,3 +54,24 @@ test("allow_private_redirects is off unless an entry turns it on, for built-ins 
   expect(table.byName("ghcr")?.allowPrivateRedirects).toBe(false);
   expect(table.byName("dockerhub")?.allowPrivateRedirects).toBe(false);
 });
+
+test("Wharf's plain config pointing at another registry keeps no Docker Hub realm: it is discovered from that upstream", () => {
+  const table = upstreamTableFromConfig(config({ upstream_registry: "https://docxy.example.com/" }));
+  expect(table.default).toMatchObject({ name: "dockerhub", registry: "docker.io", url: "https://docxy.example.com", authRealm: undefined, authService: undefined });
+  // the same with the built-in table off, and for a listed entry of a new name
+  expect(upstreamTableFromConfig(config({ upstream_registry: "http://10.0.0.5:5000", builtin_upstreams: false })).default.authRealm).toBeUndefined();
+  expect(upstreamTableFromConfig(config({ upstreams: [{ name: "far", upstream_registry: "https://far.example.com" }] })).byName("far")?.authRealm).toBeUndefined();
+});
+
+test("Docker Hub's URL keeps Docker Hub's realm and service when they are not set, with or without the built-in table", () => {
+  for (const registry of [{}, { upstream_registry: "https://registry-1.docker.io/" }, { builtin_upstreams: false }, { upstreams: [{ name: "hub", upstream_registry: "https://registry-1.docker.io" }] }]) {
+    const table = upstreamTableFromConfig(config(registry));
+    const hub = table.byName("hub") ?? table.default;
+    expect([hub.authRealm, hub.authService]).toEqual(["https://auth.docker.io/token", "registry.docker.io"]);
+  }
+});
+
+test("a realm and service the operator sets win, also for a non-Docker-Hub URL and also when they name Docker Hub's", () => {
+  const table = upstreamTableFromConfig(config({ upstream_registry: "https://mirror.corp", auth_realm: "https://auth.docker.io/token", auth_service: "registry.docker.io" }));
+  expect([table.default.authRealm, table.default.authService]).toEqual(["https://auth.docker.io/token", "registry.docker.io"]);
+});

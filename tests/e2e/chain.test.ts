@@ -1,0 +1,133 @@
+/**
+ * Two docxy in a chain, each with Wharf's plain config and nothing else: the
+ * near one (an office or CI cache) has `upstream_registry = "<far docxy>"`,
+ * the far one (on a VPS) `upstream_registry = "<registry>"`. The registry is
+ * the real one of the suite, whose token service and CDN answer docxy only.
+ * Neither docxy is told a token realm: each must learn it from its upstream's
+ * challenge instead of keeping Docker Hub's built-in one (issue 14).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startDocxy, type Docxy } from "../support/docxy-process";
+import { basic, json, sha256 } from "../support/proxied-upstream";
+import { skopeoCopy, skopeoCopyOk, skopeoOk } from "../support/skopeo";
+import { startUpstream, type TestImage, type Upstream } from "../support/upstream";
+import { accessLines, summary } from "./support/docxy-log";
+
+let registry: Upstream;
+let far: Docxy;
+let near: Docxy;
+let nearHost: string;
+
+beforeAll(async () => {
+  registry = await startUpstream({ onlyThroughProxy: true });
+  far = await startDocxy({ config: `[registry]\nupstream_registry = "${registry.registryUrl}"\n` });
+  near = await startDocxy({ config: `[registry]\nupstream_registry = "${far.url}"\n` });
+  nearHost = new URL(near.url).host;
+}, 120_000);
+afterAll(async () => {
+  await near?.stop();
+  await far?.stop();
+  await registry?.stop();
+});
+
+/** What `skopeo copy dir:` writes for a single-manifest image: the manifest and every blob by hex digest. */
+function expectedFiles(image: TestImage): Record<string, string> {
+  const manifest = image.manifests[0]!;
+  const blobs = [manifest.config, ...manifest.layers].map((d) => [d.digest.slice("sha256:".length), d.digest]);
+  return { "manifest.json": manifest.digest, version: expect.any(String) as unknown as string, ...Object.fromEntries(blobs) };
+}
+
+/** The far docxy's GETs of manifests and blobs logged after `mark` characters of its log. */
+const farContentGets = (mark: number) =>
+  summary(accessLines(far.log().slice(mark)).filter((l) => l.method === "GET" && /\/(manifests|blobs)\//.test(l.path)));
+
+describe("public images through both hops", () => {
+  test("skopeo copies a single-manifest image and a multi-arch one byte for byte", async () => {
+    expect(await skopeoCopyOk(nearHost, "acme/app:v1")).toEqual(expectedFiles(registry.images.app));
+    const raw = await skopeoOk("inspect", "--raw", "--tls-verify=false", `docker://${nearHost}/library/alpine:latest`);
+    expect(sha256(new TextEncoder().encode(raw))).toBe(registry.images.alpine.digest);
+    const all = await skopeoCopyOk(nearHost, "library/alpine:latest", true);
+    // `dir:` names the index manifest.json and each child <hex>.manifest.json
+    expect(all["manifest.json"]).toBe(registry.images.alpine.digest);
+    for (const child of registry.images.alpine.manifests) {
+      expect(all[`${child.digest.slice("sha256:".length)}.manifest.json`]).toBe(child.digest);
+      for (const d of [child.config, ...child.layers]) expect(all[d.digest.slice("sha256:".length)]).toBe(d.digest);
+    }
+  });
+
+  test("the near hop's challenge names its own realm and the far hop's service, which the far hop learnt from the registry", async () => {
+    const ping = await fetch(`${near.url}/v2/`);
+    await ping.arrayBuffer();
+    expect(ping.status).toBe(401);
+    expect(ping.headers.get("www-authenticate")).toBe(`Bearer realm="${near.url}/auth/dockerhub/token",service="${registry.service}"`);
+  });
+
+  test("a second pull is served by the near hop's cache: X-Cache HIT and no manifest or blob GET reaches the far hop", async () => {
+    const app = registry.images.app.manifests[0]!;
+    const token = (await json(await fetch(`${near.url}/auth/token?scope=repository:acme/app:pull`))).token as string;
+    const headers = { authorization: `Bearer ${token}`, accept: app.mediaType };
+    // the first pulls fill the near cache (a tag is remembered per Accept, so both clients pull once)
+    await skopeoCopyOk(nearHost, "acme/app:v1");
+    await (await fetch(`${near.url}/v2/acme/app/manifests/v1`, { headers })).arrayBuffer();
+
+    expect(farContentGets(0)).toContain(`GET /v2/acme/app/blobs/${app.layers[0]!.digest} 200`); // the far log does show such GETs
+
+    const mark = far.log().length;
+    expect(await skopeoCopyOk(nearHost, "acme/app:v1")).toEqual(expectedFiles(registry.images.app));
+    expect(farContentGets(mark)).toEqual([]);
+    const manifest = await fetch(`${near.url}/v2/acme/app/manifests/v1`, { headers });
+    expect([manifest.status, manifest.headers.get("x-cache"), sha256(await manifest.arrayBuffer())]).toEqual([200, "HIT", app.digest]);
+    const layer = await fetch(`${near.url}/v2/acme/app/blobs/${app.layers[0]!.digest}`, { headers });
+    expect([layer.status, layer.headers.get("x-cache"), sha256(await layer.arrayBuffer())]).toEqual([200, "HIT", app.layers[0]!.digest]);
+    expect(farContentGets(mark)).toEqual([]);
+  });
+});
+
+describe("a private image needs the registry user's login through both hops", () => {
+  const secret = () => registry.images.secret.manifests[0]!;
+  const tokenFor = async (authorization?: string) => {
+    const response = await fetch(`${near.url}/auth/token?service=${registry.service}&scope=repository:private/secret:pull`, {
+      headers: authorization ? { authorization } : {},
+    });
+    return { status: response.status, token: (await json(response)).token as string | undefined };
+  };
+
+  test("near /auth/token with the user's password → far /auth/token → the registry's token service; the token pulls every byte", async () => {
+    const tokenMark = registry.tokenLog.length;
+    const { status, token } = await tokenFor(basic("alice", "secret"));
+    expect(status).toBe(200);
+    expect(registry.tokenLog.slice(tokenMark).some((r) => r.user === "alice" && r.status === 200)).toBe(true);
+
+    const headers = { authorization: `Bearer ${token}`, accept: secret().mediaType };
+    const manifest = await fetch(`${near.url}/v2/private/secret/manifests/latest`, { headers });
+    expect([manifest.status, sha256(await manifest.arrayBuffer())]).toEqual([200, secret().digest]);
+    for (const d of [secret().config, ...secret().layers]) {
+      const blob = await fetch(`${near.url}/v2/private/secret/blobs/${d.digest}`, { headers });
+      expect([blob.status, sha256(await blob.arrayBuffer())]).toEqual([200, d.digest]);
+    }
+
+    // cached now at the near hop: served from there, still only with a token for the user
+    const mark = far.log().length;
+    const again = await fetch(`${near.url}/v2/private/secret/manifests/latest`, { headers });
+    expect([again.status, again.headers.get("x-cache"), sha256(await again.arrayBuffer())]).toEqual([200, "HIT", secret().digest]);
+    expect(farContentGets(mark)).toEqual([]);
+  });
+
+  test("anonymously, or with a wrong password, the private image stays out of reach at the near hop, cached or not", async () => {
+    expect((await tokenFor(basic("alice", "wrong"))).status).toBe(401);
+    const anonymous = await tokenFor();
+    const response = await fetch(`${near.url}/v2/private/secret/manifests/latest`, {
+      headers: { authorization: `Bearer ${anonymous.token}`, accept: secret().mediaType },
+    });
+    expect(response.status).toBe(401);
+    expect((await json(response)).errors[0].code).toBe("UNAUTHORIZED");
+  });
+
+  test("skopeo with --src-creds copies it; without credentials it fails", async () => {
+    const dir = `/tmp/docxy-chain-${crypto.randomUUID()}`;
+    await skopeoOk("copy", "--src-tls-verify=false", "--src-creds", "alice:secret", `docker://${nearHost}/private/secret:latest`, `dir:${dir}`);
+    expect(sha256(await Bun.file(`${dir}/manifest.json`).arrayBuffer())).toBe(secret().digest);
+    await Bun.$`rm -rf ${dir}`;
+    expect((await skopeoCopy(nearHost, "private/secret:latest")).code).not.toBe(0);
+  });
+});
