@@ -108,7 +108,8 @@ export class ManifestCache {
 
   /** GETs the manifest (by `digest`, or by the request's tag), verifies and stores it, and answers with it. */
   private async fetchAndStore(request: PullRequest, digest?: string): Promise<Response> {
-    const result = await this.pull.fetch(request, { method: "GET", reference: digest });
+    // Whole, whatever Range the client sent (containerd 2.x sends bytes=0-): it is verified and stored.
+    const result = await this.pull.fetch(request, { method: "GET", reference: digest, withoutRange: true });
     const { response } = result;
     if (response.status !== 200) return this.pull.relay(request, result);
     // Counted as it arrives: a chunked answer announces no length to check beforehand.

@@ -206,6 +206,7 @@ describe("stale-if-error against a fake upstream (tag_ttl 0s)", () => {
 describe("the 4 MiB manifest cap against a fake upstream that sends chunked manifests", () => {
   const MiB = 1024 * 1024;
   const small = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.dockerManifest, layers: [] }));
+  const ranged = new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.dockerManifest, layers: [], annotations: { ranged: "yes" } }));
   const HUGE_DIGEST = `sha256:${"e".repeat(64)}`;
   const sent: Promise<number>[] = [];
   let fake: FakeRegistry;
@@ -216,6 +217,14 @@ describe("the 4 MiB manifest cap against a fake upstream that sends chunked mani
       if (path.startsWith("/v2/acme/small/manifests/")) {
         if (request.method === "HEAD") return reply.send(200, { "content-type": MediaType.dockerManifest, "docker-content-digest": sha256(small) }, small);
         return void sendChunked(reply, 200, { "content-type": MediaType.dockerManifest, "docker-content-digest": sha256(small) }, small);
+      }
+      if (path.startsWith("/v2/acme/ranged/manifests/")) {
+        // An upstream that honours Range on manifests, as distribution does not.
+        const headers = { "content-type": MediaType.dockerManifest, "docker-content-digest": sha256(ranged) };
+        if (request.method === "GET" && request.headers.range) {
+          return reply.send(206, { ...headers, "content-range": `bytes 0-9/${ranged.length}` }, ranged.subarray(0, 10));
+        }
+        return reply.send(200, headers, ranged);
       }
       if (!path.startsWith("/v2/acme/huge/manifests/")) return reply.send(404, { "content-type": "application/json" }, "{}");
       // The HEAD claims a small manifest; the GET then never ends.
@@ -260,5 +269,15 @@ describe("the 4 MiB manifest cap against a fake upstream that sends chunked mani
     expect(hit.headers.get("content-length")).toBe(String(small.length));
     expect(sha256(await hit.arrayBuffer())).toBe(sha256(small));
     expect(storedFiles()).toEqual([sha256(small).slice("sha256:".length)]);
+  });
+
+  test("a client's Range (containerd 2.x sends bytes=0-) is not sent upstream: the manifest is fetched whole, verified and stored", async () => {
+    for (const range of ["bytes=0-", "bytes=0-9"]) {
+      const response = await fetch(`${docxy.url}/v2/acme/ranged/manifests/${range === "bytes=0-" ? "v1" : sha256(ranged)}`, { headers: { accept: ALL_MANIFESTS, range } });
+      expect({ range, status: response.status, digest: sha256(await response.arrayBuffer()) }).toEqual({ range, status: 200, digest: sha256(ranged) });
+    }
+    const gets = fake.log.filter((r) => r.method === "GET" && r.path.includes("/acme/ranged/"));
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.map((r) => r.headers.range ?? null)).toEqual(gets.map(() => null));
   });
 });
