@@ -7,11 +7,18 @@
  * challenge instead of keeping Docker Hub's built-in one (issue 14).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { waitFor } from "../support/cache/harness";
 import { startDocxy, type Docxy } from "../support/docxy-process";
 import { basic, json, sha256 } from "../support/proxied-upstream";
 import { skopeoCopy, skopeoCopyOk, skopeoOk } from "../support/skopeo";
 import { startUpstream, type TestImage, type Upstream } from "../support/upstream";
 import { accessLines, summary } from "./support/docxy-log";
+import { dockerdUnavailable, startDockerd, type Dockerd } from "./support/dockerd";
+
+const dockerUnavailable = dockerdUnavailable();
+if (dockerUnavailable) console.warn(`SKIPPED docker login through both hops in tests/e2e/chain.test.ts: ${dockerUnavailable}`);
 
 let registry: Upstream;
 let far: Docxy;
@@ -130,4 +137,53 @@ describe("a private image needs the registry user's login through both hops", ()
     await Bun.$`rm -rf ${dir}`;
     expect((await skopeoCopy(nearHost, "private/secret:latest")).code).not.toBe(0);
   });
+});
+
+describe.skipIf(dockerUnavailable !== undefined)("docker login and pull by host through both hops", () => {
+  // A near docxy of its own, so that its cache is cold and the pull really crosses both hops.
+  let fresh: Docxy;
+  let host: string;
+  let dockerd: Dockerd;
+  beforeAll(async () => {
+    fresh = await startDocxy({ config: `[registry]\nupstream_registry = "${far.url}"\n` });
+    host = new URL(fresh.url).host;
+    dockerd = await startDockerd({ mirrors: [] });
+  }, 180_000);
+  afterAll(async () => {
+    await dockerd?.stop();
+    await fresh?.stop();
+  }, 90_000);
+
+  const login = (password: string) => dockerd.docker(["login", host, "-u", "alice", "--password-stdin"], { stdin: `${password}\n` });
+
+  test("a wrong password fails the login; anonymously the private image cannot be pulled", async () => {
+    const wrong = await login("wrong");
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain("incorrect username or password"); // the registry's own message, relayed by both hops
+    expect((await dockerd.docker(["pull", `${host}/private/secret:latest`])).code).not.toBe(0);
+  }, 120_000);
+
+  test("docker login <near> with the registry user's password, then docker pull <near>/private/secret: near → far → registry", async () => {
+    const { secret } = registry.images;
+    const tokenMark = registry.tokenLog.length;
+    const right = await login("secret");
+    expect([right.code, right.stdout.includes("Login Succeeded")]).toEqual([0, true]);
+    expect(registry.tokenLog.slice(tokenMark).some((r) => r.user === "alice" && r.status === 200)).toBe(true);
+    // The registry's refresh_token came back through both hops, so the CLI saved an identity token for the near host.
+    expect(JSON.parse(readFileSync(join(dockerd.configDir, "config.json"), "utf8")).auths[host].identitytoken).toBeString();
+
+    const farMark = far.log().length;
+    const pullMark = registry.tokenLog.length;
+    await dockerd.dockerOk(["pull", `${host}/private/secret:latest`]);
+    const [image] = JSON.parse(await dockerd.dockerOk(["image", "inspect", `${host}/private/secret:latest`]));
+    expect(image.RepoDigests).toContain(`${host}/private/secret@${secret.digest}`);
+    expect(image.Id).toBe(secret.manifests[0]!.config.digest);
+    // The far hop was asked for the tag, and the registry's token service granted the user the pull.
+    const tagLines = () => summary(accessLines(far.log().slice(farMark))).filter((l) => /^(GET|HEAD) \/v2\/private\/secret\/manifests\/latest 200$/.test(l));
+    await waitFor(() => tagLines().length > 0, "the far hop logging the tag request"); // its log reaches us through a pipe
+    // With that identity token the daemon sends the OAuth POST (grant_type=refresh_token), relayed by both hops.
+    const refresh = registry.tokenLog.slice(pullMark).find((r) => r.method === "POST" && r.form?.some(([k, v]) => k === "grant_type" && v === "refresh_token"));
+    expect(refresh?.status).toBe(200);
+    expect(refresh?.form).toContainEqual(["scope", "repository:private/secret:pull"]);
+  }, 120_000);
 });
