@@ -22,10 +22,12 @@
  *      client holds an offline token instead, which names the credentials it
  *      logged in with; a proof those credentials made before then counts
  *      (auth/credential-memory.ts). A refusal reaches the client as the
- *      upstream's answer, with our challenge, so it can log in and retry.
+ *      upstream's answer, with our challenge, so it can log in and retry;
+ *      a client without a token gets that challenge while the upstream is
+ *      in trouble too.
  */
 import type { CredentialMemory } from "../auth/credential-memory";
-import { RegistryError } from "../oci/errors";
+import { errorBody, RegistryError } from "../oci/errors";
 import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
 import { discard } from "../upstream/client";
 import type { CacheIndex } from "./cache-index";
@@ -69,11 +71,14 @@ export class AccessGate {
       asDocxy = await this.pull.fetch({ ...request, identity: "proxy", method: "HEAD" }, headOf(digest));
     } catch (error) {
       if (error instanceof RegistryError && linked && access?.public) return undefined; // outage: trust what we knew
+      if (error instanceof RegistryError && linked && !request.headers.has("authorization")) return this.challenge(request, repository);
       throw error;
     }
     const status = asDocxy.response.status;
     await discard(asDocxy.response);
-    if ((status === 429 || status >= 500) && linked && access?.public) return undefined; // as in an outage
+    const trouble = status === 429 || status >= 500;
+    if (trouble && linked && access?.public) return undefined; // as in an outage
+    if (trouble && linked && !request.headers.has("authorization")) return this.challenge(request, repository);
     if (status < 400) {
       this.index.putLink(upstream.name, repository, digest);
       this.index.putRepositoryAccess(upstream.name, repository, true);
@@ -109,6 +114,23 @@ export class AccessGate {
       })
       .catch(() => undefined)
       .finally(() => this.learning.delete(key));
+  }
+
+  /**
+   * Cached content that is not known to be public, asked for without a token
+   * while the upstream is in trouble: what the registry answers a client
+   * without a token when it works, a 401 with our challenge, so the client
+   * logs in (and gets an offline token naming its credentials) and retries.
+   * containerd never pings /v2/ and learns auth only from this 401; relaying
+   * the upstream's 429 or 5xx instead stops it before it ever presents
+   * credentials that proved access before.
+   */
+  private challenge(request: PullRequest, repository: string): Promise<Response> {
+    const response = new Response(errorBody("UNAUTHORIZED", "authentication required"), {
+      status: 401,
+      headers: { "content-type": "application/json", "www-authenticate": `Bearer scope="repository:${repository}:pull"` },
+    });
+    return this.pull.relay(request, { response }); // our realm and service, the routing prefix on the scope
   }
 
   private async clientProof(request: PullRequest, repository: string, digest: string, linked: boolean): Promise<Response | undefined> {
