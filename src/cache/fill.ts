@@ -19,6 +19,7 @@
  *   clients from a small in-memory window, whose size holds the upstream back
  *   to the slowest reader; nothing is committed.
  */
+import { MemoryPieces } from "./memory-pieces";
 import type { StoredBlob, Storage, TempBlob } from "./storage";
 
 /**
@@ -70,9 +71,10 @@ export class Fill {
   /** Bytes [0, onDisk) are in the temp file; [onDisk, written) only in `window`. */
   private onDisk = 0;
   private diskFailed = false;
-  private window: Piece[] = [];
-  private recent: Piece[] = [];
-  private recentBytes = 0;
+  /** After a disk failure: the bytes not on disk, until the slowest reader has them. */
+  private window = new MemoryPieces();
+  /** The newest bytes (RECENT_BYTES), for readers keeping up with the download. */
+  private recent = new MemoryPieces();
   private writes: Promise<void>[] = [];
   private unwritten = 0;
   private failure: Error | undefined;
@@ -188,11 +190,10 @@ export class Fill {
   private async bytesAt(position: number, length: number): Promise<Uint8Array> {
     const wanted = Math.min(length, READ_CHUNK);
     // A slice of the chunk itself, shared by every client following the fill (no copy).
-    const fresh = findPiece(this.recent, position);
-    if (fresh) return slicePiece(fresh, position, wanted);
+    const fresh = this.recent.slice(position, wanted);
+    if (fresh) return fresh;
     if (position < this.onDisk) return this.options.temp.read(position, Math.min(wanted, this.onDisk - position));
-    const piece = findPiece(this.window, position);
-    return piece ? slicePiece(piece, position, wanted) : new Uint8Array(0);
+    return this.window.slice(position, wanted) ?? new Uint8Array(0);
   }
 
   private async pump(): Promise<void> {
@@ -226,7 +227,6 @@ export class Fill {
     }
   }
 
-  /** Writes to disk, or after a disk failure keeps the bytes in the bounded window. */
   /**
    * Queues the chunk for the disk without waiting for it (the temp file keeps
    * writes in order), so reading the upstream, hashing and writing overlap;
@@ -240,13 +240,11 @@ export class Fill {
       while (this.unwritten > MAX_UNWRITTEN && !this.diskFailed) await this.writes.shift();
       if (!this.diskFailed) return;
     }
-    this.window.push({ offset: this.written, bytes: chunk });
+    this.window.push(this.written, chunk);
     // Hold the upstream back until the slowest reader has made room.
     for (;;) {
-      const slowest = Math.min(...[...this.readers].map((r) => r.position));
-      this.window = this.window.filter((w) => w.offset + w.bytes.length > slowest);
-      const held = this.window.reduce((n, w) => n + w.bytes.length, 0);
-      if (held <= WINDOW_BYTES || this.readers.size === 0) break;
+      this.window.dropBefore(Math.min(...[...this.readers].map((r) => r.position)));
+      if (this.window.size <= WINDOW_BYTES || this.readers.size === 0) break;
       await this.changed();
     }
   }
@@ -255,9 +253,9 @@ export class Fill {
   private diskFailure(): void {
     if (this.diskFailed) return;
     this.diskFailed = true;
-    this.window = this.recent.filter((piece) => piece.offset + piece.bytes.length > this.onDisk);
-    this.recent = [];
-    this.recentBytes = 0;
+    this.recent.dropBefore(this.onDisk);
+    this.window = this.recent;
+    this.recent = new MemoryPieces();
   }
 
   private queueWrite(bytes: Uint8Array): void {
@@ -287,8 +285,7 @@ export class Fill {
   }
 
   private remember(chunk: Uint8Array): void {
-    this.recent.push({ offset: this.written, bytes: chunk });
-    this.recentBytes += chunk.length;
+    this.recent.push(this.written, chunk);
     this.trimRecent();
   }
 
@@ -298,13 +295,8 @@ export class Fill {
    * failure needs them for the window): 64 abandoned fills must not hold 8 MiB each.
    */
   private trimRecent(): void {
-    const budget = this.readers.size > 0 ? RECENT_BYTES : 0;
-    while (this.recent.length > 0 && this.recentBytes > budget) {
-      const oldest = this.recent[0]!;
-      if (budget === 0 && oldest.offset + oldest.bytes.length > this.onDisk) break;
-      if (budget > 0 && this.recent.length === 1) break;
-      this.recentBytes -= this.recent.shift()!.bytes.length;
-    }
+    if (this.readers.size === 0) return this.recent.dropBefore(this.onDisk);
+    this.recent.dropOldestWhile((_, held, count) => held > RECENT_BYTES && count > 1);
   }
 
   private async settleVerified(): Promise<void> {
@@ -319,8 +311,7 @@ export class Fill {
     this.notify();
     await this.options.temp.commit(this.digest);
     this.state = "done";
-    this.recent = []; // readers continue from the committed file
-    this.recentBytes = 0;
+    this.recent.clear(); // readers continue from the committed file
     this.notify();
     this.options.onSettled({ committed: true, size: this.written });
   }
@@ -328,8 +319,8 @@ export class Fill {
   private async fail(error: Error): Promise<void> {
     this.failure = error;
     this.state = "failed";
-    this.recent = [];
-    this.window = [];
+    this.recent.clear();
+    this.window.clear();
     this.notify();
     await this.options.temp.abort().catch(() => undefined);
     this.options.onSettled({ committed: false, size: this.written, error });
@@ -349,18 +340,4 @@ export class Fill {
   private changed(): Promise<void> {
     return new Promise((resolve) => this.wake.push(resolve));
   }
-}
-
-interface Piece {
-  offset: number;
-  bytes: Uint8Array;
-}
-
-function findPiece(pieces: Piece[], position: number): Piece | undefined {
-  return pieces.find((p) => position >= p.offset && position < p.offset + p.bytes.length);
-}
-
-function slicePiece(piece: Piece, position: number, length: number): Uint8Array {
-  const from = position - piece.offset;
-  return piece.bytes.subarray(from, Math.min(piece.bytes.length, from + length));
 }
