@@ -12,30 +12,20 @@ import { CredentialMemory } from "../../src/auth/credential-memory";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
 import type { Upstream } from "../../src/upstream/table";
-import { startFakeRegistry, type FakeRegistry } from "../support/cache/fake-registry";
-import { startTrouble, type Trouble, type TroubleMode } from "../support/trouble";
+import { troubledFakeRegistry, type TroubleMode } from "../support/trouble";
 
-let fake: FakeRegistry;
-let trouble: Trouble;
-beforeAll(async () => {
-  fake = await startFakeRegistry((request, reply) => {
-    const path = new URL(request.path, "http://x").pathname;
-    if (path === "/refuse-401") return reply.send(401, { "content-type": "application/json" }, '{"details":"incorrect username or password"}');
-    if (path === "/refuse-403") return reply.send(403, { "content-type": "application/json" }, '{"details":"denied"}');
-    reply.send(404);
-  });
-  trouble = await startTrouble(fake.url);
-});
-afterAll(async () => {
-  await trouble?.stop();
-  await fake?.stop();
+const faulty = troubledFakeRegistry((request, reply) => {
+  const path = new URL(request.path, "http://x").pathname;
+  if (path === "/refuse-401") return reply.send(401, { "content-type": "application/json" }, '{"details":"incorrect username or password"}');
+  if (path === "/refuse-403") return reply.send(403, { "content-type": "application/json" }, '{"details":"denied"}');
+  reply.send(404);
 });
 
 const client = new UpstreamClient({ headerMs: 300, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
 const tokens = new TokenProxy(client, new AuthDiscovery(client, 300), new CredentialMemory());
 
 async function exchange(realm: string, post = false) {
-  const upstream: Upstream = { name: "fake", registry: "fake.io", url: trouble.url, hosts: [], autoLibraryPrefix: false, authRealm: `${trouble.url}${realm}`, authService: "fake" };
+  const upstream: Upstream = { name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false, authRealm: `${faulty.trouble.url}${realm}`, authService: "fake" };
   const scope = "repository:acme/app:pull";
   const response = await tokens.exchange({
     upstream,
@@ -59,7 +49,7 @@ const TROUBLE: [string, TroubleMode][] = [
 
 for (const [name, mode] of TROUBLE) {
   test(`token service ${name}: GET and POST get the offline token`, async () => {
-    await trouble.set(mode);
+    await faulty.trouble.set(mode);
     try {
       for (const post of [false, true]) {
         const { status, body } = await exchange("/token", post);
@@ -70,7 +60,7 @@ for (const [name, mode] of TROUBLE) {
         expect(access_token).toBe(token);
       }
     } finally {
-      await trouble.set({ kind: "pass" });
+      await faulty.trouble.set({ kind: "pass" });
     }
   });
 }

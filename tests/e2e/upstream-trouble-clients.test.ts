@@ -6,18 +6,19 @@
  * One real upstream (distribution 2.8, its token server and CDN, which answer docxy only:
  * `onlyThroughProxy`) behind fault switches on the registry and the token service, and one
  * docxy in front of them with `tag_ttl = "0s"`, so that every pull really asks the upstream for
- * the tag and meets the fault. Each client warms the cache while the upstream is up, then, with
- * the upstream answering 429 (with Retry-After), 503, or refusing connections, pulls the cached
+ * the tag and meets the fault. Each client warms the cache while the upstream is up, then, in
+ * each kind of trouble (support/trouble.ts TROUBLES: 429, 500, 503, refused, hung), pulls the cached
  * images again (their local copies removed first, so the bytes come through docxy), with the
  * same digests; an image nobody pulled (library/nginx) fails. Where the client logs in cheaply
  * (ctr --user, docker login, podman --creds), the cached private image still pulls for the
- * logged-in client and not for an anonymous one.
+ * logged-in client and not for an anonymous one. After recovery each client's pull revalidates
+ * the tags with the upstream again.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startCachingDocxy, tempFiles, type CachingDocxy } from "../support/cache/harness";
-import { startTrouble, type Trouble, type TroubleMode } from "../support/trouble";
+import { registryLines, registryLogSettled, startCachingDocxy, tempFiles, type CachingDocxy } from "../support/cache/harness";
+import { startTrouble, TROUBLES, type Trouble, type TroubleMode } from "../support/trouble";
 import { startUpstream, type Upstream } from "../support/upstream";
 import { containerdUnavailable, startContainerd, type Containerd } from "./support/containerd";
 import { containersTools, podmanUnavailable, type ContainersTools } from "./support/containers";
@@ -60,17 +61,6 @@ afterAll(async () => {
   await upstream?.stop();
 });
 
-/**
- * Each mode, and how docxy refuses an uncached image in it (the upstream's real reason; the
- * registry JSON is checked in detail by upstream-trouble.test.ts). `shown`: what Docker and
- * containers/image print for it: the JSON's code, but for a 502 only the status line.
- */
-const TROUBLES: { name: string; mode: TroubleMode; uncached: { status: number; shown: string } }[] = [
-  { name: "answers 429 with Retry-After", mode: { kind: "status", status: 429, retryAfter: "1" }, uncached: { status: 429, shown: "toomanyrequests" } },
-  { name: "answers 503", mode: { kind: "status", status: 503 }, uncached: { status: 503, shown: "unavailable" } },
-  { name: "refuses connections", mode: { kind: "refuse" }, uncached: { status: 502, shown: "502 bad gateway" } },
-];
-
 /** Runs `body` with the registry and its token service in `mode`, then lets them pass again. */
 async function inTrouble(mode: TroubleMode, body: () => Promise<void>): Promise<void> {
   await Promise.all([registry.set(mode), tokens.set(mode)]);
@@ -79,6 +69,22 @@ async function inTrouble(mode: TroubleMode, body: () => Promise<void>): Promise<
   } finally {
     await Promise.all([registry.set({ kind: "pass" }), tokens.set({ kind: "pass" })]);
   }
+}
+
+/**
+ * Runs `pulls` with the upstream up again and checks they revalidated the cached tags with the
+ * registry (`tag_ttl = "0s"`: served stale would leave no request in its log). The image
+ * refused during the trouble stays unpulled here, so each client's trouble tests meet an uncached
+ * one (tests/e2e/upstream-trouble.test.ts pulls it after recovery).
+ */
+async function afterRecovery(pulls: () => Promise<void>): Promise<void> {
+  await registryLogSettled(upstream);
+  const asked = () => ({ app: registryLines(upstream, /\/v2\/acme\/app\/manifests\/v1 /).length, alpine: registryLines(upstream, /\/v2\/library\/alpine\/manifests\/latest /).length });
+  const before = asked();
+  await pulls();
+  await registryLogSettled(upstream);
+  const after = asked();
+  expect({ app: after.app > before.app, alpine: after.alpine > before.alpine }).toEqual({ app: true, alpine: true });
 }
 
 function ok(result: RunResult, what: string): string {
@@ -103,6 +109,7 @@ describe.skipIf(skipped.containerd !== undefined)("containerd 1.6 (ctr, hosts.to
 
   const IMAGES = ["docker.io/library/alpine:latest", "docker.io/acme/app:v1"]; // a manifest list, one schema2 manifest
   const SECRET = "docker.io/private/secret:latest";
+  const NGINX = "docker.io/library/nginx:latest"; // never pulled before the trouble
   const expected = () => ({ [IMAGES[0]!]: upstream.images.alpine.digest, [IMAGES[1]!]: upstream.images.app.digest, [SECRET]: upstream.images.secret.digest });
 
   const pull = (ref: string, ...flags: string[]) => containerd.ctr(["images", "pull", "--hosts-dir", containerd.hostsDir, ...flags, ref], 240_000);
@@ -119,19 +126,25 @@ describe.skipIf(skipped.containerd !== undefined)("containerd 1.6 (ctr, hosts.to
     expect(await pullFresh(SECRET, "--user", "alice:secret")).toBe(upstream.images.secret.digest);
   }, 300_000);
 
-  for (const { name, mode, uncached } of TROUBLES) {
+  for (const { name, mode, uncached, shown } of TROUBLES) {
     test(`the upstream ${name}: ctr pulls the cached images with the same digests, the private one only with --user; an uncached one fails`, async () => {
       await inTrouble(mode, async () => {
         for (const ref of IMAGES) expect({ ref, digest: await pullFresh(ref) }).toEqual({ ref, digest: expected()[ref] });
         expect(await pullFresh(SECRET, "--user", "alice:secret")).toBe(upstream.images.secret.digest);
         expect((await pull(SECRET)).code).not.toBe(0);
         // ctr resolves the tag with a HEAD, so it shows the status only.
-        const cold = await pull("docker.io/library/nginx:latest");
+        const cold = await pull(NGINX);
         expect(cold.code).not.toBe(0);
         expect(cold.stderr).toContain(`failed with status code [manifests latest]: ${uncached.status} `);
       });
     }, 300_000);
   }
+
+  test("after recovery: ctr pulls again with the tags revalidated upstream", async () => {
+    await afterRecovery(async () => {
+      for (const ref of IMAGES) expect({ ref, digest: await pullFresh(ref) }).toEqual({ ref, digest: expected()[ref] });
+    });
+  }, 300_000);
 });
 
 describe.skipIf(skipped.docker !== undefined)("docker 20.10 (registry-mirrors and by host) while the upstream is in trouble", () => {
@@ -173,7 +186,7 @@ describe.skipIf(skipped.docker !== undefined)("docker 20.10 (registry-mirrors an
     expect((await pullFresh(`${host}/private/secret:latest`, `${host}/private/secret`)).digest).toBe(upstream.images.secret.digest);
   }, 300_000);
 
-  for (const { name, mode, uncached } of TROUBLES) {
+  for (const { name, mode, uncached, shown } of TROUBLES) {
     test(`the upstream ${name}: docker pulls the cached images with the same digests, the private one only logged in; uncached ones fail, and Docker itself never reached the upstream`, async () => {
       const tokenMark = upstream.tokenLog.length;
       const cdnMark = upstream.cdnLog.length;
@@ -188,11 +201,17 @@ describe.skipIf(skipped.docker !== undefined)("docker 20.10 (registry-mirrors an
         expect(mirrored.stderr).toContain("registry-1.docker.io");
         const direct = await dockerd.docker(["pull", `${host}/library/nginx`]);
         expect(direct.code).not.toBe(0);
-        expect(direct.stderr.toLowerCase()).toContain(uncached.shown);
+        expect(direct.stderr.toLowerCase()).toContain(shown);
       });
       onlyDocxyReachedUpstream(tokenMark, cdnMark);
     }, 300_000);
   }
+
+  test("after recovery: docker pulls again with the tags revalidated upstream", async () => {
+    await afterRecovery(async () => {
+      for (const { ref, repo, digest, id } of pulls()) expect({ ref, ...(await pullFresh(ref, repo)) }).toEqual({ ref, digest, id });
+    });
+  }, 300_000);
 });
 
 describe.skipIf(skipped.podman !== undefined)("podman 4.3 (registries.conf mirror of docker.io, and by host with --creds) while the upstream is in trouble", () => {
@@ -222,7 +241,7 @@ describe.skipIf(skipped.podman !== undefined)("podman 4.3 (registries.conf mirro
     expect(await pullFresh(secretRef(), ...privately)).toBe(expected("secret"));
   }, 300_000);
 
-  for (const { name, mode, uncached } of TROUBLES) {
+  for (const { name, mode, uncached, shown } of TROUBLES) {
     test(`the upstream ${name}: podman pulls the cached images with the same digests, the private one only with --creds; an uncached one fails`, async () => {
       await inTrouble(mode, async () => {
         for (const ref of IMAGES) expect({ ref, digest: await pullFresh(ref) }).toEqual({ ref, digest: expected(ref) });
@@ -231,10 +250,16 @@ describe.skipIf(skipped.podman !== undefined)("podman 4.3 (registries.conf mirro
         const cold = await tools.podman(["pull", "docker.io/library/nginx:latest"]);
         expect(cold.code).not.toBe(0);
         expect(cold.stderr).toContain(`Mirrors also failed: [${host}/library/nginx:latest`);
-        expect(cold.stderr.toLowerCase()).toContain(uncached.shown);
+        expect(cold.stderr.toLowerCase()).toContain(shown);
       });
     }, 300_000);
   }
+
+  test("after recovery: podman pulls again with the tags revalidated upstream", async () => {
+    await afterRecovery(async () => {
+      for (const ref of IMAGES) expect({ ref, digest: await pullFresh(ref) }).toEqual({ ref, digest: expected(ref) });
+    });
+  }, 300_000);
 });
 
 test.skipIf(!anyClient)("nothing was half-committed: no fill was left behind in docxy's cache", () => {

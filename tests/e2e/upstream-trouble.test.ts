@@ -16,7 +16,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { ALL_MANIFESTS, cachedBlobPath, docxyToken, isCached, sha256, startCachingDocxy, tempFiles, waitFor, type CachingDocxy } from "../support/cache/harness";
 import { skopeoCopy, skopeoCopyOk } from "../support/skopeo";
-import { startTrouble, type Trouble, type TroubleMode } from "../support/trouble";
+import { refusalOf, startTrouble, TROUBLES, type Trouble, type TroubleMode } from "../support/trouble";
 import { startUpstream, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
@@ -83,20 +83,7 @@ test("warm: skopeo copies both images through docxy, and their content is commit
   for (const digest of digests) await waitFor(() => isCached(docxy.cacheDir, digest), `${digest} committed`);
 }, 120_000);
 
-interface Refusal {
-  status: number;
-  code: string;
-  retryAfter?: string;
-}
-const MODES: { name: string; mode: TroubleMode; uncached: Refusal }[] = [
-  { name: "answers 429 with Retry-After", mode: { kind: "status", status: 429, retryAfter: "1" }, uncached: { status: 429, code: "TOOMANYREQUESTS", retryAfter: "1" } },
-  { name: "answers 500", mode: { kind: "status", status: 500 }, uncached: { status: 502, code: "UNAVAILABLE" } },
-  { name: "answers 503", mode: { kind: "status", status: 503 }, uncached: { status: 503, code: "UNAVAILABLE" } },
-  { name: "refuses connections", mode: { kind: "refuse" }, uncached: { status: 502, code: "UNAVAILABLE" } },
-  { name: "stops answering", mode: { kind: "hang" }, uncached: { status: 504, code: "UNAVAILABLE" } },
-];
-
-for (const { name, mode, uncached } of MODES) {
+for (const { name, mode, uncached } of TROUBLES) {
   test(`the upstream ${name}: skopeo still copies the cached images, an uncached one fails with ${uncached.status} ${uncached.code}`, async () => {
     await both(mode);
     try {
@@ -110,8 +97,7 @@ for (const { name, mode, uncached } of MODES) {
 
       // nginx was never pulled: the upstream's reason, as registry JSON, never docxy's own 500.
       const cold = await manifest("library/nginx/manifests/latest");
-      const refusal: Refusal = { status: cold.status, code: cold.code ?? "", ...(cold.retryAfter === null ? {} : { retryAfter: cold.retryAfter }) };
-      expect(refusal).toEqual(uncached);
+      expect(refusalOf(cold.status, cold.code, cold.retryAfter)).toEqual(uncached);
       const copy = await skopeoCopy(host, "library/nginx:latest");
       expect(copy.code).not.toBe(0);
       if (uncached.code === "TOOMANYREQUESTS") expect(copy.stderr).toContain("toomanyrequests");

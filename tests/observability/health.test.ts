@@ -8,28 +8,18 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { HealthMonitor } from "../../src/observability/health";
 import { UpstreamClient } from "../../src/upstream/client";
 import { UpstreamTable } from "../../src/upstream/table";
-import { startFakeRegistry, type FakeRegistry } from "../support/cache/fake-registry";
-import { startTrouble, type Trouble, type TroubleMode } from "../support/trouble";
+import { troubledFakeRegistry, type TroubleMode } from "../support/trouble";
 
-let fake: FakeRegistry;
-let trouble: Trouble;
-beforeAll(async () => {
-  fake = await startFakeRegistry();
-  trouble = await startTrouble(fake.url);
-});
-afterAll(async () => {
-  await trouble?.stop();
-  await fake?.stop();
-});
+const faulty = troubledFakeRegistry();
 
 const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
 
 /** A fresh monitor each time: results are reused for a few seconds. */
 async function report(mode: TroubleMode) {
-  await trouble.set(mode);
-  const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
+  await faulty.trouble.set(mode);
+  const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
   const { status, upstreams } = await new HealthMonitor(table, client, "test", 300).report();
-  await trouble.set({ kind: "pass" });
+  await faulty.trouble.set({ kind: "pass" });
   const { state, reason, reachable, retry_after } = upstreams[0]!;
   return { status, state, reason, reachable, retry_after };
 }

@@ -12,26 +12,16 @@ import { Ping } from "../../src/proxy/ping";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
 import type { Upstream } from "../../src/upstream/table";
-import { startFakeRegistry, type FakeRegistry } from "../support/cache/fake-registry";
-import { startTrouble, type Trouble, type TroubleMode } from "../support/trouble";
+import { troubledFakeRegistry, type TroubleMode } from "../support/trouble";
 
-let fake: FakeRegistry;
-let trouble: Trouble;
-beforeAll(async () => {
-  fake = await startFakeRegistry();
-  trouble = await startTrouble(fake.url);
-});
-afterAll(async () => {
-  await trouble?.stop();
-  await fake?.stop();
-});
+const faulty = troubledFakeRegistry();
 
 const PING_MS = 300;
 const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
 const ping = new Ping(client, new AuthDiscovery(client, PING_MS), PING_MS);
 
 async function versionCheck(method: "GET" | "HEAD", authorization: string | null) {
-  const upstream: Upstream = { name: "fake", registry: "fake.io", url: trouble.url, hosts: [], autoLibraryPrefix: false, authRealm: `${fake.url}/token`, authService: "fake" };
+  const upstream: Upstream = { name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false, authRealm: `${faulty.fake.url}/token`, authService: "fake" };
   const response = await ping.ping({ method, authorization, pullsAsProxy: false, upstream, origin: "http://docxy.test" });
   return {
     status: response.status,
@@ -56,8 +46,8 @@ const MODES: [string, TroubleMode][] = [
 
 for (const [name, mode] of MODES) {
   test(`upstream ${name}: anonymous clients get docxy's challenge, clients with credentials 200`, async () => {
-    await trouble.set(mode);
-    const faultsBefore = trouble.faulted.length;
+    await faulty.trouble.set(mode);
+    const faultsBefore = faulty.trouble.faulted.length;
     for (const method of ["GET", "HEAD"] as const) {
       const anonymous = await versionCheck(method, null);
       expect({ method, status: anonymous.status, version: anonymous.version }).toEqual({ method, status: 401, version: "registry/2.0" });
@@ -68,7 +58,7 @@ for (const [name, mode] of MODES) {
       expect({ method, status: withCredentials.status, body: withCredentials.body }).toEqual({ method, status: 200, body: method === "GET" ? "{}" : "" });
     }
     // The upstream really was asked, and really misbehaved (refused connections leave no line).
-    if (mode.kind !== "pass" && mode.kind !== "refuse") expect(trouble.faulted.length).toBeGreaterThan(faultsBefore);
-    await trouble.set({ kind: "pass" });
+    if (mode.kind !== "pass" && mode.kind !== "refuse") expect(faulty.trouble.faulted.length).toBeGreaterThan(faultsBefore);
+    await faulty.trouble.set({ kind: "pass" });
   });
 }

@@ -11,7 +11,9 @@
  * Flipping the switch destroys every open connection, so a keep-alive
  * connection docxy pooled while passing cannot slip past the new mode.
  */
+import { afterAll, beforeAll } from "bun:test";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { startFakeRegistry, type FakeHandler, type FakeRegistry } from "./cache/fake-registry";
 
 export type TroubleMode =
   | { kind: "pass" }
@@ -107,4 +109,49 @@ export async function startTrouble(target: string): Promise<Trouble> {
       if (mode.kind !== "refuse") await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** How docxy refuses content it has not cached while its upstream is in one kind of trouble. */
+export interface Refusal {
+  status: number;
+  /** the registry JSON's first error code */
+  code: string;
+  retryAfter?: string;
+}
+
+/**
+ * Each kind of trouble issue 14 names, and docxy's answer for uncached content in it: the
+ * upstream's real reason (429 with its Retry-After; a 5xx or a refused connection → 502/503
+ * UNAVAILABLE; past the header timeout → 504), never docxy's own 500. `shown`: what Docker and
+ * containers/image print for it, lower-cased: the JSON's code, but for 502/504 the status line.
+ */
+export const TROUBLES: { name: string; mode: TroubleMode; uncached: Refusal; shown: string }[] = [
+  { name: "answers 429 with Retry-After", mode: { kind: "status", status: 429, retryAfter: "1" }, uncached: { status: 429, code: "TOOMANYREQUESTS", retryAfter: "1" }, shown: "toomanyrequests" },
+  { name: "answers 500", mode: { kind: "status", status: 500 }, uncached: { status: 502, code: "UNAVAILABLE" }, shown: "502 bad gateway" },
+  { name: "answers 503", mode: { kind: "status", status: 503 }, uncached: { status: 503, code: "UNAVAILABLE" }, shown: "unavailable" },
+  { name: "refuses connections", mode: { kind: "refuse" }, uncached: { status: 502, code: "UNAVAILABLE" }, shown: "502 bad gateway" },
+  { name: "stops answering", mode: { kind: "hang" }, uncached: { status: 504, code: "UNAVAILABLE" }, shown: "504 gateway timeout" },
+];
+
+/** The refusal as the tests compare it: status, code, and Retry-After only when there is one. */
+export function refusalOf(status: number, code: string | undefined, retryAfter: string | null): Refusal {
+  return { status, code: code ?? "", ...(retryAfter === null ? {} : { retryAfter }) };
+}
+
+/**
+ * The in-process tests' upstream: the raw-TCP fake registry (answering with `handler`) behind a
+ * fault switch, started before and stopped after the calling test file. The fields are set once
+ * its beforeAll has run.
+ */
+export function troubledFakeRegistry(handler?: FakeHandler): { fake: FakeRegistry; trouble: Trouble } {
+  const parts = {} as { fake: FakeRegistry; trouble: Trouble };
+  beforeAll(async () => {
+    parts.fake = await startFakeRegistry(handler);
+    parts.trouble = await startTrouble(parts.fake.url);
+  });
+  afterAll(async () => {
+    await parts.trouble?.stop();
+    await parts.fake?.stop();
+  });
+  return parts;
 }
