@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { RegistryError } from "../../src/oci/errors";
 import { parsePullPath } from "../../src/proxy/pull-path";
-import { relativeLinks } from "../../src/proxy/pull-proxy";
+import { relativeLinks } from "../../src/proxy/pass-through";
 
 const SHA = "sha256:" + "b".repeat(64);
 

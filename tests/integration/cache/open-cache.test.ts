@@ -10,8 +10,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { basic } from "../support/proxied-upstream";
-import { skopeoCopy } from "../support/skopeo";
+import { basic } from "../../support/proxied-upstream";
+import { skopeoCopy } from "../../support/skopeo";
 import {
   ALL_MANIFESTS,
   docxyToken,
@@ -22,8 +22,8 @@ import {
   startCachingDocxy,
   waitFor,
   type CachingDocxy,
-} from "../support/cache/harness";
-import { startUpstream, type Upstream } from "../support/upstream";
+} from "../../support/cache/harness";
+import { startUpstream, type Upstream } from "../../support/upstream";
 
 let upstream: Upstream;
 const started: CachingDocxy[] = [];

@@ -7,8 +7,8 @@
  * mid-fill leaves nothing that is served after a restart.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { gate, startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../support/cache/fake-registry";
-import { cachedBlobPath, isCached, readFully, sha256, startCachingDocxy, streamingGet, tempFiles, waitFor, type CachingDocxy } from "../support/cache/harness";
+import { gate, startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../../support/cache/fake-registry";
+import { cachedBlobPath, isCached, readFully, sha256, startCachingDocxy, streamingGet, tempFiles, waitFor, type CachingDocxy } from "../../support/cache/harness";
 
 const MIB = 1024 * 1024;
 
@@ -347,7 +347,7 @@ test("Range during a fill of a correct blob completes with exactly its bytes onc
 }, 20_000);
 
 test("in process: a reader's stream ends only once the blob is committed, though every byte came before", async () => {
-  const { Fill } = await import("../../src/cache/fill");
+  const { Fill } = await import("../../../src/cache/fill");
   const bytes = new Uint8Array(100_000).fill(7);
   const written: Uint8Array[] = [];
   let commitStarted!: () => void;

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { basic, json, sha256, startProxiedUpstream, type ProxiedUpstream } from "../support/proxied-upstream";
-import { rawRequest } from "../support/raw-http";
-import { skopeo, skopeoOk } from "../support/skopeo";
-import { MediaType } from "../support/upstream";
+import { basic, json, sha256, startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
+import { rawRequest } from "../../support/raw-http";
+import { skopeo, skopeoOk } from "../../support/skopeo";
+import { MediaType } from "../../support/upstream";
 
 const ALL_MANIFESTS = [MediaType.ociIndex, MediaType.dockerList, MediaType.ociManifest, MediaType.dockerManifest].join(", ");
 

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { sendChunked, startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../support/cache/fake-registry";
+import { sendChunked, startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../../support/cache/fake-registry";
 import {
   ALL_MANIFESTS,
   docxyToken,
@@ -20,8 +20,8 @@ import {
   sha256,
   startCachingDocxy,
   type CachingDocxy,
-} from "../support/cache/harness";
-import { MediaType, startUpstream, type Upstream } from "../support/upstream";
+} from "../../support/cache/harness";
+import { MediaType, startUpstream, type Upstream } from "../../support/upstream";
 
 describe("against the real registry", () => {
   let upstream: Upstream;

@@ -20,9 +20,9 @@ import {
   tempFiles,
   waitFor,
   type CachingDocxy,
-} from "../support/cache/harness";
-import { skopeoCopyOk } from "../support/skopeo";
-import { blobPath, startUpstream, type Layer, type Upstream } from "../support/upstream";
+} from "../../support/cache/harness";
+import { skopeoCopyOk } from "../../support/skopeo";
+import { blobPath, startUpstream, type Layer, type Upstream } from "../../support/upstream";
 
 let upstream: Upstream;
 let docxy: CachingDocxy;

@@ -7,9 +7,9 @@
  * public repository is served from the cache to anonymous clients.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { basic } from "../support/proxied-upstream";
-import { ALL_MANIFESTS, docxyToken, isCached, registryToml, sha256, startCachingDocxy, waitFor, type CachingDocxy } from "../support/cache/harness";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { basic } from "../../support/proxied-upstream";
+import { ALL_MANIFESTS, docxyToken, isCached, registryToml, sha256, startCachingDocxy, waitFor, type CachingDocxy } from "../../support/cache/harness";
+import { startUpstream, type Upstream } from "../../support/upstream";
 
 let upstream: Upstream;
 let docxy: CachingDocxy;
