@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { digestOf, inProcessCache, type InProcessCache } from "../support/cache/in-process";
-import { blobPath, startUpstream, type Layer, type Upstream } from "../support/upstream";
+import { blobPath, startUpstream, type Layer, type TestImage, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 let cache: InProcessCache;
@@ -23,9 +23,9 @@ afterAll(async () => {
 
 /** Each test takes a layer no other test has touched: a cold blob. */
 let taken = 0;
-function coldLayer(): { repository: string; layer: Layer; bytes: Uint8Array } {
+function coldLayer(): { repository: string; layer: Layer; bytes: Uint8Array<ArrayBuffer> } {
   const layers = Object.values(upstream.images)
-    .filter((image) => !image.repository.startsWith("private/"))
+    .filter((image): image is TestImage => image !== undefined && !image.repository.startsWith("private/"))
     .flatMap((image) => image.manifests.flatMap((m) => m.layers.map((layer) => ({ repository: image.repository, layer }))));
   const unique = [...new Map(layers.map((l) => [l.layer.digest, l])).values()];
   const next = unique[taken++];
