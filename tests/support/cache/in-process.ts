@@ -145,9 +145,7 @@ export interface InProcessOptions {
 
 export async function inProcessCache(upstream: Upstream, options: InProcessOptions = {}): Promise<InProcessCache> {
   const dir = mkdtempSync(join(tmpdir(), "docxy-in-process-"));
-  const client = new UpstreamClient({ headerMs: 10_000, idleMs: 30_000, maxRedirects: 5 }, "docxy/test");
-  const discovery = new AuthDiscovery(client, 10_000);
-  const remote = new CountingRemote(new PassThrough(client, discovery, new UpstreamAuth(client, discovery, new Map())));
+  const remote = countingPassThrough();
   const storage = new CountingStorage(await FsStorage.open(dir));
   const index = SqliteIndex.open(join(dir, "index.sqlite"));
   const coordination = new LocalCoordination();
@@ -158,8 +156,8 @@ export async function inProcessCache(upstream: Upstream, options: InProcessOptio
   const limits = new FillLimits({ maxFills: 64, maxFillsPerClient: 64, maxFillBytes: 2 ** 40 });
   blobs = new BlobCache({ storage, index, remote, coordination, gate, evictor, limits, log, continueWithoutReaders: options.continueWithoutReaders ?? true });
   const manifests = new ManifestCache(storage, index, remote, gate, () => options.tagTtlMs ?? 60_000);
-  const route = { upstream: upstreamEntry(upstream), via: "default" as const };
   return {
+    ...readsOf(upstream),
     front: new CacheFront(blobs, manifests, remote),
     blobs,
     manifests,
@@ -168,6 +166,24 @@ export async function inProcessCache(upstream: Upstream, options: InProcessOptio
     storage,
     remote,
     coordination,
+    close() {
+      index.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The real pass-through as docxy builds it (no upstream accounts), counted. */
+export function countingPassThrough(): CountingRemote {
+  const client = new UpstreamClient({ headerMs: 10_000, idleMs: 30_000, maxRedirects: 5 }, "docxy/test");
+  const discovery = new AuthDiscovery(client, 10_000);
+  return new CountingRemote(new PassThrough(client, discovery, new UpstreamAuth(client, discovery, new Map())));
+}
+
+/** Reads of `upstream` (docxy's default upstream) as the HTTP layer hands them on: as the client when it sends a token, else as docxy. */
+export function readsOf(upstream: Upstream): Pick<InProcessCache, "request"> {
+  const route = { upstream: upstreamEntry(upstream), via: "default" as const };
+  return {
     request(kind, name, reference, init = {}) {
       const headers = new Headers(init.headers);
       const identity: UpstreamIdentity = headers.has("authorization") ? "client" : "proxy";
@@ -181,10 +197,6 @@ export async function inProcessCache(upstream: Upstream, options: InProcessOptio
         origin: "http://docxy.test",
         client: "127.0.0.1",
       };
-    },
-    close() {
-      index.close();
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,87 @@
+/**
+ * One fill in process (cache/fill.ts, with cache/memory-pieces.ts for the
+ * bytes it keeps in memory): the body of a real upstream GET (the test
+ * registry's CDN) into the real filesystem store, followed by several readers
+ * at once; a body that does not match its digest or length commits nothing
+ * and fails its readers. Stalls, clients leaving, disk failures and kill -9
+ * through the binary: tests/integration/cache/fill.test.ts.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Fill } from "../../src/cache/fill";
+import { FsStorage } from "../../src/cache/fs-storage";
+import { countingPassThrough, readsOf } from "../support/cache/in-process";
+import { blobPath, startUpstream, type Upstream } from "../support/upstream";
+
+let upstream: Upstream;
+let storage: FsStorage;
+const dir = mkdtempSync(join(tmpdir(), "docxy-fill-"));
+beforeAll(async () => {
+  upstream = await startUpstream({ onlyThroughProxy: true });
+  storage = await FsStorage.open(dir);
+}, 120_000);
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await upstream?.stop();
+});
+
+/** A fill of `digest` (claimed to be `size` bytes) from `body`, with its outcome. */
+async function fillOf(digest: string, size: number, body: ReadableStream<Uint8Array>) {
+  let settled!: (outcome: { committed: boolean; size: number; error?: Error }) => void;
+  const outcome = new Promise<{ committed: boolean; size: number; error?: Error }>((resolve) => (settled = resolve));
+  const fill = new Fill({ digest, size, body, temp: await storage.begin(), storage, continueWithoutReaders: true, onSettled: settled });
+  return { fill, outcome };
+}
+
+async function bytesOf(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+test("an upstream body is followed by every reader, whole or by range, then committed under its digest", async () => {
+  const layer = upstream.images.alpine.manifests[0]!.layers[0]!;
+  const expected = readFileSync(blobPath(upstream.rootDir, layer.digest));
+  const remote = countingPassThrough();
+  const { response } = await remote.fetch(readsOf(upstream).request("blobs", "library/alpine", layer.digest), { method: "GET", withoutRange: true });
+  expect(response.status).toBe(200);
+  const { fill, outcome } = await fillOf(layer.digest, layer.size, response.body!);
+  const readers = [fill.read(0, layer.size - 1), fill.read(0, layer.size - 1), fill.read(10, 19)];
+  expect(fill.joinable).toBe(true);
+  void fill.start();
+  const [whole, again, range] = await Promise.all(readers.map(bytesOf));
+  expect(whole).toEqual(new Uint8Array(expected));
+  expect(again).toEqual(new Uint8Array(expected));
+  expect(range).toEqual(new Uint8Array(expected.subarray(10, 20)));
+  expect(await outcome).toEqual({ committed: true, size: layer.size });
+  expect(fill.state).toBe("done");
+  // A reader arriving after the commit reads the stored blob.
+  expect(await bytesOf(fill.read(0, layer.size - 1))).toEqual(new Uint8Array(expected));
+  expect((await storage.open(layer.digest))?.size).toBe(layer.size);
+  expect(remote.calls).toHaveLength(1);
+});
+
+test("a body that does not hash to its digest fails every reader and commits nothing", async () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(50_000));
+  const wrong = "sha256:" + "1".repeat(64);
+  const { fill, outcome } = await fillOf(wrong, bytes.length, new Response(bytes).body!);
+  const reader = bytesOf(fill.read(0, bytes.length - 1));
+  void fill.start();
+  await expect(reader).rejects.toThrow("digest mismatch");
+  const settled = await outcome;
+  expect(settled.committed).toBe(false);
+  expect(settled.error?.message).toContain("digest mismatch");
+  expect(await storage.open(wrong)).toBeUndefined();
+  expect(fill.joinable).toBe(false);
+});
+
+test("a body shorter than its announced length fails its readers, who never get a complete-looking body", async () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(10_000));
+  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+  const { fill, outcome } = await fillOf(digest, bytes.length + 1, new Response(bytes).body!);
+  const reader = bytesOf(fill.read(0, bytes.length));
+  void fill.start();
+  await expect(reader).rejects.toThrow(`upstream sent ${bytes.length} of ${bytes.length + 1} bytes`);
+  expect((await outcome).committed).toBe(false);
+  expect(await storage.open(digest)).toBeUndefined();
+});
