@@ -57,7 +57,7 @@ test("a usable directory: reads go through the cache front, and the blob lands i
 test("a disabled cache, or a directory that cannot be used, passes every read through", async () => {
   const blocked = join(root, "a-file");
   writeFileSync(blocked, "not a directory");
-  for (const overrides of [{ "cache.enabled": "false" }, { "cache.dir": blocked }]) {
+  for (const overrides of [{ "cache.enabled": "false" }, { "cache.dir": blocked }] as Record<string, string>[]) {
     const { reads, cache, remote, lines } = await open(overrides);
     expect(cache).toBeUndefined();
     const layer = upstream.images.app.manifests[0]!.layers[0]!;
