@@ -8,6 +8,8 @@
  * Content is addressed by digest and immutable: a blob becomes visible only
  * through `TempBlob.commit`, after its size and digest were verified, so a
  * reader can never see a partial or wrong blob under a digest.
+ *
+ * Types only: tests/cache/fs-storage.test.ts holds FsStorage to it.
  */
 export interface StoredBlob {
   size: number;

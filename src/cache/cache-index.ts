@@ -13,6 +13,8 @@
  * metrics in services.ts) in the same change; nothing else has to know.
  * Everything here can be rebuilt (sizes from the store, tags and access
  * from the upstream), which is what lets a node drop a broken one.
+ *
+ * Types only: tests/cache/sqlite-index.test.ts holds SqliteIndex to it.
  */
 
 export interface IndexedBlob {

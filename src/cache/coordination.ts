@@ -13,6 +13,9 @@
  *
  * Where a blob miss goes: cache front → blob cache → here (join the fill in
  * progress, or claim it) → the remote (remote.ts), once.
+ *
+ * Types only: tests/cache/local-coordination.test.ts holds LocalCoordination
+ * to it, and tests/cache/blob-cache.test.ts coalesces clients through it.
  */
 
 /** A fill clients can follow while it runs: one here (fill.ts), or, in a fleet, one on another node. */

@@ -8,6 +8,10 @@
  *
  * Where a blob miss goes: cache front → blob cache → coordination (claim the
  * fill) → this remote (one `fetch` of the whole blob).
+ *
+ * Types only. The in-process cache tests count every call made through it
+ * (tests/support/cache/in-process.ts; tests/cache/blob-cache.test.ts,
+ * cache-front.test.ts).
  */
 import type { PullRequest } from "../proxy/pull-request";
 import type { UpstreamResponse } from "../upstream/client";

@@ -201,7 +201,8 @@ export function readsOf(upstream: Upstream): Pick<InProcessCache, "request"> {
   };
 }
 
-function upstreamEntry(upstream: Upstream): UpstreamEntry {
+/** The test registry as docxy's default upstream, Docker Hub's slot. */
+export function upstreamEntry(upstream: Upstream): UpstreamEntry {
   return {
     name: "dockerhub",
     registry: "docker.io",
