@@ -9,7 +9,8 @@
  * Without a total length only a range with both ends can be sliced (its
  * Content-Range says `/*`, RFC 9110 §14.4); any other gets the whole blob
  * as a 200, which RFC 9110 §14.2 allows a server to answer to a Range.
- * Tests: tests/cache/blob-cache.test.ts (upstream requests counted).
+ * Tests: tests/cache/uncacheable.test.ts, and tests/cache/blob-cache.test.ts
+ * for a store that refuses the blob (upstream requests counted in both).
  */
 import type { PullRequest } from "../proxy/pull-request";
 import type { UpstreamResponse } from "../upstream/client";

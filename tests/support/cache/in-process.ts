@@ -138,12 +138,15 @@ export interface InProcessCache {
   close(): void;
 }
 
+/** Where the upstream is: the test registry (startUpstream), or a fake one given the same keys. */
+export type UpstreamAt = Pick<Upstream, "registryUrl" | "realm" | "service">;
+
 export interface InProcessOptions {
   continueWithoutReaders?: boolean;
   tagTtlMs?: number;
 }
 
-export async function inProcessCache(upstream: Upstream, options: InProcessOptions = {}): Promise<InProcessCache> {
+export async function inProcessCache(upstream: UpstreamAt, options: InProcessOptions = {}): Promise<InProcessCache> {
   const dir = mkdtempSync(join(tmpdir(), "docxy-in-process-"));
   const remote = countingPassThrough();
   const storage = new CountingStorage(await FsStorage.open(dir));
@@ -181,7 +184,7 @@ export function countingPassThrough(): CountingRemote {
 }
 
 /** Reads of `upstream` (docxy's default upstream) as the HTTP layer hands them on: as the client when it sends a token, else as docxy. */
-export function readsOf(upstream: Upstream): Pick<InProcessCache, "request"> {
+export function readsOf(upstream: UpstreamAt): Pick<InProcessCache, "request"> {
   const route = { upstream: upstreamEntry(upstream), via: "default" as const };
   return {
     request(kind, name, reference, init = {}) {
@@ -202,7 +205,7 @@ export function readsOf(upstream: Upstream): Pick<InProcessCache, "request"> {
 }
 
 /** The test registry as docxy's default upstream, Docker Hub's slot. */
-export function upstreamEntry(upstream: Upstream): UpstreamEntry {
+export function upstreamEntry(upstream: UpstreamAt): UpstreamEntry {
   return {
     name: "dockerhub",
     registry: "docker.io",
