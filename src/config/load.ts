@@ -1,8 +1,9 @@
 /**
  * Where configuration comes from, in increasing precedence: the embedded
  * defaults, a TOML file, `DOCXY_<SECTION>_<KEY>` environment variables, then
- * command-line flags. The result is validated once; every problem becomes one
- * line naming the key as the user wrote it.
+ * command-line flags. The result is validated once, sizes and durations
+ * become numbers (bytes, milliseconds), and every problem becomes one line
+ * naming the key as the user wrote it.
  */
 import { existsSync } from "node:fs";
 import { Value } from "@sinclair/typebox/value";
@@ -52,10 +53,12 @@ export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> 
   }
   // Each stage runs on what passed the one before, so it can trust the types: the shape, then
   // sizes and durations, then what the schema cannot express.
-  const config = problems.length === 0 ? (decodeAll(ConfigSchema, written, "", problems) as Config) : undefined;
-  if (config && problems.length === 0) problems.push(...checkSemantics(config), ...credentialProblems(config, request.env));
-  if (!config || problems.length > 0) throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
-  return { config, source: path ?? "embedded defaults", warnings };
+  if (problems.length === 0) {
+    const config = decodeAll(ConfigSchema, written, "", problems) as Config;
+    if (problems.length === 0) problems.push(...checkSemantics(config), ...credentialProblems(config, request.env));
+    if (problems.length === 0) return { config, source: path ?? "embedded defaults", warnings };
+  }
+  throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
 }
 
 /**
@@ -73,7 +76,7 @@ function decodeAll(schema: TSchema, value: unknown, key: string, problems: strin
       return value;
     }
   }
-  if (Array.isArray(value)) {
+  if (schema.type === "array" && Array.isArray(value)) {
     value.forEach((item, i) => (value[i] = decodeAll(schema.items as TSchema, item, `${key}[${i}]`, problems)));
   } else if (schema.type === "object" && typeof value === "object" && value !== null) {
     const table = value as Record<string, unknown>;
