@@ -20,7 +20,7 @@ import { BlobCache } from "./blob-cache";
 import type { BlobStorage } from "./blob-storage";
 import { CacheFront } from "./cache-front";
 import type { CacheIndex } from "./cache-index";
-import { Evictor, parseDuration, parseSize } from "./eviction";
+import { Evictor } from "./eviction";
 import { FillLimits } from "./fill-limits";
 import { FsStorage } from "./fs-storage";
 import { LocalCoordination } from "./local-coordination";
@@ -70,20 +70,20 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   const coordination = new LocalCoordination();
   const gate = new AccessGate(index, remote, parts.credentials);
   let blobs: BlobCache | undefined;
-  const maxBytes = parseSize(config.max_size);
+  const maxBytes = config.max_size;
   const evictor = new Evictor({
     index,
     storage,
     coordination,
     maxBytes,
-    maxAgeMs: parseDuration(config.max_age),
+    maxAgeMs: config.max_age,
     inUse: (digest) => blobs?.inUse(digest) ?? false,
     log: (message, fields) => log.warn(message, fields),
   });
   const limits = new FillLimits({
     maxFills: config.max_fills,
     maxFillsPerClient: config.max_fills_per_client,
-    maxFillBytes: parseSize(config.max_fill_bytes) || maxBytes,
+    maxFillBytes: config.max_fill_bytes || maxBytes,
   });
   blobs = new BlobCache({
     storage,

@@ -19,7 +19,8 @@
  *   upstream's status stands in).
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
-import { errorBody, RegistryError, type ErrorCode } from "../oci/errors";
+import { RegistryError, type ErrorCode } from "../oci/errors";
+import { errorBody } from "../oci/responses";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUEST_HEADERS, withoutHopByHop } from "../oci/headers";
 import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
@@ -28,7 +29,7 @@ import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream
 import type { Route } from "../upstream/routing";
 import type { UpstreamAuth } from "../upstream/upstream-auth";
 import type { FetchOverride, Remote } from "../cache/remote";
-import type { PullPath } from "./pull-path";
+import type { PullPath } from "../oci/paths";
 import type { PullRequest } from "./pull-request";
 
 /**

@@ -5,7 +5,7 @@
  * take a request without depending on the pass-through's implementation.
  */
 import type { Route } from "../upstream/routing";
-import type { PullPath } from "./pull-path";
+import type { PullPath } from "../oci/paths";
 
 /**
  * Whose credentials go upstream: the client's own (forwarded as sent, and an

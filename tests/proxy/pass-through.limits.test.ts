@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { RegistryError } from "../../src/oci/errors";
 import { PassThrough } from "../../src/proxy/pass-through";
 import type { PullRequest } from "../../src/proxy/pull-request";
-import type { PullPath } from "../../src/proxy/pull-path";
+import type { PullPath } from "../../src/oci/paths";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
 import type { Upstream } from "../../src/upstream/table";

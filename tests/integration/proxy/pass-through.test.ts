@@ -1,5 +1,5 @@
 /**
- * The pull proxy against a real registry (distribution 2.8 with token auth
+ * The pass-through against a real registry (distribution 2.8 with token auth
  * and blob redirects to a CDN that refuses Authorization), through the
  * compiled binary, with curl-level requests and with skopeo.
  */

@@ -24,7 +24,7 @@ import type { FetchOverride, Remote } from "../../../src/cache/remote";
 import { SqliteIndex } from "../../../src/cache/sqlite-index";
 import { createLogger } from "../../../src/observability/logger";
 import { PassThrough } from "../../../src/proxy/pass-through";
-import type { PullKind } from "../../../src/proxy/pull-path";
+import type { PullKind } from "../../../src/oci/paths";
 import type { PullRequest, UpstreamIdentity } from "../../../src/proxy/pull-request";
 import { AuthDiscovery } from "../../../src/upstream/auth-discovery";
 import { UpstreamClient, type UpstreamResponse } from "../../../src/upstream/client";
