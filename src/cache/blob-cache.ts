@@ -19,13 +19,13 @@
  * the fill limits (fill-limits.ts); joining one is free.
  */
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import { blobHead, withNamespace } from "../oci/responses";
 import type { Logger } from "../observability/logger";
 import type { PullRequest } from "../proxy/pull-request";
 import { discard } from "../upstream/client";
 import { fileResponse } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
 import type { AccessGate } from "./access-gate";
-import { blobHead } from "./blob-head";
 import type { BlobStorage, TempBlob } from "./blob-storage";
 import type { CacheIndex } from "./cache-index";
 import type { Answer } from "./cache-front";
@@ -231,8 +231,7 @@ export class BlobCache {
       [API_VERSION_HEADER]: API_VERSION,
       "x-cache": "HIT",
     });
-    if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
-    return new Response(null, { status: 307, headers });
+    return new Response(null, { status: 307, headers: withNamespace(headers, request.route) });
   }
 
   /** 200 or 206 (or 416) with exact length, digest and cache status; HEAD without a body. */
@@ -243,8 +242,8 @@ export class BlobCache {
     withBody: (start: number, end: number, init: ResponseInit) => Response,
   ): Response {
     const head = blobHead(request.path.reference!, size, request.method, request.headers.get("range"), cache);
-    const { status, headers } = head;
-    if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+    const { status } = head;
+    const headers = withNamespace(head.headers, request.route);
     if (head.status === 416 || request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
     return withBody(head.start, head.end, { status, headers });
   }

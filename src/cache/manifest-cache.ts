@@ -20,7 +20,8 @@
  * their media type.
  */
 import { RegistryError } from "../oci/errors";
-import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import { DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import { manifestHeaders, withNamespace, type ManifestFacts } from "../oci/responses";
 import type { PullRequest } from "../proxy/pull-request";
 import { MANIFEST_LIMIT, readCapped } from "../upstream/body-limit";
 import { discard } from "../upstream/client";
@@ -30,12 +31,6 @@ import type { BlobStorage } from "./blob-storage";
 import type { Answer } from "./cache-front";
 import type { CacheIndex } from "./cache-index";
 import type { Remote } from "./remote";
-
-interface Known {
-  digest: string;
-  mediaType: string;
-  size: number;
-}
 
 export class ManifestCache {
   constructor(
@@ -166,7 +161,7 @@ export class ManifestCache {
    * can only have been stored before the cap existed, and is streamed, so
    * concurrent hits of it cost disk reads, not a copy each.
    */
-  private async fromStore(request: PullRequest, known: Known, cache: string): Promise<Response | undefined> {
+  private async fromStore(request: PullRequest, known: ManifestFacts, cache: string): Promise<Response | undefined> {
     if (request.method === "HEAD") return manifestResponse(request, known, null, cache);
     const stored = await this.storage.open(known.digest);
     if (!stored) return undefined;
@@ -181,7 +176,7 @@ export class ManifestCache {
    * a repository not known to be public cannot be proven while the upstream
    * is down, and then the client gets the upstream error, not the content.
    */
-  private async stale(request: PullRequest, known: Known, reason: string): Promise<Response> {
+  private async stale(request: PullRequest, known: ManifestFacts, reason: string): Promise<Response> {
     const refusal = await this.gate.check(request, known.digest);
     if (refusal) return refusal;
     const cached = await this.fromStore(request, known, "STALE");
@@ -191,15 +186,7 @@ export class ManifestCache {
   }
 }
 
-function manifestResponse(request: PullRequest, known: Known, body: Uint8Array | ReadableStream<Uint8Array> | null, cache: string): Response {
-  const headers = new Headers({
-    "content-type": known.mediaType,
-    "content-length": String(known.size),
-    [DOCKER_CONTENT_DIGEST]: known.digest,
-    [API_VERSION_HEADER]: API_VERSION,
-    etag: `"${known.digest}"`,
-    "x-cache": cache,
-  });
-  if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+function manifestResponse(request: PullRequest, known: ManifestFacts, body: Uint8Array | ReadableStream<Uint8Array> | null, cache: string): Response {
+  const headers = withNamespace(manifestHeaders(known, cache), request.route);
   return new Response(request.method === "HEAD" ? null : body, { headers });
 }

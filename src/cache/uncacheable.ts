@@ -14,7 +14,7 @@
  */
 import type { PullRequest } from "../proxy/pull-request";
 import type { UpstreamResponse } from "../upstream/client";
-import { parseRange, type ByteRange } from "./range";
+import { parseRange, type ByteRange } from "../oci/responses";
 import type { Remote } from "./remote";
 
 export async function relayUncacheable(remote: Remote, request: PullRequest, answer: UpstreamResponse): Promise<Response> {
