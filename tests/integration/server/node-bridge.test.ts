@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { json } from "../support/proxied-upstream";
-import { rawRequest } from "../support/raw-http";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { json } from "../../support/proxied-upstream";
+import { rawRequest } from "../../support/raw-http";
 
 let docxy: Docxy;
 beforeAll(async () => {

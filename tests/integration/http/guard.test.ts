@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { json, sha256 } from "../support/proxied-upstream";
-import { rawRequest } from "../support/raw-http";
-import { registryToml, startUpstream, type Upstream } from "../support/upstream";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { json, sha256 } from "../../support/proxied-upstream";
+import { rawRequest } from "../../support/raw-http";
+import { registryToml, startUpstream, type Upstream } from "../../support/upstream";
 
 let upstream: Upstream;
 const dir = mkdtempSync(join(tmpdir(), "docxy-guard-"));
@@ -130,7 +130,7 @@ test("a bandwidth-limited blob still arrives whole and verified", async () => {
 });
 
 test("a bad CIDR or image rule is a configuration error", async () => {
-  const child = Bun.spawn([(await import("../support/docxy-process")).DOCXY_BIN, "--http-port", "0"], {
+  const child = Bun.spawn([(await import("../../support/docxy-process")).DOCXY_BIN, "--http-port", "0"], {
     env: { DOCXY_ACCESS_DENY: "10.0.0.0/33" },
     stderr: "pipe",
   });

@@ -7,11 +7,11 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { htpasswdLine } from "../support/htpasswd";
-import { basic, json, sha256 } from "../support/proxied-upstream";
-import { skopeo, skopeoOk } from "../support/skopeo";
-import { registryToml, startUpstream, type Upstream } from "../support/upstream";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { htpasswdLine } from "../../support/htpasswd";
+import { basic, json, sha256 } from "../../support/proxied-upstream";
+import { skopeo, skopeoOk } from "../../support/skopeo";
+import { registryToml, startUpstream, type Upstream } from "../../support/upstream";
 
 const CI_TOKEN = "ci-token-0123456789abcdef";
 const dir = mkdtempSync(join(tmpdir(), "docxy-users-"));

@@ -1,8 +1,8 @@
 /** The admin API through the binary against the real upstream: token, stats, pre-warm, listing, purge. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startDocxy } from "../../support/docxy-process";
-import { json, startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
-import { hostManifest } from "../../e2e/support/images";
+import { startDocxy } from "../../../support/docxy-process";
+import { json, startProxiedUpstream, type ProxiedUpstream } from "../../../support/proxied-upstream";
+import { hostManifest } from "../../../e2e/support/images";
 
 const ADMIN = "admin-token-for-tests-0123456789";
 let env: ProxiedUpstream;

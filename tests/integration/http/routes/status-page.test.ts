@@ -10,17 +10,17 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { docxyToken, waitFor } from "../../support/cache/harness";
-import { startDocxy, type Docxy } from "../../support/docxy-process";
-import { basic, json, startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
-import { skopeoOk } from "../../support/skopeo";
-import { upstreamEntryToml } from "../../support/upstream";
+import { docxyToken, waitFor } from "../../../support/cache/harness";
+import { startDocxy, type Docxy } from "../../../support/docxy-process";
+import { basic, json, startProxiedUpstream, type ProxiedUpstream } from "../../../support/proxied-upstream";
+import { skopeoOk } from "../../../support/skopeo";
+import { upstreamEntryToml } from "../../../support/upstream";
 
 const ADMIN = "status-admin-token-0123456789abcdef";
 
 const CHROMIUM = "/usr/bin/chromium";
 const unavailable = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing: apt-get install -y chromium`;
-if (unavailable) console.warn(`SKIPPED tests/http/routes/status-page.test.ts: ${unavailable}`);
+if (unavailable) console.warn(`SKIPPED tests/integration/http/routes/status-page.test.ts: ${unavailable}`);
 
 let env: ProxiedUpstream;
 let browser: Browser | undefined;
