@@ -1,7 +1,10 @@
 /**
- * Entry point of the `docxy` binary: flags → config → services → listeners.
- * The only place that exits the process. Exports nothing: a compiled entry
+ * Entry point of the `docxy` binary: flags → config → certificates → services
+ * (the composition root, services.ts) → the edge built from them
+ * (server/edge.ts), started here. The only place that exits the process. Exports nothing: a compiled entry
  * that exports an `app` crashes at start (research/bun-elysia.md pitfall 10).
+ *
+ * Tested through the binary: tests/integration/main.test.ts.
  */
 import { HELP, parseArgs, UsageError } from "./cli/args";
 import { checkConfig } from "./cli/check-config";

@@ -5,6 +5,9 @@
  * - otherwise each enabled port serves the full proxy.
  * `server.bind` empty means every interface, IPv4 and IPv6 (one dual-stack
  * socket on `::`, or `0.0.0.0` where the host has no IPv6).
+ *
+ * Tested in process by tests/server/edge.test.ts; the modes (standalone HTTPS, redirects,
+ * behind_proxy) through the binary by tests/integration/server/listeners.test.ts.
  */
 import http from "node:http";
 import https from "node:https";

@@ -6,6 +6,9 @@
  * OAuth2 form that containerd (with credentials) and Docker (with an identity
  * token) use. The form is read raw, not parsed by Elysia, so that parameter
  * order and repeated keys survive.
+ *
+ * Tested in process through the whole app: tests/http/app.test.ts; with docxy's own users,
+ * through the binary: tests/integration/http/proxy-auth.test.ts.
  */
 import { Elysia, t } from "elysia";
 import { RegistryError } from "../../oci/errors";

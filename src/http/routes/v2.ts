@@ -1,6 +1,8 @@
 /**
  * The registry API under `/v2/`. Routes only translate: they pick the
  * upstream (upstream/routing.ts), parse the path, and hand over to the domain.
+ *
+ * Tested in process through the whole app: tests/http/app.test.ts and tests/http/request-context.test.ts.
  */
 import { Elysia } from "elysia";
 import { RegistryError } from "../../oci/errors";
