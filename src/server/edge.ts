@@ -1,11 +1,13 @@
 /**
+ * `src/server/` is the only folder that touches listeners, sockets and TLS:
+ * this assembly, the node:http bridge into the app, the sendfile port, idle
+ * connections, certificates (files, live swaps, ACME in `acme/`).
+ *
  * The server edge, assembled from the services: the proxy and redirect apps,
  * the sendfile port's handler, one access log and one file-sending buffer
  * budget for every port. `createEdge` builds; `start` binds the ports the
  * configuration asks for, in order: plain HTTP, HTTPS (after HTTP, since an
  * ACME CA validates through it), then the sendfile port.
- * Covered by tests/integration/server/listeners.test.ts and its neighbours
- * (they run the binary, which is this edge and nothing else).
  */
 import { createApp } from "../http/app";
 import { createRedirectApp } from "../http/redirect-app";

@@ -1,4 +1,9 @@
 /**
+ * `src/upstream/`: everything about the registries docxy pulls from — the
+ * table of upstreams and the built-ins, routing a request to one, this HTTP
+ * client and its redirect policy, body limits, token discovery, and pulling
+ * with docxy's own accounts.
+ *
  * The one way docxy talks to an upstream registry or token service.
  *
  * - Three separate limits (research/bun-elysia.md §2 "Timeouts"): a timer for

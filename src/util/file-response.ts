@@ -1,4 +1,6 @@
 /**
+ * `src/util/`: small helpers for bodies shared by the cache and the edge.
+ *
  * A Response whose body is a byte range of a local file, marked so that the
  * server edge can send the file itself instead of pumping a Web stream
  * through JavaScript (a cache hit should cost what a file copy costs). Any
