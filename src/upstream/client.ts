@@ -56,7 +56,7 @@ export interface UpstreamResponse {
   redirectedFrom?: Headers;
 }
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const CROSS_ORIGIN_SECRETS = ["authorization", "cookie", "proxy-authorization"];
 
 /** Told about every upstream exchange, for metrics. */
