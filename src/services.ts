@@ -10,7 +10,6 @@ import { ProxyLogin, type ProxyAuth } from "./auth/proxy-login";
 import { ProxyTokens } from "./auth/proxy-tokens";
 import { PublicOrigin } from "./auth/public-origin";
 import { ProxyUsers } from "./auth/users";
-import { parseDuration, parseSize } from "./cache/eviction";
 import type { Guards } from "./http/guard";
 import { BandwidthLimiter } from "./policy/bandwidth";
 import { ImagePolicyFile } from "./policy/image-policy-file";
@@ -143,7 +142,7 @@ async function openProxyAuth(auth: Config["auth"], log: Logger): Promise<ProxyAu
   });
   const tokens = new ProxyTokens({
     secret: ProxyTokens.secretFrom(auth.secret || undefined),
-    ttlSeconds: Math.max(60, Math.round(parseDuration(auth.token_ttl) / 1000)),
+    ttlSeconds: Math.max(60, Math.round(auth.token_ttl / 1000)),
   });
   const throttle = new LoginThrottle({ store: new MemoryRateLimitStore(), perAddress: auth.failed_logins_per_address, perName: auth.failed_logins_per_user });
   return { users, tokens, login: new ProxyLogin(users, tokens, throttle) };
@@ -162,7 +161,7 @@ async function openGuards(config: Config, log: Logger): Promise<Guards> {
     const fixed = new ImagePolicy(rules);
     images = () => fixed;
   }
-  const bytesPerSecond = parseSize(limits.bytes_per_second);
+  const bytesPerSecond = limits.bytes_per_second;
   return {
     network: new NetworkPolicy({ allow: access.allow, deny: access.deny, trustedProxies: access.trusted_proxies }),
     addressLimiter: perMinute(limits.requests_per_minute),

@@ -20,6 +20,7 @@
  * private content waits for the upstream, as it did before.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { bearerToken } from "../oci/authorization";
 
 /** The token handed out while the upstream's token service is in trouble; with `.handle` when it names credentials. */
 export const OFFLINE_TOKEN = "docxy-offline";
@@ -71,12 +72,12 @@ export class CredentialMemory {
 
   /** Whether `authorization` carries one of docxy's offline tokens (worth nothing upstream). */
   isOffline(authorization: string | null): boolean {
-    return bearer(authorization)?.split(".")[0] === OFFLINE_TOKEN;
+    return bearerToken(authorization)?.split(".")[0] === OFFLINE_TOKEN;
   }
 
   /** The upstream confirmed that `authorization` may read `repository` (upstream name and repository). */
   proven(authorization: string | null, repository: string): void {
-    const token = bearer(authorization);
+    const token = bearerToken(authorization);
     const owner = token === undefined ? undefined : live(this.tokens, this.digest(token));
     if (!owner) return;
     this.proofs.delete(`${owner} ${repository}`);
@@ -86,7 +87,7 @@ export class CredentialMemory {
 
   /** Whether the credentials behind an offline token proved access to `repository` within PROOF_TTL_MS. */
   provenBefore(authorization: string | null, repository: string): boolean {
-    const handle = bearer(authorization)?.split(".")[1];
+    const handle = bearerToken(authorization)?.split(".")[1];
     const owner = handle === undefined ? undefined : live(this.handles, handle);
     const at = owner === undefined ? undefined : this.proofs.get(`${owner} ${repository}`);
     return at !== undefined && Date.now() - at < PROOF_TTL_MS;
@@ -95,10 +96,6 @@ export class CredentialMemory {
   private digest(token: string): string {
     return createHmac("sha256", this.key).update(token).digest("base64url");
   }
-}
-
-function bearer(authorization: string | null): string | undefined {
-  return /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
 }
 
 function remember(map: Map<string, Entry>, key: string, entry: Entry): void {

@@ -6,8 +6,9 @@
  * any token counts as failed. Credentials and tokens pass through; they are
  * never logged.
  */
-import { errorBody, RegistryError } from "../oci/errors";
+import { RegistryError } from "../oci/errors";
 import { withoutHopByHop } from "../oci/headers";
+import { registryErrorResponse } from "../oci/responses";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import { cappedBody, ERROR_LIMIT, readCapped, TOKEN_LIMIT } from "../upstream/body-limit";
 import { discard, type UpstreamClient } from "../upstream/client";
@@ -103,8 +104,8 @@ export class TokenProxy {
       if (!(error instanceof RegistryError)) throw error;
       // An oversized refusal is still a refusal: `docker login` must fail, not get an offline token.
       const code = response.status === 401 ? "UNAUTHORIZED" : "DENIED";
-      const body = errorBody(code, `the token service of ${request.upstream.name} answered ${response.status}`);
-      return new Response(body, { status: response.status, headers: { "content-type": "application/json" } });
+      const refusal = new RegistryError(code, `the token service of ${request.upstream.name} answered ${response.status}`, { status: response.status });
+      return registryErrorResponse(refusal, body ? "POST" : "GET");
     }
   }
 

@@ -27,7 +27,8 @@
  *      in trouble too.
  */
 import type { CredentialMemory } from "../auth/credential-memory";
-import { errorBody, RegistryError } from "../oci/errors";
+import { RegistryError } from "../oci/errors";
+import { errorBody } from "../oci/responses";
 import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
 import { discard } from "../upstream/client";
 import type { CacheIndex } from "./cache-index";

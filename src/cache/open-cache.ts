@@ -17,7 +17,7 @@ import { BlobCache } from "./blob-cache";
 import { FillLimits } from "./fill-limits";
 import { CacheIndex } from "./cache-index";
 import { CachingPull, type Puller } from "./caching-pull";
-import { Evictor, parseDuration, parseSize } from "./eviction";
+import { Evictor } from "./eviction";
 import { FsStorage } from "./fs-storage";
 import { ManifestCache } from "./manifest-cache";
 import type { SendfileRedirects } from "./sendfile-redirects";
@@ -63,19 +63,19 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
 
   const gate = new AccessGate(index, parts.pull, parts.credentials);
   let blobs: BlobCache | undefined;
-  const maxBytes = parseSize(config.max_size);
+  const maxBytes = config.max_size;
   const evictor = new Evictor({
     index,
     storage,
     maxBytes,
-    maxAgeMs: parseDuration(config.max_age),
+    maxAgeMs: config.max_age,
     inUse: (digest) => blobs?.inUse(digest) ?? false,
     log: (message, fields) => parts.log.warn(message, fields),
   });
   const limits = new FillLimits({
     maxFills: config.max_fills,
     maxFillsPerClient: config.max_fills_per_client,
-    maxFillBytes: parseSize(config.max_fill_bytes) || maxBytes,
+    maxFillBytes: config.max_fill_bytes || maxBytes,
   });
   blobs = new BlobCache(storage, index, parts.pull, gate, evictor, parts.log, config.continue_on_disconnect, limits, parts.sendfile);
   const manifests = new ManifestCache(storage, index, parts.pull, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));

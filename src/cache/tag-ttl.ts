@@ -5,11 +5,8 @@
  * pattern has a colon (`"library/*:latest"`). `*` matches any run of
  * characters, including `/`.
  */
-import { parseDuration } from "./eviction";
-
-export function tagTtl(fallback: string | number, overrides: Record<string, string | number>): (repository: string, tag: string) => number {
-  const defaultMs = parseDuration(fallback);
-  const rules = Object.entries(overrides).map(([pattern, ttl]) => ({ regex: glob(pattern), withRepository: pattern.includes(":"), ms: parseDuration(ttl) }));
+export function tagTtl(defaultMs: number, overrides: Record<string, number>): (repository: string, tag: string) => number {
+  const rules = Object.entries(overrides).map(([pattern, ms]) => ({ regex: glob(pattern), withRepository: pattern.includes(":"), ms }));
   return (repository, tag) => rules.find((r) => r.regex.test(r.withRepository ? `${repository}:${tag}` : tag))?.ms ?? defaultMs;
 }
 

@@ -6,6 +6,7 @@
  * Tested through the binary: tests/integration/cli/commands.test.ts.
  */
 import { ConfigError, loadConfig } from "../config/load";
+import { formatSize } from "../config/units";
 import { upstreamTableFromConfig } from "../upstream/table";
 
 export async function checkConfig(args: string[], env: Record<string, string | undefined>): Promise<number> {
@@ -18,7 +19,7 @@ export async function checkConfig(args: string[], env: Record<string, string | u
       `${source}: valid\n` +
         `  listeners: ${[config.server.http_enabled && `http :${config.server.http_port}`, config.server.https_enabled && `https :${config.server.https_port}`].filter(Boolean).join(", ")}\n` +
         `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry})`).join(", ")}; default ${table.default.name}\n` +
-        `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${config.cache.max_size}` : "off"}\n` +
+        `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${formatSize(config.cache.max_size)}` : "off"}\n` +
         `  proxy users: ${config.auth.enabled ? "on" : "off"}\n`,
     );
     return 0;

@@ -1,12 +1,13 @@
 /**
  * Where configuration comes from, in increasing precedence: the embedded
  * defaults, a TOML file, `DOCXY_<SECTION>_<KEY>` environment variables, then
- * command-line flags. The result is validated once; every problem becomes one
- * line naming the key as the user wrote it.
+ * command-line flags. The result is validated once, sizes and durations
+ * become numbers (bytes, milliseconds), and every problem becomes one line
+ * naming the key as the user wrote it.
  */
 import { existsSync } from "node:fs";
 import { Value } from "@sinclair/typebox/value";
-import type { TSchema } from "@sinclair/typebox";
+import { TransformKind, type TSchema } from "@sinclair/typebox";
 import { ConfigSchema, type Config } from "./schema";
 import { accountsFrom } from "../upstream/accounts";
 import { checkSemantics } from "./validate";
@@ -46,13 +47,48 @@ export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> 
   applyStrings(raw, environmentOverrides(request.env), problems);
   applyStrings(raw, request.overrides ?? {}, problems);
 
-  const config = Value.Default(ConfigSchema, Value.Clone(raw)) as Config;
-  for (const error of Value.Errors(ConfigSchema, config)) {
+  const written = Value.Default(ConfigSchema, Value.Clone(raw));
+  for (const error of Value.Errors(ConfigSchema, written)) {
     problems.push(`${keyName(error.path)}: ${error.message} (got ${JSON.stringify(error.value)})`);
   }
-  if (problems.length === 0) problems.push(...checkSemantics(config), ...credentialProblems(config, request.env));
-  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
-  return { config, source: path ?? "embedded defaults", warnings };
+  // Each stage runs on what passed the one before, so it can trust the types: the shape, then
+  // sizes and durations, then what the schema cannot express.
+  if (problems.length === 0) {
+    const config = decodeAll(ConfigSchema, written, "", problems) as Config;
+    if (problems.length === 0) problems.push(...checkSemantics(config), ...credentialProblems(config, request.env));
+    if (problems.length === 0) return { config, source: path ?? "embedded defaults", warnings };
+  }
+  throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
+}
+
+/**
+ * Runs the schema's decodes (sizes and durations, schema.ts) on every value
+ * in place, naming each one that fails as the TOML spells it; TypeBox's
+ * Value.Decode would stop at the first.
+ */
+function decodeAll(schema: TSchema, value: unknown, key: string, problems: string[]): unknown {
+  const transform = (schema as { [TransformKind]?: { Decode: (value: unknown) => unknown } })[TransformKind];
+  if (transform) {
+    try {
+      return transform.Decode(value);
+    } catch (error) {
+      problems.push(`${key}: ${(error as Error).message}`);
+      return value;
+    }
+  }
+  if (schema.type === "array" && Array.isArray(value)) {
+    value.forEach((item, i) => (value[i] = decodeAll(schema.items as TSchema, item, `${key}[${i}]`, problems)));
+  } else if (schema.type === "object" && typeof value === "object" && value !== null) {
+    const table = value as Record<string, unknown>;
+    const properties = (schema.properties ?? {}) as Record<string, TSchema>;
+    // A record (`tag_ttl_overrides`) has one schema for all its values, under keys the user chose.
+    const [anyKey] = Object.values(schema.patternProperties ?? {}) as TSchema[];
+    for (const [name, child] of Object.entries(table)) {
+      if (properties[name]) table[name] = decodeAll(properties[name], child, key ? `${key}.${name}` : name, problems);
+      else if (anyKey) table[name] = decodeAll(anyKey, child, `${key}.${JSON.stringify(name)}`, problems);
+    }
+  }
+  return value;
 }
 
 function resolveExplicit(path: string): string {

@@ -6,11 +6,24 @@
  * The same schema validates the TOML file, `DOCXY_*` environment variables and
  * command-line flags, so a mistake is reported under the key the user wrote.
  */
-import { Type as t, type Static } from "@sinclair/typebox";
+import { Type as t, type Static, type StaticDecode } from "@sinclair/typebox";
+import { parseDuration, parseSize } from "./units";
 
 const port = (fallback: number) =>
   t.Integer({ minimum: 0, maximum: 65535, default: fallback, description: "0 picks any free port (tests)" });
 const seconds = (fallback: number, description: string) => t.Number({ minimum: 0, default: fallback, description });
+
+/**
+ * A key written as text with a unit ("20GiB", "5m") or a bare number, and
+ * loaded as a number (bytes, milliseconds; units.ts). load.ts runs the decode
+ * for every such key and reports each one that does not parse.
+ */
+const quantity = (parse: (value: string | number) => number) => (options: { default?: string | number; description?: string } = {}) =>
+  t.Transform(t.Union([t.String(), t.Number()], options))
+    .Decode(parse)
+    .Encode((value: number): string | number => value);
+const size = quantity(parseSize);
+const duration = quantity(parseDuration);
 
 /**
  * One `[[registry.upstreams]]` entry. With the `name` of a built-in upstream
@@ -118,10 +131,10 @@ export const ConfigSchema = t.Object({
     {
       enabled: t.Boolean({ default: true, description: "docxy: false makes docxy a pure forwarder" }),
       dir: t.String({ default: "docxy-cache", description: "docxy: cache directory (relative to the working directory)" }),
-      max_size: t.Union([t.String(), t.Number()], { default: "20GiB", description: 'docxy: e.g. "50GiB"; least recently used content goes first' }),
-      max_age: t.Union([t.String(), t.Number()], { default: "30d", description: "docxy: content unused this long is removed" }),
-      tag_ttl: t.Union([t.String(), t.Number()], { default: "60s", description: "docxy: how long a tag's digest is trusted before a HEAD revalidates it" }),
-      tag_ttl_overrides: t.Record(t.String(), t.Union([t.String(), t.Number()]), {
+      max_size: size({ default: "20GiB", description: 'docxy: e.g. "50GiB"; least recently used content goes first' }),
+      max_age: duration({ default: "30d", description: "docxy: content unused this long is removed" }),
+      tag_ttl: duration({ default: "60s", description: "docxy: how long a tag's digest is trusted before a HEAD revalidates it" }),
+      tag_ttl_overrides: t.Record(t.String(), duration(), {
         default: {},
         description: 'docxy: glob on the tag (or "repository:tag") → TTL, e.g. { "latest" = "10s" }',
       }),
@@ -135,7 +148,7 @@ export const ConfigSchema = t.Object({
         default: 16,
         description: "docxy: blob downloads one client address (IPv6 per /64) may have started and running; beyond it, 429 with Retry-After",
       }),
-      max_fill_bytes: t.Union([t.String(), t.Number()], {
+      max_fill_bytes: size({
         default: 0,
         description: 'docxy: sum of the sizes of blob downloads in progress, e.g. "10GiB"; 0 = max_size (temp files live on the cache\'s disk); beyond it, 503',
       }),
@@ -147,7 +160,7 @@ export const ConfigSchema = t.Object({
       enabled: t.Boolean({ default: false, description: "docxy: require docxy's own users (docker login <docxy>)" }),
       htpasswd: t.String({ default: "", description: "docxy: htpasswd file with bcrypt entries (htpasswd -B), reloaded on change" }),
       tokens: t.Array(t.String(), { default: [], description: 'docxy: static "name:token" bearer tokens, e.g. for CI' }),
-      token_ttl: t.Union([t.String(), t.Number()], { default: "5m", description: "docxy: lifetime of the tokens docxy issues" }),
+      token_ttl: duration({ default: "5m", description: "docxy: lifetime of the tokens docxy issues" }),
       secret: t.String({ default: "", description: "docxy: key that signs docxy's tokens (≥ 32 chars); random per start when empty" }),
       failed_logins_per_address: t.Integer({
         minimum: 0,
@@ -183,7 +196,7 @@ export const ConfigSchema = t.Object({
     {
       requests_per_minute: t.Integer({ minimum: 0, default: 0, description: "docxy: per client address (IPv6 per /64); 0 = unlimited" }),
       user_requests_per_minute: t.Integer({ minimum: 0, default: 0, description: "docxy: per proxy user; 0 = unlimited" }),
-      bytes_per_second: t.Union([t.String(), t.Number()], { default: 0, description: 'docxy: blob download rate per user or address, e.g. "20MB"; 0 = unlimited' }),
+      bytes_per_second: size({ default: 0, description: 'docxy: blob download rate per user or address, e.g. "20MB"; 0 = unlimited' }),
     },
     { default: {} },
   ),
@@ -205,6 +218,7 @@ export const ConfigSchema = t.Object({
   ),
 });
 
-export type Config = Static<typeof ConfigSchema>;
+/** The configuration as loaded: sizes in bytes, durations in milliseconds. */
+export type Config = StaticDecode<typeof ConfigSchema>;
 export type UpstreamEntry = Static<typeof UpstreamSchema>;
 export type CredentialEntry = Static<typeof CredentialSchema>;

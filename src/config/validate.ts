@@ -5,7 +5,6 @@
  * "TLS" error, research/docxy.md §6.2).
  */
 import { existsSync } from "node:fs";
-import { parseDuration, parseSize } from "../cache/eviction";
 import { ImagePolicy } from "../policy/image-rules";
 import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
@@ -43,7 +42,7 @@ export function checkSemantics(config: Config): string[] {
       problems.push(`server.sendfile_port: ${server.sendfile_port} is already the proxy's port`);
     }
     if (!config.cache.enabled) problems.push("server.sendfile_enabled: serves cache hits, so it needs cache.enabled = true");
-    if (sizeOrZero(config.limits.bytes_per_second) > 0) {
+    if (config.limits.bytes_per_second > 0) {
       problems.push("server.sendfile_enabled: the kernel sends those files, so limits.bytes_per_second could not shape them; use one or the other");
     }
     problems.push(...originProblems("server.sendfile_url", server.sendfile_url));
@@ -76,7 +75,7 @@ export function checkSemantics(config: Config): string[] {
     problems.push(`registry.default: no upstream named ${JSON.stringify(registry.default)}`);
   }
 
-  const { auth, limits } = config;
+  const { auth } = config;
   if (auth.enabled && !auth.htpasswd && auth.tokens.length === 0) {
     problems.push("auth: enabled = true needs users: an htpasswd file or tokens");
   }
@@ -85,8 +84,6 @@ export function checkSemantics(config: Config): string[] {
   auth.tokens.forEach((entry, i) => {
     if (!/^[^:\s]+:\S{16,}$/.test(entry)) problems.push(`auth.tokens[${i}]: must be "name:token" with a token of at least 16 characters`);
   });
-  problems.push(...parsed("auth.token_ttl", auth.token_ttl, parseDuration));
-  problems.push(...parsed("limits.bytes_per_second", limits.bytes_per_second, parseSize));
   if (config.policy.file && !existsSync(config.policy.file)) problems.push(`policy.file: file not found: ${config.policy.file}`);
   const { access, policy } = config;
   try {
@@ -99,25 +96,7 @@ export function checkSemantics(config: Config): string[] {
   } catch (error) {
     problems.push(`policy: ${(error as Error).message}`);
   }
-
-  const { cache } = config;
-  problems.push(...parsed("cache.max_size", cache.max_size, parseSize));
-  problems.push(...parsed("cache.max_fill_bytes", cache.max_fill_bytes, parseSize));
-  problems.push(...parsed("cache.max_age", cache.max_age, parseDuration));
-  problems.push(...parsed("cache.tag_ttl", cache.tag_ttl, parseDuration));
-  for (const [pattern, ttl] of Object.entries(cache.tag_ttl_overrides)) {
-    problems.push(...parsed(`cache.tag_ttl_overrides.${JSON.stringify(pattern)}`, ttl, parseDuration));
-  }
   return problems;
-}
-
-function parsed(key: string, value: string | number, parse: (v: string | number) => number): string[] {
-  try {
-    parse(value);
-    return [];
-  } catch (error) {
-    return [`${key}: ${(error as Error).message}`];
-  }
 }
 
 function urlProblems(key: string, value: string): string[] {
@@ -126,15 +105,6 @@ function urlProblems(key: string, value: string): string[] {
     return [`${key}: must be an http:// or https:// URL (got ${JSON.stringify(value)})`];
   }
   return [];
-}
-
-/** A size setting's bytes; 0 when it does not parse (its own check reports that). */
-function sizeOrZero(value: string | number): number {
-  try {
-    return parseSize(value);
-  } catch {
-    return 0;
-  }
 }
 
 /** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */

@@ -5,10 +5,11 @@
  * token is configured.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { bearerToken } from "../oci/authorization";
 
 export function bearsAdminToken(request: Request, token: string): boolean {
   if (!token) return false;
-  const given = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1];
+  const given = bearerToken(request.headers.get("authorization"));
   return given !== undefined && timingSafeEqual(sha256(given), sha256(token));
 }
 

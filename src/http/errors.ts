@@ -1,29 +1,16 @@
 /**
- * The single place where errors become HTTP responses: registry JSON
- * (`{"errors":[{code,message,detail}]}`) with the right status, for errors we
- * raise and for Elysia's own (its NOT_FOUND is plain text and its VALIDATION
- * a 422, neither of which a registry client understands). Unexpected errors
- * are logged with their stack and answered with a generic 500: never a stack
- * trace or an internal message on the wire.
+ * The HTTP edge's error translation. Domain errors (RegistryError) already
+ * know their answer (oci/responses.ts); what is left here is Elysia's own
+ * errors — its NOT_FOUND is plain text and its VALIDATION a 422, neither of
+ * which a registry client understands — and unexpected ones, which are logged
+ * with their stack and answered with a generic 500: never a stack trace or an
+ * internal message on the wire.
  */
-import { errorBody, RegistryError } from "../oci/errors";
-import { API_VERSION, API_VERSION_HEADER } from "../oci/headers";
+import { RegistryError } from "../oci/errors";
+import { registryErrorResponse } from "../oci/responses";
 import type { Logger } from "../observability/logger";
 
-export function registryErrorResponse(error: RegistryError, method: string): Response {
-  const body = errorBody(error.ociCode, error.message, error.detail);
-  const headers = new Headers(error.headers);
-  headers.set("content-type", "application/json; charset=utf-8");
-  // Docker checks it on /v2/ answers, error or not, to tell a v2 registry (dist-spec "API Version
-  // Check"); distribution sends it on every response, so docxy's own errors carry it too.
-  headers.set(API_VERSION_HEADER, API_VERSION);
-  // A HEAD error has no body (distribution does the same), but keeps its status.
-  if (method === "HEAD") return new Response(null, { status: error.status, headers });
-  headers.set("content-length", String(Buffer.byteLength(body)));
-  return new Response(body, { status: error.status, headers });
-}
-
-export function errorResponse(code: string | number, error: unknown, request: Request, log: Logger): Response {
+export function errorResponse(code: string | number, error: unknown, request: Request, log: Pick<Logger, "error">): Response {
   if (error instanceof RegistryError) return registryErrorResponse(error, request.method);
   switch (code) {
     case "NOT_FOUND":

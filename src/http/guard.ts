@@ -10,7 +10,7 @@ import type { BandwidthLimiter } from "../policy/bandwidth";
 import type { ImagePolicy } from "../policy/image-rules";
 import type { NetworkPolicy } from "../policy/network";
 import { limitKey, type RequestLimiter } from "../policy/rate-limiter";
-import type { PullPath } from "../proxy/pull-path";
+import type { PullPath } from "../oci/paths";
 import type { Route } from "../upstream/routing";
 import type { RequestContext } from "./request-context";
 

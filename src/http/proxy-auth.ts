@@ -6,6 +6,7 @@
  * containers/image learn it (protocol.md §2.5).
  */
 import type { ProxyAuth } from "../auth/proxy-login";
+import { bearerToken } from "../oci/authorization";
 import { RegistryError } from "../oci/errors";
 import { formatBearerChallenge } from "../upstream/challenge";
 
@@ -15,12 +16,12 @@ import { formatBearerChallenge } from "../upstream/challenge";
  * included, before `library/`); undefined for `/v2/` itself.
  */
 export function authenticate(auth: ProxyAuth, request: Request, origin: string, repository?: string): string {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "");
+  const token = bearerToken(request.headers.get("authorization"));
   let error: string | undefined;
-  if (match) {
-    const staticUser = auth.users.verifyStaticToken(match[1]!);
+  if (token) {
+    const staticUser = auth.users.verifyStaticToken(token);
     if (staticUser) return staticUser;
-    const verified = auth.tokens.verify(match[1]!);
+    const verified = auth.tokens.verify(token);
     if (verified && (repository === undefined || auth.tokens.allows(verified, repository))) return verified.user;
     error = verified ? "insufficient_scope" : "invalid_token";
   }

@@ -5,14 +5,13 @@
  * else is served here; errors are registry JSON, as on the proxy port.
  */
 import type { BlobCache } from "../cache/blob-cache";
-import { blobHead } from "../cache/blob-head";
 import type { SendfileRedirects } from "../cache/sendfile-redirects";
 import { RegistryError } from "../oci/errors";
+import { sendfileBlobDigest } from "../oci/paths";
+import { blobHead } from "../oci/responses";
 import type { Logger } from "../observability/logger";
 import type { NetworkPolicy } from "../policy/network";
-import { registryErrorResponse } from "./errors";
-
-const BLOB_PATH = /^\/blobs\/(sha256:[a-f0-9]{64})$/;
+import { errorResponse } from "./errors";
 
 export type SendfileHandler = (request: Request, peerAddress: string) => Promise<Response>;
 
@@ -26,10 +25,8 @@ export function createSendfileHandler(
     try {
       return await serve(request, peerAddress);
     } catch (error) {
-      if (error instanceof RegistryError) return registryErrorResponse(error, request.method);
-      // As on the proxy port (errors.ts): logged with its stack, never sent.
-      log.error("unexpected error on the sendfile port", { error: (error as Error).stack ?? String(error) });
-      return registryErrorResponse(new RegistryError("UNKNOWN", "internal error"), request.method);
+      // Translated as on the proxy port: unexpected ones logged with their stack, never sent.
+      return errorResponse("UNKNOWN", error, request, log);
     }
   };
 
@@ -40,7 +37,7 @@ export function createSendfileHandler(
       throw new RegistryError("UNSUPPORTED", "this port only serves cached blobs", { headers: { allow: "GET, HEAD" } });
     }
     const url = new URL(request.url);
-    const digest = BLOB_PATH.exec(url.pathname)?.[1];
+    const digest = sendfileBlobDigest(url.pathname);
     if (!digest) throw new RegistryError("NOT_FOUND", "this port only serves cached blobs, through redirects from the proxy port");
     if (!redirects.admits(digest, url.searchParams.get("ticket"))) {
       throw new RegistryError("DENIED", "missing, invalid or expired ticket: fetch the blob through the proxy port again");

@@ -1,6 +1,6 @@
 /**
- * Registry errors as the protocol names them. Domain code throws these; the
- * HTTP edge turns them into `{"errors":[{code,message,detail}]}` exactly once.
+ * Registry errors as the protocol names them. Domain code throws these;
+ * oci/responses.ts gives them their wire form (`{"errors":[{code,message,detail}]}`).
  * Codes and statuses follow distribution's errcode registry
  * (registry/api/v2/errors.go) and dist-spec v1.1.1 "Error Codes".
  */
@@ -50,9 +50,4 @@ export class RegistryError extends Error {
     this.detail = options.detail ?? null;
     this.headers = options.headers ?? {};
   }
-}
-
-/** The JSON body every registry client understands (clients print `code: message`). */
-export function errorBody(code: string, message: string, detail: unknown = null): string {
-  return JSON.stringify({ errors: [{ code, message, detail }] });
 }

@@ -34,6 +34,18 @@ export function isDigest(reference: string): boolean {
   return encoded.length === length && /^[a-f0-9]+$/.test(encoded);
 }
 
+/** A DNS name or IPv4 address with an optional port, as reference/regexp.go's domain. */
+const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?$/;
+
+/**
+ * Whether the first segment of a name is a registry rather than a namespace:
+ * host-like with a `.` or `:`, or `localhost` — Docker's own rule
+ * (reference/normalize.go). `ghcr` or `quay` alone are Docker Hub namespaces.
+ */
+export function isRegistryHost(segment: string): boolean {
+  return HOST.test(segment) && (segment.includes(".") || segment.includes(":") || segment === "localhost");
+}
+
 export function assertRepositoryName(name: string): void {
   if (!isRepositoryName(name)) {
     throw new RegistryError("NAME_INVALID", `invalid repository name: ${JSON.stringify(name)}`, { detail: { name } });

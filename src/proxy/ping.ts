@@ -16,8 +16,8 @@
  * cannot answer.
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
-import { errorBody, RegistryError } from "../oci/errors";
-import { API_VERSION, API_VERSION_HEADER } from "../oci/headers";
+import { RegistryError } from "../oci/errors";
+import { registryErrorResponse, versionCheckResponse } from "../oci/responses";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import { discard, type UpstreamClient } from "../upstream/client";
 import type { Upstream } from "../upstream/table";
@@ -43,7 +43,7 @@ export class Ping {
   ) {}
 
   async ping(request: PingRequest): Promise<Response> {
-    if (request.pullsAsProxy) return versionResponse(request.method, 200, "{}");
+    if (request.pullsAsProxy) return versionCheckResponse(request.method);
     const headers = new Headers();
     if (request.authorization) headers.set("authorization", request.authorization);
     let status: number | undefined;
@@ -69,20 +69,15 @@ export class Ping {
     }
     if (status === undefined || (status >= 300 && status !== 401)) status = request.authorization ? 200 : 401;
 
-    const body = status === 401 ? errorBody("UNAUTHORIZED", "authentication required") : "{}";
-    const response = versionResponse(request.method, status, body);
-    if (status === 401) {
-      const service = this.discovery.known(request.upstream)?.service;
-      response.headers.set("www-authenticate", proxyChallenge(request.origin, request.upstream, challenge, service));
-      // The realm depends on how this client reached us: never let a shared cache reuse it.
-      response.headers.set("cache-control", "no-store");
-    }
-    return response;
+    if (status !== 401) return versionCheckResponse(request.method);
+    const service = this.discovery.known(request.upstream)?.service;
+    const refusal = new RegistryError("UNAUTHORIZED", "authentication required", {
+      headers: {
+        "www-authenticate": proxyChallenge(request.origin, request.upstream, challenge, service),
+        // The realm depends on how this client reached us: never let a shared cache reuse it.
+        "cache-control": "no-store",
+      },
+    });
+    return registryErrorResponse(refusal, request.method);
   }
-}
-
-function versionResponse(method: string, status: number, body: string): Response {
-  const headers = new Headers({ [API_VERSION_HEADER]: API_VERSION, "content-type": "application/json" });
-  headers.set("content-length", String(Buffer.byteLength(body)));
-  return new Response(method === "HEAD" ? null : body, { status, headers });
 }

@@ -16,7 +16,8 @@
  *   upstream's status stands in).
  */
 import { proxyChallenge } from "../auth/challenge-rewrite";
-import { errorBody, RegistryError, type ErrorCode } from "../oci/errors";
+import { RegistryError, type ErrorCode } from "../oci/errors";
+import { errorBody } from "../oci/responses";
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST, FORWARDED_REQUEST_HEADERS, withoutHopByHop } from "../oci/headers";
 import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
@@ -24,7 +25,7 @@ import { announcedLength, cappedBody, ERROR_LIMIT, LISTING_LIMIT, MANIFEST_LIMIT
 import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
 import type { Route } from "../upstream/routing";
 import type { UpstreamAuth } from "../upstream/upstream-auth";
-import type { PullPath } from "./pull-path";
+import type { PullPath } from "../oci/paths";
 
 /**
  * Whose credentials go upstream: the client's own (forwarded as sent, and an

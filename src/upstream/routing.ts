@@ -11,12 +11,14 @@
  * is a NAME_UNKNOWN error, never a request to a host the operator did not list
  * (one popular worker proxies any `ns` and is an open proxy).
  *
- * Only host-like prefixes count (with a `.` or `:`, or `localhost` — Docker's
- * own rule for telling a registry from a repository, reference/normalize.go).
- * Short names such as `/v2/ghcr/...` are deliberately not prefixes: `ghcr` or
+ * Only host-like prefixes count (oci/reference.ts `isRegistryHost`): short
+ * names such as `/v2/ghcr/...` are deliberately not prefixes, since `ghcr` or
  * `quay` can be a Docker Hub namespace, which `registry-mirrors` sends bare.
+ * The path grammar itself is oci/paths.ts.
  */
 import { RegistryError } from "../oci/errors";
+import { registryPrefix } from "../oci/paths";
+import { isRegistryHost } from "../oci/reference";
 import type { Upstream, UpstreamTable } from "./table";
 
 export type RouteVia = "ns" | "prefix" | "host" | "default";
@@ -34,19 +36,16 @@ export interface RoutingInput {
   host: string | null;
 }
 
-/** A repository path with a registry prefix: `<registry>/<name…>/<kind>…`. */
-const PREFIXED = /^([^/]+)\/(.+\/(?:manifests|blobs|referrers)\/[^/]+|.+\/tags\/list)$/;
-
 /**
  * Routes a `/v2/` API path (`rest` is the part after `/v2/`) and returns the
  * path as the upstream knows it (without the routing prefix).
  */
 export function routePull(table: UpstreamTable, input: RoutingInput, rest: string): { route: Route; rest: string } {
   if (input.ns !== null) return { route: { upstream: knownRegistry(table, input.ns), via: "ns" }, rest };
-  const prefixed = PREFIXED.exec(rest);
-  if (prefixed && isRegistryHost(prefixed[1]!)) {
-    const prefix = prefixed[1]!.toLowerCase();
-    return { route: { upstream: knownRegistry(table, prefix), via: "prefix", prefix }, rest: prefixed[2]! };
+  const prefixed = registryPrefix(rest);
+  if (prefixed) {
+    const { registry } = prefixed;
+    return { route: { upstream: knownRegistry(table, registry), via: "prefix", prefix: registry }, rest: prefixed.rest };
   }
   return { route: routeByHost(table, input.host), rest };
 }
@@ -79,13 +78,6 @@ export function repositoryNames(scopes: string): string[] {
     .split(" ")
     .filter((s) => s.startsWith("repository:") && s.lastIndexOf(":") > "repository:".length)
     .map((s) => s.slice("repository:".length, s.lastIndexOf(":")));
-}
-
-/** A DNS name or IPv4 address with an optional port, as reference/regexp.go's domain. */
-const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?$/;
-
-function isRegistryHost(segment: string): boolean {
-  return HOST.test(segment) && (segment.includes(".") || segment.includes(":") || segment === "localhost");
 }
 
 /** The upstream a client-named registry host (`ns` or prefix) refers to; only listed ones exist. */

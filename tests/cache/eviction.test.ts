@@ -1,14 +1,15 @@
 /**
  * Eviction over a real filesystem storage and a real SQLite index: the size
  * and age limits, entries in use, a blob that cannot be deleted, coalesced
- * runs, and the size and duration syntax of the configuration.
+ * runs. The size and duration syntax of the configuration is in
+ * tests/config/units.test.ts.
  */
 import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CacheIndex } from "../../src/cache/cache-index";
-import { Evictor, type EvictorOptions, parseDuration, parseSize } from "../../src/cache/eviction";
+import { Evictor, type EvictorOptions } from "../../src/cache/eviction";
 import { FsStorage } from "../../src/cache/fs-storage";
 
 const root = mkdtempSync(join(tmpdir(), "docxy-eviction-"));
@@ -146,55 +147,4 @@ test("a long run walks past more entries in use than one query returns", async (
   const result = await cache.evictor({ maxBytes: 1400, inUse: (digest) => busy.has(digest) }).run();
   expect(result).toEqual({ removed: 10, freedBytes: 100 });
   expect(cache.index.totalBytes()).toBe(1400);
-});
-
-const shown = (input: string | number) => (typeof input === "string" ? JSON.stringify(input) : String(input));
-
-test("parseSize: bytes from numbers and unit suffixes", () => {
-  const table: [string | number, number][] = [
-    [0, 0],
-    [1234, 1234],
-    ["1234", 1234],
-    ["512B", 512],
-    ["50GiB", 50 * 1024 ** 3],
-    ["500MB", 500_000_000],
-    ["1.5G", 1.5 * 1024 ** 3],
-    ["1.5g", 1.5 * 1024 ** 3],
-    ["10 mib", 10 * 1024 ** 2],
-    ["2k", 2048],
-    ["2KB", 2000],
-    ["1TiB", 1024 ** 4],
-    ["3TB", 3e12],
-    [" 7M ", 7 * 1024 ** 2],
-    [".5K", 512],
-  ];
-  for (const [input, bytes] of table) expect([input, parseSize(input)]).toEqual([input, bytes]);
-});
-
-test("parseSize: anything else is a clear error", () => {
-  for (const input of ["", "GiB", "-1G", "1.5.5G", "10 XB", "1e3", "ten", "1 G B", -5, Number.NaN, Number.POSITIVE_INFINITY, "9".repeat(400)]) {
-    expect(() => parseSize(input)).toThrow(`invalid size ${shown(input)}: expected "50GiB", "500MB", "1.5G" or a number of bytes`);
-  }
-});
-
-test("parseDuration: milliseconds from seconds and unit suffixes", () => {
-  const table: [string | number, number][] = [
-    [0, 0],
-    [30, 30_000],
-    ["30", 30_000],
-    ["30s", 30_000],
-    ["5m", 300_000],
-    ["2h", 7_200_000],
-    ["7d", 604_800_000],
-    ["1.5h", 5_400_000],
-    ["0.5s", 500],
-    ["7D", 604_800_000],
-  ];
-  for (const [input, ms] of table) expect([input, parseDuration(input)]).toEqual([input, ms]);
-});
-
-test("parseDuration: anything else is a clear error", () => {
-  for (const input of ["", "s", "-5m", "5 minutes", "1w", "5ms", "1h30m", -1, Number.NaN]) {
-    expect(() => parseDuration(input)).toThrow(`invalid duration ${shown(input)}: expected "30s", "5m", "2h", "7d" or a number of seconds`);
-  }
 });

@@ -157,11 +157,62 @@ test("unknown keys are warnings", async () => {
   expect(warnings).toEqual(["unknown key server.http_prot is ignored"]);
 });
 
-test("cache sizes and durations are checked where they are written", async () => {
-  const path = await write("cache.toml", `[cache]\nmax_size = "lots"\nmax_fill_bytes = "plenty"\ntag_ttl = "soon"\ntag_ttl_overrides = { "latest" = "10x" }\n`);
-  const lines = (await problems(path)).join("\n");
-  expect(lines).toContain("cache.max_size:");
-  expect(lines).toContain("cache.max_fill_bytes:");
-  expect(lines).toContain("cache.tag_ttl:");
-  expect(lines).toContain('cache.tag_ttl_overrides."latest":');
+test("cache sizes and durations are checked where they are written, each with its own line", async () => {
+  const path = await write(
+    "cache.toml",
+    `[cache]\nmax_size = "lots"\nmax_fill_bytes = "plenty"\nmax_age = 1.5\ntag_ttl = "soon"\ntag_ttl_overrides = { "latest" = "10x", "v*" = "5s" }\n[auth]\ntoken_ttl = "1w"\n[limits]\nbytes_per_second = "fast"\n`,
+  );
+  const size = '"50GiB", "500MB", "1.5G" or a number of bytes';
+  const duration = '"30s", "5m", "2h", "7d" or a number of seconds';
+  expect((await problems(path)).sort()).toEqual(
+    [
+      `${path}: cache.max_size: invalid size "lots": expected ${size}`,
+      `${path}: cache.max_fill_bytes: invalid size "plenty": expected ${size}`,
+      `${path}: cache.tag_ttl: invalid duration "soon": expected ${duration}`,
+      `${path}: cache.tag_ttl_overrides."latest": invalid duration "10x": expected ${duration}`,
+      `${path}: auth.token_ttl: invalid duration "1w": expected ${duration}`,
+      `${path}: limits.bytes_per_second: invalid size "fast": expected ${size}`,
+    ].sort(),
+  );
+});
+
+test("the loaded configuration holds sizes in bytes and durations in milliseconds, defaults included", async () => {
+  const { config } = await loadConfig({ env: {} });
+  expect([config.cache.max_size, config.cache.max_age, config.cache.tag_ttl, config.cache.max_fill_bytes, config.auth.token_ttl, config.limits.bytes_per_second]).toEqual([
+    20 * 1024 ** 3,
+    30 * 86_400_000,
+    60_000,
+    0,
+    300_000,
+    0,
+  ]);
+  const path = await write("units.toml", `[cache]\nmax_size = "500MB"\nmax_age = 3600\ntag_ttl_overrides = { "latest" = "10s", "library/*:edge" = 2 }\n`);
+  const written = (await loadConfig({ path, env: {} })).config;
+  expect([written.cache.max_size, written.cache.max_age, written.cache.tag_ttl_overrides]).toEqual([500_000_000, 3_600_000, { latest: 10_000, "library/*:edge": 2000 }]);
+});
+
+test("sizes and durations from the environment and from flags are decoded like the file's", async () => {
+  const path = await write("units-base.toml", `[cache]\nmax_size = "1GiB"\n`);
+  const env = { DOCXY_CACHE_MAX_SIZE: "2GiB", DOCXY_CACHE_TAG_TTL: "90", DOCXY_LIMITS_BYTES_PER_SECOND: "10MB" };
+  const { config } = await loadConfig({ path, env });
+  expect([config.cache.max_size, config.cache.tag_ttl, config.limits.bytes_per_second]).toEqual([2 * 1024 ** 3, 90_000, 10_000_000]);
+  const flagged = await loadConfig({ path, env, overrides: { "cache.max_size": "3g", "auth.token_ttl": "2m" } });
+  expect([flagged.config.cache.max_size, flagged.config.auth.token_ttl]).toEqual([3 * 1024 ** 3, 120_000]);
+  expect(await problems(path, { DOCXY_CACHE_MAX_AGE: "forever" })).toEqual([
+    `${path}: cache.max_age: invalid duration "forever": expected "30s", "5m", "2h", "7d" or a number of seconds`,
+  ]);
+});
+
+test("a size or duration of the wrong type is a schema problem, reported before any unit is read", async () => {
+  const path = await write("units-type.toml", `[cache]\nmax_size = true\ntag_ttl = "soon"\n`);
+  const lines = await problems(path);
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toStartWith(`${path}: cache.max_size: Expected union value`);
+});
+
+test("a rate limit with sendfile is refused, whatever unit it is written in", async () => {
+  const path = await write("sendfile-rate.toml", `[server]\nsendfile_enabled = true\n[limits]\nbytes_per_second = "1KiB"\n`);
+  expect((await problems(path)).join("\n")).toContain("limits.bytes_per_second could not shape them");
+  const off = await write("sendfile-no-rate.toml", `[server]\nsendfile_enabled = true\n[limits]\nbytes_per_second = "0MB"\n`);
+  expect((await loadConfig({ path: off, env: {} })).config.limits.bytes_per_second).toBe(0);
 });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { RegistryError } from "../../src/oci/errors";
-import { assertManifestReference, isDigest, isRepositoryName, isTag, withLibraryPrefix } from "../../src/oci/reference";
+import { assertManifestReference, isDigest, isRegistryHost, isRepositoryName, isTag, withLibraryPrefix } from "../../src/oci/reference";
 
 const SHA = "sha256:" + "a".repeat(64);
 
@@ -60,4 +60,20 @@ describe("tags and digests", () => {
 test("library/ is added to single-segment names only", () => {
   expect(withLibraryPrefix("alpine")).toBe("library/alpine");
   expect(withLibraryPrefix("acme/app")).toBe("acme/app");
+});
+
+describe("registry hosts (Docker's rule for telling a registry from a namespace)", () => {
+  test.each([
+    ["ghcr.io", true],
+    ["registry.local:5000", true],
+    ["localhost", true],
+    ["localhost:5000", true],
+    ["127.0.0.1:5000", true],
+    ["Quay.IO", true],
+    ["quay", false],
+    ["library", false],
+    ["bad_host.io", false],
+    ["-x.io", false],
+    ["x.io:123456", false],
+  ])("%s → %p", (segment, registry) => expect(isRegistryHost(segment)).toBe(registry));
 });

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { RegistryError } from "../../src/oci/errors";
 import { PullProxy, type PullRequest } from "../../src/proxy/pull-proxy";
-import type { PullPath } from "../../src/proxy/pull-path";
+import type { PullPath } from "../../src/oci/paths";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
 import type { Upstream } from "../../src/upstream/table";

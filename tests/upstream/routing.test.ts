@@ -1,12 +1,12 @@
 import { expect, test } from "bun:test";
 import { Value } from "@sinclair/typebox/value";
-import { ConfigSchema, type Config } from "../../src/config/schema";
+import { ConfigSchema } from "../../src/config/schema";
 import { RegistryError } from "../../src/oci/errors";
 import { routePull, routeToken } from "../../src/upstream/routing";
 import { upstreamTableFromConfig } from "../../src/upstream/table";
 
 const table = upstreamTableFromConfig(
-  Value.Default(ConfigSchema, { registry: { upstreams: [{ name: "ghcr", hosts: ["ghcr.example.com"] }] } }) as Config,
+  Value.Decode(ConfigSchema, Value.Default(ConfigSchema, { registry: { upstreams: [{ name: "ghcr", hosts: ["ghcr.example.com"] }] } })),
 );
 const pull = (rest: string, ns: string | null = null, host: string | null = "docxy.local:5000") => {
   const { route, rest: left } = routePull(table, { ns, host }, rest);

@@ -6,7 +6,7 @@
  */
 import { Elysia } from "elysia";
 import { RegistryError } from "../../oci/errors";
-import { parsePullPath, unsupportedMethod } from "../../proxy/pull-path";
+import { parsePullPath, unsupportedMethod } from "../../oci/paths";
 import type { Services } from "../../services";
 import { knownRegistry, routeByHost, routePull } from "../../upstream/routing";
 import { API_VERSION, API_VERSION_HEADER } from "../../oci/headers";

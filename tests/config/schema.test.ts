@@ -1,0 +1,37 @@
+/**
+ * The schema's defaults and decodes in process. How the schema is applied
+ * to files, the environment and flags, and its messages, are in
+ * load.test.ts; the checks it cannot express in validate.test.ts.
+ */
+import { expect, test } from "bun:test";
+import { Value } from "@sinclair/typebox/value";
+import { ConfigSchema } from "../../src/config/schema";
+
+const defaults = () => Value.Decode(ConfigSchema, Value.Default(ConfigSchema, {}));
+
+test("the defaults are Wharf 0.6.2's where Wharf has the key: HTTP on 5000 in front of Docker Hub", () => {
+  const { server, registry, tls } = defaults();
+  expect(server).toMatchObject({ http_port: 5000, https_port: 443, http_enabled: true, https_enabled: false, behind_proxy: false });
+  expect(registry).toMatchObject({ default: "dockerhub", upstream_registry: "https://registry-1.docker.io", auto_library_prefix: true, upstreams: [] });
+  expect([registry.auth_realm, registry.auth_service, tls]).toEqual([undefined, undefined, undefined]);
+});
+
+test("sizes and durations decode to bytes and milliseconds, from text or bare numbers", () => {
+  expect(defaults().cache).toMatchObject({ max_size: 20 * 1024 ** 3, max_age: 30 * 86_400_000, tag_ttl: 60_000, max_fill_bytes: 0, tag_ttl_overrides: {} });
+  const written = Value.Default(ConfigSchema, { cache: { max_size: 1000, tag_ttl: 0, tag_ttl_overrides: { latest: "10s" } }, auth: { token_ttl: "1.5h" } });
+  const config = Value.Decode(ConfigSchema, written);
+  expect([config.cache.max_size, config.cache.tag_ttl, config.cache.tag_ttl_overrides, config.auth.token_ttl]).toEqual([1000, 0, { latest: 10_000 }, 5_400_000]);
+});
+
+test("an upstream entry gets no defaults, so an override of a built-in can tell unset from set", () => {
+  const { registry } = Value.Default(ConfigSchema, { registry: { upstreams: [{ name: "ghcr" }] } }) as { registry: { upstreams: object[] } };
+  expect(registry.upstreams[0]).toEqual({ name: "ghcr" });
+});
+
+test("ports and counts are bounded", () => {
+  const errors = (written: Record<string, unknown>) => [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, written))].map((e) => e.path);
+  expect(errors({ server: { http_port: 65536 } })).toEqual(["/server/http_port"]);
+  expect(errors({ cache: { max_fills: 0 } })).toEqual(["/cache/max_fills"]);
+  expect(errors({ upstream: { max_redirects: 21 } })).toEqual(["/upstream/max_redirects"]);
+  expect(errors({ cache: { max_size: true } })).toContain("/cache/max_size");
+});
