@@ -1,20 +1,18 @@
 /**
- * Entry point of the `docxy` binary: flags → config → services → listeners.
- * The only place that exits the process. Exports nothing: a compiled entry
+ * Entry point of the `docxy` binary: flags → config → certificates → services
+ * (the composition root, services.ts) → the edge built from them
+ * (server/edge.ts), started here. The only place that exits the process. Exports nothing: a compiled entry
  * that exports an `app` crashes at start (research/bun-elysia.md pitfall 10).
+ *
+ * Tested through the binary: tests/integration/main.test.ts.
  */
 import { HELP, parseArgs, UsageError } from "./cli/args";
 import { checkConfig } from "./cli/check-config";
 import { prewarmCommand } from "./cli/prewarm";
 import { ConfigError, loadConfig } from "./config/load";
-import { createApp } from "./http/app";
-import { createRedirectApp } from "./http/redirect-app";
-import { createSendfileHandler } from "./http/sendfile-app";
-import { createAccessLog } from "./observability/access-log";
 import { createLogger } from "./observability/logger";
-import { startListeners } from "./server/listeners";
-import { startSendfileListener, type SendfileListening } from "./server/sendfile-listener";
 import { prepareCertificates } from "./server/certificates";
+import { createEdge } from "./server/edge";
 import { createServices } from "./services";
 import { VERSION } from "./version";
 
@@ -67,28 +65,19 @@ async function main(): Promise<number | undefined> {
   process.on("unhandledRejection", keepServing("unhandled rejection"));
   process.on("uncaughtException", keepServing("uncaught exception"));
 
-  const services = await createServices(config, log);
-  const proxy = createApp(services);
-  const redirect = createRedirectApp(services, config.server.https_port);
-  let listening;
-  let sendfile: SendfileListening | undefined;
+  const services = await createServices(config, log, { certificates });
+  const edge = createEdge(services);
+  let serving;
   try {
-    const apps = { proxy: (r: Request) => proxy.handle(r), redirect: (r: Request) => redirect.handle(r), challenges: certificates.challenges };
-    listening = await startListeners(config, () => certificates.store(), apps, services);
-    if (services.sendfile && services.cache) {
-      const handler = createSendfileHandler(services.cache.blobs, services.sendfile, services.guards.network, log);
-      sendfile = await startSendfileListener(config.server, handler, services.metrics, createAccessLog(config.log.access));
-      services.sendfile.listening(sendfile.port);
-    }
+    serving = await edge.start();
   } catch (error) {
     process.stderr.write(`docxy: cannot start: ${(error as Error).message}\n`);
     return 1;
   }
 
   const url = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
-  for (const a of listening.addresses) log.info("listening", { url: url(a.scheme, a.host, a.port), role: a.role });
-  for (const a of sendfile?.addresses ?? []) log.info("listening", { url: url("http", a.host, a.port), role: "sendfile" });
-  if (config.server.sendfile_enabled && !sendfile) log.warn("server.sendfile_enabled: the cache is not usable, so there is no sendfile port");
+  for (const a of serving.addresses) log.info("listening", { url: url(a.scheme, a.host, a.port), role: a.role });
+  if (config.server.sendfile_enabled && !services.sendfile) log.warn("server.sendfile_enabled: the cache is not usable, so there is no sendfile port");
   for (const u of services.upstreams.all) {
     log.info("upstream", { name: u.name, url: u.url, default: u === services.upstreams.default, public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)" });
   }
@@ -99,14 +88,13 @@ async function main(): Promise<number | undefined> {
     log.info("stopping", { signal });
     certificates.close();
     // In-flight downloads get up to 10 s to finish.
-    await Promise.all([listening.close(10_000), sendfile?.close(10_000)]);
+    await serving.close(10_000);
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
   // SIGHUP and POST /admin/reload: re-read the certificate (policy and user files reload by
   // themselves when they change).
-  services.reload = () => ({ certificate: certificates.reload() });
   process.on("SIGHUP", () => log.info("reload", services.reload()));
   // Last: "started" means the signal handlers are in place too.
   log.info("docxy started", { version: VERSION, config: loaded.source });

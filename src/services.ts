@@ -1,6 +1,8 @@
 /**
  * Composition root: turns a validated Config into the live objects the HTTP
- * layer uses. No module keeps state in globals; everything lives here.
+ * layer uses. No module keeps state in globals; everything lives here. The
+ * server edge (server/edge.ts) builds its listeners from these, and main.ts
+ * starts them.
  */
 import { LoginThrottle } from "./auth/login-throttle";
 import { CredentialMemory } from "./auth/credential-memory";
@@ -16,6 +18,7 @@ import { NetworkPolicy } from "./policy/network";
 import { MemoryRateLimitStore, RequestLimiter } from "./policy/rate-limiter";
 import { TokenProxy } from "./auth/token-proxy";
 import type { Config } from "./config/schema";
+import { prepareCertificates, type Certificates } from "./server/certificates";
 import { HealthMonitor } from "./observability/health";
 import type { Logger } from "./observability/logger";
 import { Ping } from "./proxy/ping";
@@ -54,11 +57,21 @@ export interface Services {
   cache: CacheHandle | undefined;
   /** Set when `[server] sendfile_enabled` and the cache is usable: the sendfile port's tickets. */
   sendfile: SendfileRedirects | undefined;
-  /** Re-reads what can change while running (the certificate); set by the process once it listens. */
+  /** The HTTPS certificate and its ACME challenges, when HTTPS is on. */
+  certificates: Certificates;
+  /** Re-reads what can change while running (the certificate). */
   reload: () => Record<string, string>;
 }
 
-export async function createServices(config: Config, log: Logger, env: Record<string, string | undefined> = process.env): Promise<Services> {
+export interface ServicesOptions {
+  /** Where credential references (`env:NAME`) are read. */
+  env?: Record<string, string | undefined>;
+  /** Given when prepared beforehand (main.ts checks them before anything starts). */
+  certificates?: Certificates;
+}
+
+export async function createServices(config: Config, log: Logger, options: ServicesOptions = {}): Promise<Services> {
+  const { env = process.env, certificates = prepareCertificates(config, log) } = options;
   const upstreams = upstreamTableFromConfig(config);
   const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
   // The metrics read parts created below, at scrape time.
@@ -115,7 +128,8 @@ export async function createServices(config: Config, log: Logger, env: Record<st
     recentPulls: new RecentPulls(),
     cache,
     sendfile: cache ? sendfile : undefined,
-    reload: () => ({}),
+    certificates,
+    reload: () => ({ certificate: certificates.reload() }),
   };
 }
 

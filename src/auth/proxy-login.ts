@@ -1,4 +1,8 @@
 /**
+ * `src/auth/`: token auth as clients see it — docxy's own users, logins and
+ * tokens; the relay to an upstream's token service; challenges rewritten to
+ * docxy's realm, and the public origin that realm is built from.
+ *
  * The token endpoint when docxy has its own users: instead of forwarding to
  * the upstream, docxy checks the user and issues its own token
  * (auth/proxy-tokens.ts), in the shapes clients expect:

@@ -1,4 +1,7 @@
 /**
+ * `src/cli/`: the binary's command line — flags, and the `check-config` and
+ * `prewarm` subcommands. main.ts runs them.
+ *
  * Command-line flags. Wharf's (`-c/--config`, `--log-level`, `-h`, `-V`) keep
  * their meaning; the common settings have flags of their own, which override
  * the file and the environment.

@@ -2,6 +2,8 @@
  * `docxy check-config [FILE]`: validates a configuration without starting
  * anything (for CI and before a reload). Exit 0 and a summary when valid;
  * exit 2 and one line per problem otherwise.
+ *
+ * Tested through the binary: tests/integration/cli/commands.test.ts.
  */
 import { ConfigError, loadConfig } from "../config/load";
 import { formatSize } from "../config/units";

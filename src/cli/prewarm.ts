@@ -3,6 +3,8 @@
  * asks a running docxy (admin API) to pull an image into its cache and shows
  * the progress — a single updating line on a terminal, one line per step
  * otherwise (logs, CI). The token defaults to DOCXY_ADMIN_TOKEN.
+ *
+ * Tested through the binary against a running docxy: tests/integration/cli/commands.test.ts.
  */
 import { UsageError } from "./args";
 

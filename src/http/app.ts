@@ -1,4 +1,11 @@
 /**
+ * `src/http/` is the only folder that imports Elysia: the apps (this one, the
+ * redirect app, the sendfile port's handler), the routes (`routes/`, one file
+ * per family), the guards every request passes, and the request context the
+ * server edge hands in. Routes translate and hand over: a blob request goes
+ * from routes/v2.ts to the pull service services.ts chose (the cache, or the
+ * pass-through when the cache is off).
+ *
  * The Elysia application: error mapping first (hooks only cover routes
  * registered after them, research/bun-elysia.md pitfall 14), then the routes.
  * It never listens; the server edge feeds it Requests.

@@ -12,7 +12,7 @@ import type { NetworkPolicy } from "../policy/network";
 import { limitKey, type RequestLimiter } from "../policy/rate-limiter";
 import type { PullPath } from "../oci/paths";
 import type { Route } from "../upstream/routing";
-import { connectionOf, note, notesOf } from "./connection";
+import type { RequestContext } from "./request-context";
 
 export interface Guards {
   network: NetworkPolicy;
@@ -24,9 +24,9 @@ export interface Guards {
 }
 
 /** Network policy and the per-address rate limit; records the client address for the access log. */
-export async function admit(guards: Guards, request: Request): Promise<string> {
-  const client = guards.network.clientAddress(connectionOf(request).remoteAddress, request.headers.get("x-forwarded-for"));
-  note(request, { client });
+export async function admit(guards: Guards, request: Request, context: RequestContext): Promise<string> {
+  const client = guards.network.clientAddress(context.connection.remoteAddress, request.headers.get("x-forwarded-for"));
+  context.notes.client = client;
   guards.network.check(client);
   await guards.addressLimiter?.check(limitKey(client));
   return client;
@@ -45,9 +45,9 @@ export function checkImage(guards: Guards, route: Route, path: PullPath): void {
 }
 
 /** A blob body held to the configured rate, shared by all downloads of the same user or address. */
-export function shaped(guards: Guards, request: Request, response: Response): Response {
+export function shaped(guards: Guards, context: RequestContext, response: Response): Response {
   if (!guards.bandwidth || !response.body || response.status >= 300) return response;
-  const { user, client } = notesOf(request);
+  const { user, client } = context.notes;
   const key = user ? `user:${user}` : limitKey(client ?? "");
   return new Response(guards.bandwidth.throttle(key, response.body), { status: response.status, headers: response.headers });
 }

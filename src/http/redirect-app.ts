@@ -7,7 +7,7 @@
 import { Elysia } from "elysia";
 import type { Services } from "../services";
 import { routeByHost } from "../upstream/routing";
-import { connectionOf } from "./connection";
+import { contextOf } from "./request-context";
 import { errorResponse } from "./errors";
 
 const REDIRECTED = /^\/(?:v2(?:\/|$)|auth\/|health$)/;
@@ -16,7 +16,7 @@ export function createRedirectApp(services: Services, httpsPort: number) {
   const redirect = ({ request }: { request: Request }) => {
     const url = new URL(request.url);
     if (!REDIRECTED.test(url.pathname)) return undefined; // falls through to NOT_FOUND
-    const connection = connectionOf(request);
+    const { connection } = contextOf(request);
     const { upstream } = routeByHost(services.upstreams, connection.host);
     // The HTTPS listener's port replaces the one the client used for plain HTTP.
     const name = connection.host?.replace(/:\d+$/, "");

@@ -1,4 +1,7 @@
 /**
+ * `src/observability/`: what docxy tells operators — logs, the access log,
+ * metrics, upstream health, recent pulls.
+ *
  * Every Prometheus metric docxy exposes, declared in one place with its help
  * text (distribution keeps its proxy metrics the same way, proxymetrics.go).
  * prom-client does the text format; values that live elsewhere (cache size,

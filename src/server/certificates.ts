@@ -3,6 +3,8 @@
  * docxy runs: file edits and SIGHUP reload it (CertificateStore), and ACME
  * renews it before it expires. Static files are checked before anything
  * listens, so a bad one is a configuration error, not a broken listener.
+ *
+ * Tested through the binary (files, SIGHUP, ACME against Pebble): tests/integration/server/certificates.test.ts.
  */
 import { resolve } from "node:path";
 import type { Config } from "../config/schema";

@@ -5,18 +5,18 @@
  * - otherwise each enabled port serves the full proxy.
  * `server.bind` empty means every interface, IPv4 and IPv6 (one dual-stack
  * socket on `::`, or `0.0.0.0` where the host has no IPv6).
+ *
+ * Tested in process by tests/server/edge.test.ts; the modes (standalone HTTPS, redirects,
+ * behind_proxy) through the binary by tests/integration/server/listeners.test.ts.
  */
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Config } from "../config/schema";
-import { connectionOf, notesOf } from "../http/connection";
-import { createAccessLog } from "../observability/access-log";
-import { routeOf, type Metrics } from "../observability/metrics";
-import type { RecentPulls } from "../observability/recent-pulls";
+import type { Metrics } from "../observability/metrics";
 import { onEveryInterface } from "./every-interface";
 import { manageIdleConnections, type IdleConnections } from "./idle-connections";
-import { FileSender } from "./file-sender";
+import type { FileSender } from "./file-sender";
 import { nodeHandler, type Exchange, type Handler } from "./node-bridge";
 import { withAcmeChallenges } from "./acme/challenges";
 import type { CertificateStore } from "./tls-store";
@@ -39,59 +39,27 @@ const HEADERS_TIMEOUT_MS = 30_000;
 /** Wharf's keep-alive (75 s) outlives typical client idle pools (Go: 90 s idle, but reuse is opportunistic). */
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
-/** `tls` is required when `server.https_enabled` (main loads and checks it first). */
-export interface Observers {
+/** What the listeners are built from (server/edge.ts assembles it). */
+export interface ListenerParts {
+  apps: Apps;
+  /**
+   * Called once the HTTP port listens (an ACME CA validates through it); must
+   * give the certificate store when HTTPS is enabled.
+   */
+  certificates: () => Promise<CertificateStore | undefined>;
+  /** Told of every finished exchange. */
+  onDone: (exchange: Exchange) => void;
+  /** One buffer budget for every listener. */
+  files: FileSender;
   metrics: Metrics;
-  recentPulls: RecentPulls;
 }
 
-/**
- * `certificates` is called once the HTTP port listens (an ACME CA validates
- * through it) and must give the certificate store when HTTPS is enabled.
- */
-export async function startListeners(
-  config: Config,
-  certificates: () => Promise<CertificateStore | undefined>,
-  apps: Apps,
-  { metrics, recentPulls }: Observers,
-): Promise<Listening> {
+export async function startListeners(config: Config, { apps, certificates, onDone, files, metrics }: ListenerParts): Promise<Listening> {
   const { server } = config;
   const standalone = server.http_enabled && server.https_enabled && !server.behind_proxy;
-  const logAccess = createAccessLog(config.log.access);
-  const onDone = (exchange: Exchange) => {
-    const { client, user, registry, repository } = notesOf(exchange.request);
-    const route = routeOf(exchange.path);
-    metrics.exchange(route, registry, exchange.status, exchange.bytes, exchange.cache);
-    if (route === "manifests" && exchange.method === "GET" && registry && repository) {
-      recentPulls.add({
-        time: new Date().toISOString(),
-        client: client ?? "",
-        registry,
-        repository,
-        reference: exchange.path.slice(exchange.path.lastIndexOf("/") + 1),
-        status: exchange.status,
-        cache: exchange.cache ?? "",
-      });
-    }
-    logAccess({
-      client: client ?? connectionOf(exchange.request).remoteAddress,
-      user,
-      method: exchange.method,
-      path: exchange.path,
-      query: exchange.query || undefined,
-      registry,
-      repository,
-      status: exchange.status,
-      bytes: exchange.bytes,
-      ms: exchange.ms,
-      cache: exchange.cache,
-      complete: exchange.complete,
-    });
-  };
   const servers: http.Server[] = [];
   const idleConnections: IdleConnections[] = [];
   const addresses: Listening["addresses"] = [];
-  const files = new FileSender(); // one buffer budget for every listener
 
   const start = async (scheme: "http" | "https", role: "proxy" | "redirect", port: number, store?: CertificateStore) => {
     const app = role === "proxy" ? apps.proxy : apps.redirect;

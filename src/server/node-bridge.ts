@@ -14,14 +14,15 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TLSSocket } from "node:tls";
 import { fileOf } from "../util/file-response";
-import { recordConnection } from "../http/connection";
+import { ServedRequest, type RequestContext } from "../http/request-context";
 import { RegistryError } from "../oci/errors";
 import type { FileSender } from "./file-sender";
 
 export type Handler = (request: Request) => Promise<Response> | Response;
 
 export interface Exchange {
-  request: Request;
+  /** The request's connection and what the app noted about it. */
+  context: RequestContext;
   /** The response's X-Cache, if any. */
   cache?: string;
   method: string;
@@ -49,7 +50,7 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
     const body = { bytes: 0 };
     res.once("close", () => {
       onDone({
-        request,
+        context: request.context,
         cache,
         method: req.method ?? "",
         path: target.split("?")[0] ?? "",
@@ -89,7 +90,7 @@ export function originForm(url: string | undefined): string {
   return absolute && /^https?:$/.test(absolute.protocol) ? `${absolute.pathname}${absolute.search}` : "/";
 }
 
-function toWebRequest(req: IncomingMessage, res: ServerResponse, target: string, bodyTimeoutMs: number): Request {
+function toWebRequest(req: IncomingMessage, res: ServerResponse, target: string, bodyTimeoutMs: number): ServedRequest {
   const secure = Boolean((req.socket as TLSSocket).encrypted);
   // The URL's authority is the socket's own address, never the Host header: Elysia finds the path
   // at a fixed offset in the URL (bun-elysia.md pitfall 16), so `Host: x` would move it
@@ -107,20 +108,19 @@ function toWebRequest(req: IncomingMessage, res: ServerResponse, target: string,
   });
   const method = req.method ?? "GET";
   const hasBody = method !== "GET" && method !== "HEAD";
-  const request = new Request(new URL(target, base).href, {
+  const init = {
     method,
     headers,
     signal: aborted.signal,
     body: hasBody ? bodyWithDeadline(req, res, bodyTimeoutMs) : undefined,
     duplex: "half", // required by fetch for stream bodies
-  } as RequestInit);
-  recordConnection(request, {
+  } as RequestInit;
+  return new ServedRequest(new URL(target, base).href, init, {
     host: req.headers.host ?? null,
     secure,
     localPort: req.socket.localPort ?? 0,
     remoteAddress: req.socket.remoteAddress ?? "",
   });
-  return request;
 }
 
 /**

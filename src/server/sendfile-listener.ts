@@ -4,6 +4,9 @@
  * (research/bun-elysia.md §1.4, option a). It serves file bodies only, so
  * Bun.serve's loss of Content-Length on streamed bodies (oven-sh/bun#10507),
  * the reason the proxy port is node:http, never applies here.
+ *
+ * Tested in process by tests/server/edge.test.ts, and with real pulls through the binary by
+ * tests/integration/server/sendfile-listener.test.ts.
  */
 import type { Server } from "bun";
 import type { Config } from "../config/schema";

@@ -22,6 +22,8 @@
  * no other TLS option on its listeners. Bun may emit 'close' for the old
  * socket after the new one listens: check `server.listening` in a 'close'
  * handler. The Bun.serve `reload()` fact is in research/bun-elysia.md §4.
+ *
+ * Tested with real listeners by tests/server/tls-store.test.ts (a swap reaching a running server).
  */
 import type https from "node:https";
 import type { AddressInfo } from "node:net";

@@ -1,4 +1,9 @@
 /**
+ * `src/upstream/`: everything about the registries docxy pulls from — the
+ * table of upstreams and the built-ins, routing a request to one, this HTTP
+ * client and its redirect policy, body limits, token discovery, and pulling
+ * with docxy's own accounts.
+ *
  * The one way docxy talks to an upstream registry or token service.
  *
  * - Three separate limits (research/bun-elysia.md §2 "Timeouts"): a timer for
@@ -51,7 +56,7 @@ export interface UpstreamResponse {
   redirectedFrom?: Headers;
 }
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const CROSS_ORIGIN_SECRETS = ["authorization", "cookie", "proxy-authorization"];
 
 /** Told about every upstream exchange, for metrics. */

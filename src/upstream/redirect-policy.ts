@@ -49,7 +49,7 @@ const KINDS: readonly (readonly [AddressKind, AddressSet])[] = [
 ];
 
 /** Names of metadata services, refused before any lookup (they resolve to a metadata address where they exist at all). */
-const METADATA_NAMES = new Set(["metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"]);
+const METADATA_NAMES: ReadonlySet<string> = new Set(["metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"]);
 
 /** The kind of an IP address (any spelling isIP accepts, IPv4-mapped and NAT64/6to4-embedded forms included). */
 export function addressKind(text: string): AddressKind {

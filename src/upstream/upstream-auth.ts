@@ -5,6 +5,8 @@
  * users). Tokens are cached per (upstream, scope, account) until shortly
  * before they expire (Docker Hub's last 300 s), so a pull costs the token
  * service one request per repository, not one per layer.
+ *
+ * Tested through the binary against the real test registry: tests/integration/upstream/upstream-auth.test.ts.
  */
 import { RegistryError } from "../oci/errors";
 import { pickAccount, type Account } from "./accounts";

@@ -1,122 +1,46 @@
 /**
- * docxy's own users (`[auth] enabled`), through the binary, in front of the
- * real upstream: the login flows clients use, the tokens docxy issues, and
- * what a request without one gets.
+ * authenticate() in process, with real users and real docxy tokens. Logins
+ * and pulls by skopeo through the binary: tests/integration/http/proxy-auth.test.ts.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { appendFileSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { htpasswdLine } from "../support/htpasswd";
-import { basic, json, sha256 } from "../support/proxied-upstream";
-import { skopeo, skopeoOk } from "../support/skopeo";
-import { registryToml, startUpstream, type Upstream } from "../support/upstream";
+import { afterAll, expect, test } from "bun:test";
+import { ProxyTokens } from "../../src/auth/proxy-tokens";
+import { ProxyUsers } from "../../src/auth/users";
+import { authenticate } from "../../src/http/proxy-auth";
+import { RegistryError } from "../../src/oci/errors";
 
-const CI_TOKEN = "ci-token-0123456789abcdef";
-const dir = mkdtempSync(join(tmpdir(), "docxy-users-"));
-const htpasswd = join(dir, "htpasswd");
-let upstream: Upstream;
-let docxy: Docxy;
-let host: string;
+const users = await ProxyUsers.open({ tokens: ["ci:static-token-of-ci-0123456789"] });
+const tokens = new ProxyTokens({ secret: ProxyTokens.secretFrom(undefined), ttlSeconds: 300 });
+const auth = { users, tokens };
+afterAll(() => users.close());
 
-beforeAll(async () => {
-  writeFileSync(htpasswd, await htpasswdLine("carol", "carol-pw"));
-  upstream = await startUpstream({ onlyThroughProxy: true });
-  docxy = await startDocxy({
-    config: `${registryToml(upstream)}[auth]
-enabled = true
-htpasswd = "${htpasswd}"
-tokens = ["ci:${CI_TOKEN}"]
-`,
-  });
-  host = new URL(docxy.url).host;
-}, 60_000);
-afterAll(async () => {
-  await docxy?.stop();
-  await upstream?.stop();
-});
+const ORIGIN = "https://docxy.example";
+const bearing = (token: string | undefined) => new Request(`${ORIGIN}/v2/`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
 
-async function login(user: string, password: string, scope = "repository:acme/app:pull"): Promise<Response> {
-  return fetch(`${docxy.url}/auth/token?service=docxy&scope=${encodeURIComponent(scope)}&offline_token=true`, { headers: { authorization: basic(user, password) } });
+function challenge(request: Request, repository?: string): string {
+  try {
+    authenticate(auth, request, ORIGIN, repository);
+  } catch (error) {
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).status).toBe(401);
+    expect((error as RegistryError).headers["cache-control"]).toBe("no-store");
+    return (error as RegistryError).headers["www-authenticate"]!;
+  }
+  throw new Error("authenticated");
 }
 
-test("without a docxy token every registry request is a 401 sending the client to docxy's token endpoint", async () => {
-  const ping = await fetch(`${docxy.url}/v2/`);
-  expect(ping.status).toBe(401);
-  expect(ping.headers.get("www-authenticate")).toBe(`Bearer realm="${docxy.url}/auth/token",service="docxy"`);
-  const manifest = await fetch(`${docxy.url}/v2/acme/app/manifests/v1`);
-  expect(manifest.status).toBe(401);
-  expect(manifest.headers.get("www-authenticate")).toContain('scope="repository:acme/app:pull"');
-  expect((await json(manifest)).errors[0].code).toBe("UNAUTHORIZED");
+test("a docxy token granting pull on the repository names its user; /v2/ itself needs only a valid token", () => {
+  const { token } = tokens.issue("alice", ["repository:ghcr.io/org/app:pull"]);
+  expect(authenticate(auth, bearing(token), ORIGIN, "ghcr.io/org/app")).toBe("alice");
+  expect(authenticate(auth, bearing(token), ORIGIN)).toBe("alice");
 });
 
-test("a listed user logs in and pulls; the upstream never sees docxy's token", async () => {
-  const bad = await login("carol", "wrong");
-  expect(bad.status).toBe(401);
-  const good = await login("carol", "carol-pw");
-  expect(good.status).toBe(200);
-  const { token, refresh_token } = await json(good);
-  expect(typeof refresh_token).toBe("string");
-  expect((await fetch(`${docxy.url}/v2/`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
-  upstream.tokenLog.length = 0;
-  const manifest = await fetch(`${docxy.url}/v2/acme/app/manifests/v1`, { headers: { authorization: `Bearer ${token}`, accept: upstream.images.app.mediaType } });
-  expect(manifest.status).toBe(200);
-  expect(sha256(await manifest.arrayBuffer())).toBe(upstream.images.app.digest);
-  // docxy pulled anonymously as itself: the upstream token service saw no user and not carol's token
-  expect(upstream.tokenLog.every((r) => r.user === undefined)).toBe(true);
+test("a static token names its user for any repository", () => {
+  expect(authenticate(auth, bearing("static-token-of-ci-0123456789"), ORIGIN, "library/alpine")).toBe("ci");
 });
 
-test("a token grants only the repositories it was issued for", async () => {
-  const { token } = await json(await login("carol", "carol-pw", "repository:acme/app:pull"));
-  const other = await fetch(`${docxy.url}/v2/library/alpine/manifests/latest`, { headers: { authorization: `Bearer ${token}` } });
-  expect(other.status).toBe(401);
-  expect(other.headers.get("www-authenticate")).toContain('error="insufficient_scope"');
-  const forged = await fetch(`${docxy.url}/v2/acme/app/manifests/v1`, { headers: { authorization: `Bearer ${token.slice(0, -4)}AAAA` } });
-  expect(forged.status).toBe(401);
-  expect(forged.headers.get("www-authenticate")).toContain('error="invalid_token"');
-});
-
-test("OAuth POST: password grant (containerd), then refresh grant (Docker's identity token)", async () => {
-  const password = await fetch(`${docxy.url}/auth/token`, {
-    method: "POST",
-    body: new URLSearchParams({ grant_type: "password", username: "carol", password: "carol-pw", client_id: "containerd-client", scope: "repository:acme/app:pull", access_type: "offline" }),
-  });
-  expect(password.status).toBe(200);
-  const { refresh_token } = await json(password);
-  const refreshed = await fetch(`${docxy.url}/auth/token`, {
-    method: "POST",
-    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token, client_id: "docker", scope: "repository:acme/app:pull" }),
-  });
-  expect(refreshed.status).toBe(200);
-  const { access_token } = await json(refreshed);
-  expect((await fetch(`${docxy.url}/v2/acme/app/manifests/v1`, { headers: { authorization: `Bearer ${access_token}`, accept: upstream.images.app.mediaType } })).status).toBe(200);
-});
-
-test("a static token works as a bearer token and as a login password (CI)", async () => {
-  expect((await fetch(`${docxy.url}/v2/acme/app/manifests/v1`, { headers: { authorization: `Bearer ${CI_TOKEN}`, accept: upstream.images.app.mediaType } })).status).toBe(200);
-  expect((await login("ci", CI_TOKEN)).status).toBe(200);
-});
-
-test("skopeo with a listed user's credentials pulls; without them it cannot", async () => {
-  const refused = await skopeo("inspect", "--raw", "--tls-verify=false", `docker://${host}/acme/app:v1`);
-  expect(refused.code).not.toBe(0);
-  const raw = await skopeoOk("inspect", "--raw", "--tls-verify=false", "--creds", "carol:carol-pw", `docker://${host}/acme/app:v1`);
-  expect(sha256(new TextEncoder().encode(raw))).toBe(upstream.images.app.digest);
-});
-
-test("a user added to the htpasswd file can log in without a restart", async () => {
-  appendFileSync(htpasswd, await htpasswdLine("dave", "dave-pw"));
-  let status = 0;
-  for (let i = 0; i < 100 && status !== 200; i++) {
-    status = (await login("dave", "dave-pw")).status;
-    if (status !== 200) await Bun.sleep(50);
-  }
-  expect(status).toBe(200);
-});
-
-test("no password or token reaches the log, and the access log names the user", () => {
-  const log = docxy.log();
-  for (const secret of ["carol-pw", "dave-pw", CI_TOKEN, Buffer.from("carol:carol-pw").toString("base64")]) expect(log).not.toContain(secret);
-  expect(log).toMatch(/"user":"carol"/);
+test("no token, a foreign token, or one for another repository: a challenge to docxy's token endpoint", () => {
+  expect(challenge(bearing(undefined))).toBe(`Bearer realm="${ORIGIN}/auth/token",service="docxy"`);
+  expect(challenge(bearing("not-a-token"), "library/alpine")).toBe(`Bearer realm="${ORIGIN}/auth/token",service="docxy",scope="repository:library/alpine:pull",error="invalid_token"`);
+  const { token } = tokens.issue("alice", ["repository:library/alpine:pull"]);
+  expect(challenge(bearing(token), "library/nginx")).toBe(`Bearer realm="${ORIGIN}/auth/token",service="docxy",scope="repository:library/nginx:pull",error="insufficient_scope"`);
 });

@@ -1,5 +1,5 @@
 /**
- * Hostile-input helpers for tests/http/security.test.ts: raw HTTP/1.1
+ * Hostile-input helpers for tests/integration/http/security.test.ts: raw HTTP/1.1
  * exchanges (any bytes in the request line and headers, over TCP or TLS), a
  * seeded PRNG so a failing fuzz run reproduces from its printed seed, and the
  * generator of random registry-ish requests.

@@ -6,13 +6,16 @@
  * OAuth2 form that containerd (with credentials) and Docker (with an identity
  * token) use. The form is read raw, not parsed by Elysia, so that parameter
  * order and repeated keys survive.
+ *
+ * Tested in process through the whole app: tests/http/app.test.ts; with docxy's own users,
+ * through the binary: tests/integration/http/proxy-auth.test.ts.
  */
 import { Elysia, t } from "elysia";
 import { RegistryError } from "../../oci/errors";
 import type { Services } from "../../services";
 import { routeToken } from "../../upstream/routing";
 import type { Upstream } from "../../upstream/table";
-import { connectionOf } from "../connection";
+import { contextOf } from "../request-context";
 import { admit } from "../guard";
 
 /** An OAuth2 token form is a few hundred bytes; anything much larger is not one. */
@@ -20,7 +23,8 @@ const MAX_FORM_BYTES = 64 * 1024;
 
 export function authRoutes(services: Services) {
   const exchange = async (request: Request, named?: Upstream) => {
-    const client = await admit(services.guards, request);
+    const context = contextOf(request);
+    const client = await admit(services.guards, request, context);
     const form = request.method === "POST" ? await readForm(request) : undefined;
     const query = new URL(request.url).searchParams;
     if (services.proxyAuth) {
@@ -28,7 +32,7 @@ export function authRoutes(services: Services) {
       return services.proxyAuth.login.exchange({ query, form, authorization: request.headers.get("authorization"), client });
     }
     const scopes = (form ?? query).getAll("scope");
-    const route = routeToken(services.upstreams, { ns: null, host: connectionOf(request).host }, scopes, named);
+    const route = routeToken(services.upstreams, { ns: null, host: context.connection.host }, scopes, named);
     return services.tokens.exchange({
       upstream: route.upstream,
       prefix: route.prefix,

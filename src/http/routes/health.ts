@@ -1,6 +1,8 @@
 /**
  * Liveness and upstream reachability, for people, load balancers and
  * connectivity probes. These are the routes the OpenAPI page documents.
+ *
+ * Tested in process through the whole app: tests/http/app.test.ts.
  */
 import { Elysia, t } from "elysia";
 import type { Services } from "../../services";

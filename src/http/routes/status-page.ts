@@ -19,7 +19,7 @@ import type { RecentPull } from "../../observability/recent-pulls";
 import type { Services } from "../../services";
 import { VERSION } from "../../version";
 import { bearsAdminToken } from "../admin-token";
-import { connectionOf } from "../connection";
+import { contextOf } from "../request-context";
 import { admit } from "../guard";
 
 const escape = (value: unknown) =>
@@ -36,9 +36,10 @@ export function statusPageRoutes(services: Services) {
   };
 
   return new Elysia({ name: "docxy/status-page", detail: { hide: true } }).get("/", async ({ request }) => {
-    await admit(services.guards, request);
+    const context = contextOf(request);
+    await admit(services.guards, request, context);
     const operator = bearsAdminToken(request, services.config.admin.token);
-    const origin = services.publicOrigin.resolve(services.upstreams.default.publicBaseUrl, connectionOf(request));
+    const origin = services.publicOrigin.resolve(services.upstreams.default.publicBaseUrl, context.connection);
     const host = new URL(origin).host;
     const report = await services.health.report();
     const results = await services.metrics.cacheResults.get();

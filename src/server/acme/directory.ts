@@ -6,6 +6,8 @@
  * 'response.config')" (its retry interceptor reads the response of a
  * request that never got one). One GET through the same agent fails in
  * seconds and says why: refused, unknown host, untrusted certificate.
+ *
+ * Tested against a real ACME CA (Pebble), reachable and not: tests/server/acme/pebble.test.ts.
  */
 import http from "node:http";
 import https from "node:https";

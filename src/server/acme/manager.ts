@@ -13,6 +13,8 @@
  * - every new certificate is written to `dir` (storage.ts) and announced
  *   through `onCertificate`, which the caller points at
  *   `CertificateStore.reload()` (whose paths are `certPath`/`keyPath`).
+ *
+ * Tested against a real ACME CA (Pebble): tests/server/acme/pebble.test.ts.
  */
 import * as acme from "acme-client";
 import { createPrivateKey, X509Certificate } from "node:crypto";

@@ -7,6 +7,8 @@
  * first fetches the challenge itself from port 80 of the name, which fails
  * behind NAT without hairpinning and in tests. The steps are few, and here
  * each failure names the identifier and the CA's reason.
+ *
+ * Tested against a real ACME CA (Pebble): tests/server/acme/pebble.test.ts.
  */
 import * as acme from "acme-client";
 import { isIP } from "node:net";

@@ -10,6 +10,8 @@
  * rename, so a reader (or a crash) never sees half a file; key.pem goes
  * before cert.pem, and a certificate whose key does not match is treated as
  * missing (reissued), which covers a crash between the two renames.
+ *
+ * Tested against a real ACME CA (Pebble), across a restart: tests/server/acme/pebble.test.ts.
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";

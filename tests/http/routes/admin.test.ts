@@ -1,77 +1,69 @@
-/** The admin API through the binary against the real upstream: token, stats, pre-warm, listing, purge. */
+/**
+ * The admin API in process, against the real test registry: the token gate,
+ * cache statistics, pre-warm, listing, purge, reload. The same API through
+ * the binary (multi-arch pre-warm, repository purge):
+ * tests/integration/http/routes/admin.test.ts.
+ */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startDocxy } from "../../support/docxy-process";
-import { json, startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
-import { hostManifest } from "../../e2e/support/images";
+import { createApp } from "../../../src/http/app";
+import type { Services } from "../../../src/services";
+import { inProcessServices } from "../../support/services";
+import { startUpstream, upstreamEntryToml, type Upstream } from "../../support/upstream";
 
 const ADMIN = "admin-token-for-tests-0123456789";
-let env: ProxiedUpstream;
+let upstream: Upstream;
+let services: Services;
+let app: ReturnType<typeof createApp>;
+
 beforeAll(async () => {
-  env = await startProxiedUpstream({}, `[admin]\ntoken = "${ADMIN}"\n`);
+  upstream = await startUpstream();
+  services = (await inProcessServices(`[admin]\ntoken = "${ADMIN}"\n${upstreamEntryToml(upstream)}`)).services;
+  app = createApp(services);
 }, 60_000);
-afterAll(async () => {
-  await env?.stop();
-});
+afterAll(() => upstream?.stop());
 
 const admin = (path: string, init: RequestInit = {}) =>
-  fetch(`${env.docxy.url}/admin${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json", ...init.headers } });
+  app.handle(new Request(`http://127.0.0.1:5000/admin${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json", ...init.headers } }));
 
-test("without the token the API refuses; without a configured token it does not exist", async () => {
-  const refused = await fetch(`${env.docxy.url}/admin/cache`, { headers: { authorization: "Bearer wrong" } });
+test("a wrong token is refused with a challenge; without a configured token the API does not exist", async () => {
+  const refused = await admin("/cache", { headers: { authorization: "Bearer wrong" } });
   expect(refused.status).toBe(401);
-  expect((await json(refused)).errors[0].code).toBe("UNAUTHORIZED");
-  const bare = await startDocxy();
-  try {
-    expect((await fetch(`${bare.url}/admin/cache`)).status).toBe(404);
-  } finally {
-    await bare.stop();
-  }
+  expect(refused.headers.get("www-authenticate")).toBe('Bearer realm="docxy-admin"');
+  expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("UNAUTHORIZED");
+  const bare = createApp((await inProcessServices(upstreamEntryToml(upstream))).services);
+  const missing = await bare.handle(new Request("http://127.0.0.1:5000/admin/cache", { headers: { authorization: `Bearer ${ADMIN}` } }));
+  expect(missing.status).toBe(404);
 });
 
-test("pre-warm pulls one platform of a multi-arch image into the cache, with progress", async () => {
-  const { alpine } = env.upstream.images;
-  const amd64 = hostManifest(alpine);
-  const response = await admin("/prewarm", { method: "POST", body: JSON.stringify({ image: "alpine:3.20", platforms: ["linux/amd64"] }) });
+test("pre-warm pulls an image into the cache step by step; the statistics and the tag list show it; a purge removes one blob", async () => {
+  const image = upstream.images.app;
+  const manifest = image.manifests[0]!;
+  expect(await (await admin("/cache")).json()).toEqual({ enabled: true, dir: services.cache!.dir, bytes: 0, max_bytes: services.cache!.maxBytes, entries: 0, fills_in_progress: 0 });
+
+  const response = await admin("/prewarm", { method: "POST", body: JSON.stringify({ image: "acme/app:v1" }) });
   expect(response.headers.get("content-type")).toBe("application/x-ndjson");
-  const lines = (await response.text()).trim().split("\n").map((l) => JSON.parse(l));
-  expect(lines.at(-1)).toEqual({ done: true, image: "alpine:3.20" });
-  const digests = lines.slice(0, -1).map((l) => l.digest);
-  expect(digests).toEqual([alpine.digest, amd64.digest, amd64.config.digest, ...amd64.layers.map((l) => l.digest)]);
-  const arm64 = alpine.manifests.find((m) => m.platform.architecture === "arm64")!;
-  expect(digests).not.toContain(arm64.digest);
+  const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line) as { digest?: string; done?: boolean; image?: string });
+  expect(lines.at(-1)).toEqual({ done: true, image: "acme/app:v1" });
+  const digests = [image.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+  expect(lines.slice(0, -1).map((l) => l.digest)).toEqual(digests);
 
-  // the pre-warmed layer is now a hit for a client
-  const { token } = await json(await fetch(`${env.docxy.url}/auth/dockerhub/token?scope=repository:library/alpine:pull`));
-  const layer = await fetch(`${env.docxy.url}/v2/library/alpine/blobs/${amd64.layers[0]!.digest}`, { headers: { authorization: `Bearer ${token}` } });
-  expect(layer.headers.get("x-cache")).toBe("HIT");
-  await layer.arrayBuffer();
+  const stats = (await (await admin("/cache")).json()) as { entries: number; bytes: number };
+  expect(stats.entries).toBe(digests.length);
+  expect(stats.bytes).toBe(image.bytes.length + manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0));
+  const tags = (await (await admin("/cache/tags")).json()) as { upstream: string; repository: string; tag: string; digest: string }[];
+  expect(tags.map((t) => [t.upstream, t.repository, t.tag, t.digest])).toEqual([["dockerhub", "acme/app", "v1", image.digest]]);
 
-  const stats = await json(await admin("/cache"));
-  expect(stats.enabled).toBe(true);
-  expect(stats.entries).toBeGreaterThanOrEqual(digests.length);
-  const tags = await json(await admin("/cache/tags"));
-  expect(tags).toContainEqual(expect.objectContaining({ upstream: "dockerhub", repository: "library/alpine", tag: "3.20", digest: alpine.digest }));
+  const layer = manifest.layers[0]!.digest;
+  expect(await (await admin(`/cache/blobs/${layer}`, { method: "DELETE" })).json()).toEqual({ removed: [layer] });
+  expect(await (await admin(`/cache/blobs/${layer}`, { method: "DELETE" })).json()).toEqual({ removed: [] });
+  expect(((await (await admin("/cache")).json()) as { entries: number }).entries).toBe(digests.length - 1);
+  const invalid = await admin("/cache/blobs/sha256:nothex", { method: "DELETE" });
+  expect(invalid.status).toBe(400);
+  expect(((await invalid.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("DIGEST_INVALID");
 });
 
-test("a bad pre-warm request is a registry-JSON 400; an unknown image reports its error in the stream", async () => {
-  const bad = await admin("/prewarm", { method: "POST", body: JSON.stringify({ image: "" }) });
-  expect(bad.status).toBe(400);
-  const missing = await admin("/prewarm", { method: "POST", body: JSON.stringify({ image: "acme/nope:1" }) });
-  const last = JSON.parse((await missing.text()).trim().split("\n").at(-1)!);
-  expect(last.done).toBe(false);
-  expect(last.error).toContain("acme/nope");
-});
-
-test("purging a repository removes its tags and the content nothing else uses", async () => {
-  const { alpine } = env.upstream.images;
-  const removed = await json(await admin("/cache/repositories?upstream=dockerhub&repository=library/alpine", { method: "DELETE" }));
-  expect(removed.removed).toContain(alpine.digest);
-  const tags = await json(await admin("/cache/tags"));
-  expect(tags.filter((t: { repository: string }) => t.repository === "library/alpine")).toEqual([]);
-  expect((await json(await admin(`/cache/blobs/${alpine.digest}`, { method: "DELETE" }))).removed).toEqual([]); // already gone
-  expect((await admin("/cache/blobs/not-a-digest", { method: "DELETE" })).status).toBe(400);
-});
-
-test("reload answers what it re-read (no certificate on a plain-HTTP docxy)", async () => {
-  expect(await json(await admin("/reload", { method: "POST" }))).toEqual({ certificate: "none" });
+test("reload re-reads the certificate: none without HTTPS", async () => {
+  const response = await admin("/reload", { method: "POST" });
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual({ certificate: "none" });
 });

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { removeAtExit } from "../support/cleanup";
-import { sha256, startCachingDocxy, type CachingDocxy } from "../support/cache/harness";
+import { removeAtExit } from "../../support/cleanup";
+import { sha256, startCachingDocxy, type CachingDocxy } from "../../support/cache/harness";
 
 const SECRET = '[admin]\ntoken = "hostile-upstream-test-secret-8e1d"\n';
 const dir = mkdtempSync(join(tmpdir(), "docxy-hostile-"));

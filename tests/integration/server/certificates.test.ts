@@ -9,12 +9,12 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { PEBBLE_BIN, startPebble, type Pebble } from "../support/pebble";
-import { freePort } from "../support/upstream";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { PEBBLE_BIN, startPebble, type Pebble } from "../../support/pebble";
+import { freePort } from "../../support/upstream";
 
 const unavailable = existsSync(PEBBLE_BIN) ? undefined : `${PEBBLE_BIN} is missing: apt-get install -y pebble`;
-if (unavailable) console.warn(`SKIPPED tests/server/certificates.test.ts: ${unavailable}`);
+if (unavailable) console.warn(`SKIPPED tests/integration/server/certificates.test.ts: ${unavailable}`);
 
 let pebble: Pebble;
 let docxy: Docxy;

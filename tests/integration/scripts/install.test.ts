@@ -8,11 +8,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { TSchema } from "@sinclair/typebox";
-import { ConfigSchema } from "../../src/config/schema";
-import { removeAtExit } from "../support/cleanup";
-import { DOCXY_BIN, ensureBinary, startDocxy } from "../support/docxy-process";
+import { ConfigSchema } from "../../../src/config/schema";
+import { removeAtExit } from "../../support/cleanup";
+import { DOCXY_BIN, ensureBinary, startDocxy } from "../../support/docxy-process";
 
-const ROOT = resolve(import.meta.dir, "../..");
+const ROOT = resolve(import.meta.dir, "../../..");
 const INSTALL = join(ROOT, "scripts/install.sh");
 const UNIT_TEMPLATE = join(ROOT, "scripts/docxy.service");
 const EXAMPLE = join(ROOT, "scripts/docxy.example.toml");

@@ -12,11 +12,11 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { docxyToken, isCached, registryToml, sha256, startCachingDocxy, waitFor, type CachingDocxy } from "../support/cache/harness";
-import { DOCXY_BIN } from "../support/docxy-process";
-import { rawRequest } from "../support/raw-http";
-import { skopeoCopyOk } from "../support/skopeo";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { docxyToken, isCached, registryToml, sha256, startCachingDocxy, waitFor, type CachingDocxy } from "../../support/cache/harness";
+import { DOCXY_BIN } from "../../support/docxy-process";
+import { rawRequest } from "../../support/raw-http";
+import { skopeoCopyOk } from "../../support/skopeo";
+import { startUpstream, type Upstream } from "../../support/upstream";
 
 const SENDFILE = "[server]\nsendfile_enabled = true\nsendfile_port = 0\n";
 let upstream: Upstream;

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DOCXY_BIN } from "../support/docxy-process";
-import { startProxiedUpstream, type ProxiedUpstream } from "../support/proxied-upstream";
+import { DOCXY_BIN } from "../../support/docxy-process";
+import { startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
 
 const ADMIN = "admin-token-for-cli-tests-0123456";
 let env: ProxiedUpstream;

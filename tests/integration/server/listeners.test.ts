@@ -4,12 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { selfSignedCert, type CertFiles } from "../support/certs";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { json } from "../support/proxied-upstream";
-import { rawRequest } from "../support/raw-http";
-import { skopeoOk } from "../support/skopeo";
-import { freePort, registryToml, startUpstream, type Upstream } from "../support/upstream";
+import { selfSignedCert, type CertFiles } from "../../support/certs";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { json } from "../../support/proxied-upstream";
+import { rawRequest } from "../../support/raw-http";
+import { skopeoOk } from "../../support/skopeo";
+import { freePort, registryToml, startUpstream, type Upstream } from "../../support/upstream";
 
 let upstream: Upstream;
 beforeAll(async () => {
@@ -94,7 +94,7 @@ test("an unreadable certificate is a configuration error naming the key, and not
   const certs = await selfSignedCert("ec");
   writeFileSync(certs.cert, "not a certificate");
   const child = Bun.spawn(
-    [(await import("../support/docxy-process")).DOCXY_BIN, "--http-port", "0", "--https-port", "0", "--bind", "127.0.0.1"],
+    [(await import("../../support/docxy-process")).DOCXY_BIN, "--http-port", "0", "--https-port", "0", "--bind", "127.0.0.1"],
     { env: { DOCXY_SERVER_HTTPS_ENABLED: "true", DOCXY_TLS_CERT_PATH: certs.cert, DOCXY_TLS_KEY_PATH: certs.key }, stderr: "pipe", stdout: "pipe" },
   );
   expect(await child.exited).toBe(2);

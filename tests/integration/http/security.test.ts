@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { selfSignedCert } from "../support/certs";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { fuzzRequest, pool, prng, registryCode, reply, send, tokenIn, type Outcome, type RawSpec, type Reply } from "../support/fuzz";
-import { htpasswdLine } from "../support/htpasswd";
-import { basic, sha256 } from "../support/proxied-upstream";
-import { freePort, startUpstream, type Upstream } from "../support/upstream";
+import { selfSignedCert } from "../../support/certs";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { fuzzRequest, pool, prng, registryCode, reply, send, tokenIn, type Outcome, type RawSpec, type Reply } from "../../support/fuzz";
+import { htpasswdLine } from "../../support/htpasswd";
+import { basic, sha256 } from "../../support/proxied-upstream";
+import { freePort, startUpstream, type Upstream } from "../../support/upstream";
 
 const SEED = Number(process.env.DOCXY_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PASSWORD = "carol-Pw-7f3a9c41";

@@ -3,8 +3,8 @@ import { beforeAll, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DOCXY_BIN, ensureBinary, startDocxy } from "./support/docxy-process";
-import { json } from "./support/proxied-upstream";
+import { DOCXY_BIN, ensureBinary, startDocxy } from "../support/docxy-process";
+import { json } from "../support/proxied-upstream";
 
 beforeAll(() => ensureBinary(), 120_000);
 

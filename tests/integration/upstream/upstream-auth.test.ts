@@ -4,10 +4,10 @@
  * log shows who asked.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { basic, json, sha256 } from "../support/proxied-upstream";
-import { skopeoOk } from "../support/skopeo";
-import { startUpstream, upstreamEntryToml, type Upstream } from "../support/upstream";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { basic, json, sha256 } from "../../support/proxied-upstream";
+import { skopeoOk } from "../../support/skopeo";
+import { startUpstream, upstreamEntryToml, type Upstream } from "../../support/upstream";
 
 let upstream: Upstream;
 let docxy: Docxy;
@@ -63,7 +63,7 @@ test("the account's secret never reaches the log", () => {
 });
 
 test("a credential without its secret is a configuration error naming the key", async () => {
-  const child = Bun.spawn([(await import("../support/docxy-process")).DOCXY_BIN, "--http-port", "0"], {
+  const child = Bun.spawn([(await import("../../support/docxy-process")).DOCXY_BIN, "--http-port", "0"], {
     env: { DOCXY_REGISTRY_UPSTREAMS: JSON.stringify([{ name: "dockerhub", credentials: [{ username: "x", password_env: "NOT_SET_ANYWHERE" }] }]) },
     stderr: "pipe",
   });
