@@ -22,8 +22,8 @@ import { prepareCertificates, type Certificates } from "./server/certificates";
 import { HealthMonitor } from "./observability/health";
 import type { Logger } from "./observability/logger";
 import { Ping } from "./proxy/ping";
-import { PullProxy, type UpstreamIdentity } from "./proxy/pull-proxy";
-import type { Puller } from "./cache/caching-pull";
+import { PassThrough } from "./proxy/pass-through";
+import type { RegistryReads, UpstreamIdentity } from "./proxy/pull-request";
 import { openCache, type CacheHandle } from "./cache/open-cache";
 import { SendfileRedirects } from "./cache/sendfile-redirects";
 import { Metrics } from "./observability/metrics";
@@ -41,8 +41,8 @@ export interface Services {
   upstreams: UpstreamTable;
   publicOrigin: PublicOrigin;
   ping: Ping;
-  /** The pull API: through the cache, or the pure pass-through when it is off or unusable. */
-  pulls: Puller;
+  /** Answers registry reads: the cache front, or the bare pass-through when the cache is off or unusable. */
+  reads: RegistryReads;
   upstreamAuth: UpstreamAuth;
   guards: Guards;
   /** docxy's own users and tokens, when `[auth] enabled`. */
@@ -102,10 +102,10 @@ export async function createServices(config: Config, log: Logger, options: Servi
   upstreamAuth = new UpstreamAuth(client, discovery, accounts);
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log) : undefined;
   const guards = await openGuards(config, log);
-  const pull = new PullProxy(client, discovery, upstreamAuth);
+  const passThrough = new PassThrough(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
-  const opened = await openCache(config.cache, { client, discovery, pull, upstreamAuth, log, sendfile, credentials });
+  const opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials });
   cache = opened.cache;
   const auth = upstreamAuth;
   return {
@@ -114,7 +114,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
     upstreams,
     publicOrigin: new PublicOrigin(upstreams.all.flatMap((u) => u.hosts)),
     ping: new Ping(client, discovery, ping_timeout * 1000),
-    pulls: opened.puller,
+    reads: opened.reads,
     upstreamAuth: auth,
     proxyAuth,
     guards,

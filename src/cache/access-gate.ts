@@ -29,9 +29,10 @@
 import type { CredentialMemory } from "../auth/credential-memory";
 import { RegistryError } from "../oci/errors";
 import { errorBody } from "../oci/responses";
-import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
+import type { PullRequest } from "../proxy/pull-request";
 import { discard } from "../upstream/client";
 import type { CacheIndex } from "./cache-index";
+import type { Remote } from "./remote";
 
 const PUBLIC_TTL_MS = 60 * 60 * 1000;
 const PROOF_TTL_MS = 60 * 1000;
@@ -42,7 +43,7 @@ export class AccessGate {
 
   constructor(
     private readonly index: CacheIndex,
-    private readonly pull: PullProxy,
+    private readonly remote: Remote,
     private readonly credentials: CredentialMemory,
   ) {}
 
@@ -58,7 +59,7 @@ export class AccessGate {
    */
   async check(request: PullRequest, digest: string): Promise<Response | undefined> {
     const { upstream } = request.route;
-    const repository = this.pull.upstreamName(request);
+    const repository = this.remote.upstreamName(request);
     const linked = this.index.hasLink(upstream.name, repository, digest);
     const access = this.index.getRepositoryAccess(upstream.name, repository);
     if (linked && access?.public && Date.now() - access.checkedAt < PUBLIC_TTL_MS) return undefined;
@@ -69,7 +70,7 @@ export class AccessGate {
     // Ask the upstream as docxy itself: proves the link and, if it can read it, publicness.
     let asDocxy;
     try {
-      asDocxy = await this.pull.fetch({ ...request, identity: "proxy", method: "HEAD" }, headOf(digest));
+      asDocxy = await this.remote.fetch({ ...request, identity: "proxy", method: "HEAD" }, headOf(digest));
     } catch (error) {
       if (error instanceof RegistryError && linked && access?.public) return undefined; // outage: trust what we knew
       if (error instanceof RegistryError && linked && !request.headers.has("authorization")) return this.challenge(request, repository);
@@ -87,7 +88,7 @@ export class AccessGate {
     }
     if (status === 401 || status === 403) this.index.putRepositoryAccess(upstream.name, repository, false);
     // A refusal learnt from a HEAD: relay() gives a GET client the registry JSON the HEAD had not.
-    if (status === 404 || request.identity === "proxy") return this.pull.relay(request, asDocxy);
+    if (status === 404 || request.identity === "proxy") return this.remote.relay(request, asDocxy);
     return this.clientProof(request, repository, digest, linked);
   }
 
@@ -98,7 +99,7 @@ export class AccessGate {
    */
   learn(request: PullRequest, digest: string): void {
     const { upstream } = request.route;
-    const repository = this.pull.upstreamName(request);
+    const repository = this.remote.upstreamName(request);
     this.index.putLink(upstream.name, repository, digest);
     // The upstream just served this repository on the client's own credentials: a proof for them.
     if (request.identity === "client") this.credentials.proven(request.headers.get("authorization"), `${upstream.name}/${repository}`);
@@ -106,7 +107,7 @@ export class AccessGate {
     const key = `${upstream.name}/${repository}`;
     if ((access && Date.now() - access.checkedAt < PUBLIC_TTL_MS) || this.learning.has(key)) return;
     this.learning.add(key);
-    void this.pull
+    void this.remote
       .fetch({ ...request, identity: "proxy", method: "HEAD", signal: undefined }, headOf(digest))
       .then(async ({ response }) => {
         await discard(response);
@@ -131,7 +132,7 @@ export class AccessGate {
       status: 401,
       headers: { "content-type": "application/json", "www-authenticate": `Bearer scope="repository:${repository}:pull"` },
     });
-    return this.pull.relay(request, { response }); // our realm and service, the routing prefix on the scope
+    return this.remote.relay(request, { response }); // our realm and service, the routing prefix on the scope
   }
 
   private async clientProof(request: PullRequest, repository: string, digest: string, linked: boolean): Promise<Response | undefined> {
@@ -140,7 +141,7 @@ export class AccessGate {
     const proven = key ? this.proofs.get(key) : undefined;
     if (linked && proven !== undefined && Date.now() - proven < PROOF_TTL_MS) return undefined;
 
-    const result = await this.pull.fetch({ ...request, method: "HEAD" }, headOf(digest));
+    const result = await this.remote.fetch({ ...request, method: "HEAD" }, headOf(digest));
     if (result.response.status < 400) {
       await discard(result.response);
       this.index.putLink(request.route.upstream.name, repository, digest);
@@ -148,7 +149,7 @@ export class AccessGate {
       this.credentials.proven(authorization, `${request.route.upstream.name}/${repository}`);
       return undefined;
     }
-    return this.pull.relay(request, result);
+    return this.remote.relay(request, result);
   }
 
   private remember(key: string): void {

@@ -1,88 +1,103 @@
 /**
- * Blobs through the cache: a hit is served from disk, a blob being filled is
- * joined, a miss starts one fill that the first client and every later one
- * follow (cache/fill.ts). Responses say which in `X-Cache`.
+ * Blobs through the cache: a hit is served from the store, a blob being
+ * filled is joined, a miss starts one fill that the first client and every
+ * later one follow (cache/fill.ts). Responses say which in `X-Cache`.
  *
- * A HEAD on a miss goes upstream as a HEAD and fills nothing; Range requests
- * on a miss start a whole-blob fill and are served from it as the bytes
- * arrive (Docker resumes a layer with `Range: bytes=N-` and needs a 206).
- * With a sendfile port, a GET of a committed blob is redirected there
- * (sendfile-redirects.ts). Starting a fill takes a slot of the fill limits
- * (fill-limits.ts); joining one is free.
+ * Where a blob miss goes, one hop each: cache front (cache-front.ts) → here
+ * → coordination (coordination.ts: join the fill in progress, or claim it)
+ * → the remote (remote.ts: one GET of the whole blob) → a Fill into the
+ * blob storage (blob-storage.ts), recorded in the index (cache-index.ts).
+ *
+ * What this cache cannot answer it hands back as "pass-through" and the
+ * front passes it through: a HEAD on a miss (it fills nothing), a fill that
+ * cannot be joined, a store that cannot take the blob. Range requests on a
+ * miss start a whole-blob fill and are served from it as the bytes arrive
+ * (Docker resumes a layer with `Range: bytes=N-` and needs a 206); an answer
+ * that turns out uncacheable is relayed from that same request
+ * (uncacheable.ts). With a sendfile port, a GET of a committed blob is
+ * redirected there (sendfile-redirects.ts). Starting a fill takes a slot of
+ * the fill limits (fill-limits.ts); joining one is free.
  */
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import { blobHead, withNamespace } from "../oci/responses";
 import type { Logger } from "../observability/logger";
-import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
-import type { AccessGate } from "./access-gate";
-import type { CacheIndex } from "./cache-index";
-import type { Evictor } from "./eviction";
-import type { SendfileRedirects } from "./sendfile-redirects";
-import { Fill } from "./fill";
-import type { FillLimits, RefusalReason } from "./fill-limits";
-import { blobHead } from "./blob-head";
-import type { Storage, TempBlob } from "./storage";
+import type { PullRequest } from "../proxy/pull-request";
+import { discard } from "../upstream/client";
 import { fileResponse } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
-import { discard } from "../upstream/client";
+import type { AccessGate } from "./access-gate";
+import type { BlobStorage, TempBlob } from "./blob-storage";
+import type { CacheIndex } from "./cache-index";
+import type { Answer } from "./cache-front";
+import type { Coordination, FillClaim, FillInProgress } from "./coordination";
+import type { Evictor } from "./eviction";
+import { Fill } from "./fill";
+import type { FillLimits, FillSlot, RefusalReason } from "./fill-limits";
+import type { Remote } from "./remote";
+import type { SendfileRedirects } from "./sendfile-redirects";
+import { relayUncacheable } from "./uncacheable";
+
+export interface BlobCacheParts {
+  storage: BlobStorage;
+  index: CacheIndex;
+  remote: Remote;
+  coordination: Coordination;
+  gate: AccessGate;
+  evictor: Evictor;
+  limits: FillLimits;
+  log: Logger;
+  /** Keep filling when every client has gone (`continue_on_disconnect`). */
+  continueWithoutReaders: boolean;
+  sendfile?: SendfileRedirects;
+}
 
 export class BlobCache {
   /**
-   * Fills by digest, from the moment the upstream request starts (so that
-   * requests arriving during its round trips join it instead of starting
-   * their own) until the last client following it has finished (so that
-   * eviction leaves the committed blob alone meanwhile).
+   * Fills followed by a reader here, until the last one has finished: their
+   * committed blob must not be evicted meanwhile. (A fill in progress is the
+   * coordination's; this is only who reads it.)
    */
-  private readonly fills = new Map<string, Promise<Fill | undefined>>();
   private readonly followed = new Map<string, Fill>();
+  /** Readers of committed blobs, by digest. */
   private readonly reading = new Map<string, number>();
 
-  constructor(
-    private readonly storage: Storage,
-    private readonly index: CacheIndex,
-    private readonly pull: PullProxy,
-    private readonly gate: AccessGate,
-    private readonly evictor: Evictor,
-    private readonly log: Logger,
-    private readonly continueWithoutReaders: boolean,
-    private readonly limits: FillLimits,
-    private readonly sendfile?: SendfileRedirects,
-  ) {}
+  constructor(private readonly parts: BlobCacheParts) {}
 
   /** Blob downloads being filled now. */
   get fillsInProgress(): number {
-    return this.fills.size;
+    return this.parts.coordination.fillsInProgress;
   }
 
   /** Fills refused so far by the fill limits, by reason. */
   get fillsRefused(): Readonly<Record<RefusalReason, number>> {
-    return this.limits.refused;
+    return this.parts.limits.refused;
   }
 
   /** Content being read, filled or followed must not be evicted. */
   inUse(digest: string): boolean {
-    if ((this.reading.get(digest) ?? 0) > 0 || this.fills.has(digest)) return true;
+    if ((this.reading.get(digest) ?? 0) > 0 || this.parts.coordination.isFilling(digest)) return true;
     const fill = this.followed.get(digest);
     if (fill && fill.readerCount > 0) return true;
     this.followed.delete(digest);
     return false;
   }
 
-  async serve(request: PullRequest): Promise<Response> {
+  /** The blob `request` names (a sha256 digest: the only kind verified), or "pass-through". */
+  async serve(request: PullRequest): Promise<Answer> {
+    const { index, coordination, gate, storage } = this.parts;
     const digest = request.path.reference!;
-    if (!digest.startsWith("sha256:")) return this.pull.pull(request); // we verify sha256 only
-
-    if (this.index.getBlob(digest) || this.fills.has(digest)) {
-      const refusal = await this.gate.check(request, digest);
+    if (index.getBlob(digest) || coordination.isFilling(digest)) {
+      const refusal = await gate.check(request, digest);
       if (refusal) return refusal;
     }
     // Looked up after the access check, which may have taken a round trip during which a fill ended.
     const release = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
     let handedOver = false;
     try {
-      const stored = this.index.getBlob(digest) ? await this.storage.open(digest) : undefined;
+      const stored = index.getBlob(digest) ? await storage.open(digest) : undefined;
       if (stored) {
-        this.index.touch(digest);
-        const location = request.method === "GET" && stored.path ? this.sendfile?.location(request.origin, digest) : undefined;
+        index.touch(digest);
+        const location = request.method === "GET" && stored.path ? this.parts.sendfile?.location(request.origin, digest) : undefined;
         if (location) return this.redirect(request, location);
         return this.respond(request, stored.size, "HIT", (start, end, init) => {
           handedOver = true;
@@ -94,32 +109,36 @@ export class BlobCache {
       if (!handedOver) release();
     }
 
-    const pending = this.fills.get(digest);
-    if (pending) {
-      const fill = await pending;
-      if (fill?.joinable && fill.size !== undefined) {
-        return this.respond(request, fill.size, "COALESCED", (start, end, init) => new Response(fill.read(start, end), init));
-      }
-      return this.pull.pull(request); // the fill could not be joined: this client passes through
-    }
-    if (request.method === "HEAD") return this.pull.pull(request);
+    const pending = coordination.join(digest);
+    if (pending) return this.follow(request, await pending);
+    if (request.method === "HEAD") return "pass-through";
     return this.startFill(request);
   }
 
-  private async startFill(request: PullRequest): Promise<Response> {
+  /** A client joining a fill in progress; one that cannot be joined is passed through. */
+  private follow(request: PullRequest, fill: FillInProgress | undefined): Answer {
+    if (!fill?.joinable || fill.size === undefined) return "pass-through";
+    return this.respond(request, fill.size, "COALESCED", (start, end, init) => new Response(fill.read(start, end), init));
+  }
+
+  private async startFill(request: PullRequest): Promise<Answer> {
+    const { limits, coordination, remote } = this.parts;
     const digest = request.path.reference!;
-    const slot = this.limits.reserve(request.client); // throws the 429/503 before anything starts
-    let settle!: (fill: Fill | undefined) => void;
-    this.fills.set(digest, new Promise((resolve) => (settle = resolve)));
+    const slot = limits.reserve(request.client); // throws the 429/503 before anything starts
+    const claim = coordination.claim(digest);
+    if (!claim) {
+      slot.release();
+      const pending = coordination.join(digest);
+      return this.follow(request, pending && (await pending));
+    }
     const forget = () => {
       slot.release();
-      this.fills.delete(digest);
-      settle(undefined);
+      claim.started(undefined);
     };
     let result;
     try {
       // Not the client's signal: the download belongs to every client that joins it.
-      result = await this.pull.fetch({ ...request, signal: undefined }, { method: "GET", withoutRange: true });
+      result = await remote.fetch({ ...request, signal: undefined }, { method: "GET", withoutRange: true });
     } catch (error) {
       forget();
       throw error;
@@ -138,48 +157,54 @@ export class BlobCache {
     const temp = fillable ? await this.begin(digest) : undefined;
     if (!temp) {
       forget();
-      // Not cacheable as is (an error, no length to follow, or no usable disk): relay the answer.
-      if (result.response.status === 200 && request.headers.has("range")) {
-        await result.response.body?.cancel().catch(() => undefined);
-        return this.pull.pull(request);
-      }
-      return this.pull.relay(request, result);
+      // Not cacheable as is (an error, no length to follow, or no usable store): relayed from this one request.
+      return relayUncacheable(remote, request, result);
     }
+    return this.fill(request, { digest, size: length, body: result.response.body!, temp, slot, claim });
+  }
+
+  /** Starts the fill the first client (and every joining one) follows. */
+  private fill(
+    request: PullRequest,
+    started: { digest: string; size: number; body: ReadableStream<Uint8Array>; temp: TempBlob; slot: FillSlot; claim: FillClaim },
+  ): Response {
+    const { digest, size, body, temp, slot, claim } = started;
+    const { storage, index, evictor, gate, log, continueWithoutReaders } = this.parts;
     const fill = new Fill({
       digest,
-      size: length,
-      body: result.response.body!,
+      size,
+      body,
       temp,
-      storage: this.storage,
-      continueWithoutReaders: this.continueWithoutReaders,
+      storage,
+      continueWithoutReaders,
       onIdle: () => {
         this.followed.delete(digest);
-        this.evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
+        evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
       },
       onSettled: ({ committed, size, error }) => {
         slot.release();
-        this.fills.delete(digest);
+        claim.release();
         if (fill.readerCount === 0) this.followed.delete(digest);
         if (committed) {
-          this.index.putBlob(digest, size);
-          void this.evictor.run();
+          index.putBlob(digest, size);
+          void evictor.run();
         } else if (error) {
-          this.log.warn("blob fill failed, nothing cached", { digest, error: error.message });
+          log.warn("blob fill failed, nothing cached", { digest, error: error.message });
         }
       },
     });
     this.followed.set(digest, fill);
-    this.gate.learn(request, digest);
-    settle(fill);
+    gate.learn(request, digest);
+    claim.started(fill);
     void fill.start();
-    return this.respond(request, length, "MISS", (start, end, init) => new Response(fill.read(start, end), init));
+    return this.respond(request, size, "MISS", (start, end, init) => new Response(fill.read(start, end), init));
   }
 
   private async begin(digest: string): Promise<TempBlob | undefined> {
     try {
-      return await this.storage.begin();
+      return await this.parts.storage.begin();
     } catch (error) {
-      this.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
+      this.parts.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
       return undefined;
     }
   }
@@ -189,10 +214,11 @@ export class BlobCache {
    * undefined when it is not (or no longer) cached.
    */
   async committedFile(digest: string): Promise<{ path: string; size: number } | undefined> {
-    if (!this.index.getBlob(digest)) return undefined;
-    const stored = await this.storage.open(digest);
+    const { index, storage } = this.parts;
+    if (!index.getBlob(digest)) return undefined;
+    const stored = await storage.open(digest);
     if (!stored?.path) return undefined;
-    this.index.touch(digest);
+    index.touch(digest);
     return { path: stored.path, size: stored.size };
   }
 
@@ -205,8 +231,7 @@ export class BlobCache {
       [API_VERSION_HEADER]: API_VERSION,
       "x-cache": "HIT",
     });
-    if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
-    return new Response(null, { status: 307, headers });
+    return new Response(null, { status: 307, headers: withNamespace(headers, request.route) });
   }
 
   /** 200 or 206 (or 416) with exact length, digest and cache status; HEAD without a body. */
@@ -217,8 +242,8 @@ export class BlobCache {
     withBody: (start: number, end: number, init: ResponseInit) => Response,
   ): Response {
     const head = blobHead(request.path.reference!, size, request.method, request.headers.get("range"), cache);
-    const { status, headers } = head;
-    if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+    const { status } = head;
+    const headers = withNamespace(head.headers, request.route);
     if (head.status === 416 || request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
     return withBody(head.start, head.end, { status, headers });
   }
@@ -234,7 +259,7 @@ export class BlobCache {
       if (left > 0) this.reading.set(digest, left);
       else {
         this.reading.delete(digest);
-        this.evictor.runIfSkipped(); // it may have skipped this blob while it was being read
+        this.parts.evictor.runIfSkipped(); // it may have skipped this blob while it was being read
       }
     };
   }

@@ -4,12 +4,15 @@
  * the maximum size. An entry being read or filled is never removed; a
  * client streaming it would be cut off.
  */
+import type { BlobStorage } from "./blob-storage";
 import type { CacheIndex, IndexedBlob } from "./cache-index";
-import type { Storage } from "./storage";
+import type { Coordination } from "./coordination";
 
 export interface EvictorOptions {
   index: CacheIndex;
-  storage: Storage;
+  storage: BlobStorage;
+  /** Where the eviction runs once at a time (in a fleet: on one node at a time). */
+  coordination: Pick<Coordination, "exclusive">;
   maxBytes?: number;
   maxAgeMs?: number;
   /** True while the entry is being read or filled. */
@@ -44,7 +47,7 @@ export class Evictor {
       this.again = true;
       return this.running;
     }
-    this.running = this.evict().finally(() => {
+    this.running = this.evictAlone().finally(() => {
       this.running = undefined;
       if (this.again) {
         this.again = false;
@@ -57,6 +60,11 @@ export class Evictor {
   /** Runs again only if the last run had to skip content in use (call when a reader finishes). */
   runIfSkipped(): void {
     if (this.skippedInUse) void this.run();
+  }
+
+  /** Another holder evicting (in a fleet, another node) does the work; this run removes nothing. */
+  private async evictAlone(): Promise<EvictionResult> {
+    return (await this.options.coordination.exclusive("eviction", () => this.evict())) ?? { removed: 0, freedBytes: 0 };
   }
 
   private async evict(): Promise<EvictionResult> {

@@ -20,7 +20,8 @@
  *   to the slowest reader; nothing is committed.
  */
 import { MemoryPieces } from "./memory-pieces";
-import type { StoredBlob, Storage, TempBlob } from "./storage";
+import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
+import type { FillInProgress } from "./coordination";
 
 /**
  * filling → committing → done, or → failed. Once verified ("committing")
@@ -37,7 +38,7 @@ export interface FillOptions {
   size: number | undefined;
   body: ReadableStream<Uint8Array>;
   temp: TempBlob;
-  storage: Storage;
+  storage: BlobStorage;
   /** Keep downloading when the last client has gone (the next pull is then a hit). */
   continueWithoutReaders: boolean;
   /** Called once with the outcome; a committed fill has been renamed into place. */
@@ -63,7 +64,7 @@ interface Reader {
   position: number;
 }
 
-export class Fill {
+export class Fill implements FillInProgress {
   readonly digest: string;
   readonly size: number | undefined;
   state: FillState = "filling";

@@ -1,6 +1,7 @@
 /**
- * The filesystem `Storage`: committed blobs at `<dir>/blobs/<algorithm>/<encoded>`,
- * fills in progress at `<dir>/tmp/<random>`.
+ * The blob storage (blob-storage.ts) of a single node, on its filesystem:
+ * committed blobs at `<dir>/blobs/<algorithm>/<encoded>`, fills in progress
+ * at `<dir>/tmp/<random>`.
  *
  * Both live under one directory so that a commit is a `rename` within one
  * filesystem, which is atomic: a blob path either does not exist or holds the
@@ -11,9 +12,9 @@ import { randomUUID } from "node:crypto";
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { isDigest } from "../oci/reference";
-import type { Storage, StoredBlob, TempBlob } from "./storage";
+import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 
-export class FsStorage implements Storage {
+export class FsStorage implements BlobStorage {
   private constructor(private readonly dir: string) {}
 
   /** Prepares `dir`; throws when it cannot be created or written, so the caller can run without a cache. */

@@ -12,37 +12,41 @@
  *   upstream fails, times out or answers 429/5xx, the last known answer is
  *   served, marked stale; with nothing cached the upstream's error is relayed
  *   as registry JSON.
+ *
+ * What only the upstream can answer goes back to the cache front
+ * (cache-front.ts) as "pass-through": a HEAD by digest not cached, a GET by
+ * tag whose HEAD said anything but 200 (the client needs that answer's body).
+ * Manifests are stored in the blob storage and the index like blobs, with
+ * their media type.
  */
 import { RegistryError } from "../oci/errors";
-import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
-import type { PullProxy, PullRequest } from "../proxy/pull-proxy";
+import { DOCKER_CONTENT_DIGEST } from "../oci/headers";
+import { manifestHeaders, withNamespace, type ManifestFacts } from "../oci/responses";
+import type { PullRequest } from "../proxy/pull-request";
 import { MANIFEST_LIMIT, readCapped } from "../upstream/body-limit";
 import { discard } from "../upstream/client";
 import type { AccessGate } from "./access-gate";
-import type { CacheIndex } from "./cache-index";
 import { acceptClass, accepts } from "./accept";
-import type { Storage } from "./storage";
-
-interface Known {
-  digest: string;
-  mediaType: string;
-  size: number;
-}
+import type { BlobStorage } from "./blob-storage";
+import type { Answer } from "./cache-front";
+import type { CacheIndex } from "./cache-index";
+import type { Remote } from "./remote";
 
 export class ManifestCache {
   constructor(
-    private readonly storage: Storage,
+    private readonly storage: BlobStorage,
     private readonly index: CacheIndex,
-    private readonly pull: PullProxy,
+    private readonly remote: Remote,
     private readonly gate: AccessGate,
     private readonly tagTtlMs: (repository: string, tag: string) => number,
   ) {}
 
-  serve(request: PullRequest): Promise<Response> {
+  /** The manifest `request` names, or "pass-through" when only the upstream can answer it. */
+  serve(request: PullRequest): Promise<Answer> {
     return request.path.reference!.includes(":") ? this.byDigest(request) : this.byTag(request);
   }
 
-  private async byDigest(request: PullRequest): Promise<Response> {
+  private async byDigest(request: PullRequest): Promise<Answer> {
     const digest = request.path.reference!;
     const known = this.index.getBlob(digest);
     if (known?.mediaType && accepts(request.headers.get("accept"), known.mediaType)) {
@@ -51,13 +55,13 @@ export class ManifestCache {
       const cached = await this.fromStore(request, { digest, mediaType: known.mediaType, size: known.size }, "HIT");
       if (cached) return cached;
     }
-    if (request.method === "HEAD") return this.pull.pull(request);
+    if (request.method === "HEAD") return "pass-through";
     return this.fetchAndStore(request, digest);
   }
 
-  private async byTag(request: PullRequest): Promise<Response> {
+  private async byTag(request: PullRequest): Promise<Answer> {
     const { upstream } = request.route;
-    const repository = this.pull.upstreamName(request);
+    const repository = this.remote.upstreamName(request);
     const tag = request.path.reference!;
     const acceptKey = acceptClass(request.headers.get("accept"));
     const known = this.index.getTag(upstream.name, repository, tag, acceptKey);
@@ -71,7 +75,7 @@ export class ManifestCache {
 
     let result;
     try {
-      result = await this.pull.fetch(request, { method: "HEAD" });
+      result = await this.remote.fetch(request, { method: "HEAD" });
     } catch (error) {
       if (error instanceof RegistryError && known) return this.stale(request, known, error.message);
       throw error;
@@ -85,7 +89,7 @@ export class ManifestCache {
       this.index.putTag(upstream.name, repository, tag, acceptKey, fresh);
       this.gate.learn(request, digest);
       if (request.method === "HEAD") {
-        const relayed = await this.pull.relay(request, result);
+        const relayed = await this.remote.relay(request, result);
         relayed.headers.set("x-cache", known ? "REVALIDATED" : "MISS");
         return relayed;
       }
@@ -100,18 +104,18 @@ export class ManifestCache {
       await discard(response);
       return this.stale(request, known, `upstream answered ${response.status}`);
     }
-    if (request.method === "HEAD") return this.pull.relay(request, result);
+    if (request.method === "HEAD") return this.remote.relay(request, result);
     await discard(response);
     // A GET needs the body: the manifest itself (the HEAD had no usable digest), or the error's JSON.
-    return response.status === 200 ? this.fetchAndStore(request) : this.pull.pull(request);
+    return response.status === 200 ? this.fetchAndStore(request) : "pass-through";
   }
 
   /** GETs the manifest (by `digest`, or by the request's tag), verifies and stores it, and answers with it. */
   private async fetchAndStore(request: PullRequest, digest?: string): Promise<Response> {
     // Whole, whatever Range the client sent (containerd 2.x sends bytes=0-): it is verified and stored.
-    const result = await this.pull.fetch(request, { method: "GET", reference: digest, withoutRange: true });
+    const result = await this.remote.fetch(request, { method: "GET", reference: digest, withoutRange: true });
     const { response } = result;
-    if (response.status !== 200) return this.pull.relay(request, result);
+    if (response.status !== 200) return this.remote.relay(request, result);
     // Counted as it arrives: a chunked answer announces no length to check beforehand.
     const bytes = await readCapped(response, MANIFEST_LIMIT, request.route.upstream.name);
     const actual = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
@@ -124,7 +128,7 @@ export class ManifestCache {
     this.gate.learn(request, actual);
     if (!digest) {
       const { upstream } = request.route;
-      this.index.putTag(upstream.name, this.pull.upstreamName(request), request.path.reference!, acceptClass(request.headers.get("accept")), {
+      this.index.putTag(upstream.name, this.remote.upstreamName(request), request.path.reference!, acceptClass(request.headers.get("accept")), {
         digest: actual,
         mediaType,
         size: bytes.length,
@@ -157,7 +161,7 @@ export class ManifestCache {
    * can only have been stored before the cap existed, and is streamed, so
    * concurrent hits of it cost disk reads, not a copy each.
    */
-  private async fromStore(request: PullRequest, known: Known, cache: string): Promise<Response | undefined> {
+  private async fromStore(request: PullRequest, known: ManifestFacts, cache: string): Promise<Response | undefined> {
     if (request.method === "HEAD") return manifestResponse(request, known, null, cache);
     const stored = await this.storage.open(known.digest);
     if (!stored) return undefined;
@@ -172,7 +176,7 @@ export class ManifestCache {
    * a repository not known to be public cannot be proven while the upstream
    * is down, and then the client gets the upstream error, not the content.
    */
-  private async stale(request: PullRequest, known: Known, reason: string): Promise<Response> {
+  private async stale(request: PullRequest, known: ManifestFacts, reason: string): Promise<Response> {
     const refusal = await this.gate.check(request, known.digest);
     if (refusal) return refusal;
     const cached = await this.fromStore(request, known, "STALE");
@@ -182,15 +186,7 @@ export class ManifestCache {
   }
 }
 
-function manifestResponse(request: PullRequest, known: Known, body: Uint8Array | ReadableStream<Uint8Array> | null, cache: string): Response {
-  const headers = new Headers({
-    "content-type": known.mediaType,
-    "content-length": String(known.size),
-    [DOCKER_CONTENT_DIGEST]: known.digest,
-    [API_VERSION_HEADER]: API_VERSION,
-    etag: `"${known.digest}"`,
-    "x-cache": cache,
-  });
-  if (request.route.via === "ns") headers.set("oci-namespace", request.route.upstream.registry);
+function manifestResponse(request: PullRequest, known: ManifestFacts, body: Uint8Array | ReadableStream<Uint8Array> | null, cache: string): Response {
+  const headers = withNamespace(manifestHeaders(known, cache), request.route);
   return new Response(request.method === "HEAD" ? null : body, { headers });
 }

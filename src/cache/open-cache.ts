@@ -2,33 +2,37 @@
  * Builds the cache from `[cache]` at startup. A cache directory that cannot
  * be used (unwritable, corrupt index) must not take the proxy down: docxy
  * logs why and runs as a pure forwarder.
+ *
+ * Here the cache's ports get their implementations: the blob storage
+ * (FsStorage), the index (SqliteIndex) and the coordination
+ * (LocalCoordination) of a single node, and the remote the composition root
+ * hands over (the pass-through). The fleet (issue 16) chooses its S3 store
+ * and Redis index and coordination here, and nothing else in the cache changes.
  */
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
+import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
 import type { Logger } from "../observability/logger";
-import type { PullProxy } from "../proxy/pull-proxy";
-import type { AuthDiscovery } from "../upstream/auth-discovery";
-import type { UpstreamAuth } from "../upstream/upstream-auth";
-import type { UpstreamClient } from "../upstream/client";
-import type { CredentialMemory } from "../auth/credential-memory";
+import type { RegistryReads } from "../proxy/pull-request";
 import { AccessGate } from "./access-gate";
 import { BlobCache } from "./blob-cache";
-import { FillLimits } from "./fill-limits";
-import { CacheIndex } from "./cache-index";
-import { CachingPull, type Puller } from "./caching-pull";
+import type { BlobStorage } from "./blob-storage";
+import { CacheFront } from "./cache-front";
+import type { CacheIndex } from "./cache-index";
 import { Evictor } from "./eviction";
+import { FillLimits } from "./fill-limits";
 import { FsStorage } from "./fs-storage";
+import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
+import type { Remote } from "./remote";
 import type { SendfileRedirects } from "./sendfile-redirects";
-import type { Storage } from "./storage";
+import { SqliteIndex } from "./sqlite-index";
 import { tagTtl } from "./tag-ttl";
 
 export interface CacheParts {
-  client: UpstreamClient;
-  discovery: AuthDiscovery;
-  pull: PullProxy;
-  upstreamAuth: UpstreamAuth;
+  /** What the cache fills from, and what answers every read when the cache is off (proxy/pass-through.ts). */
+  remote: Remote;
   log: Logger;
   /** Whose tokens docxy relayed: private content stays readable to its readers while the token service is in trouble. */
   credentials: CredentialMemory;
@@ -41,47 +45,62 @@ export interface CacheHandle {
   dir: string;
   maxBytes: number;
   index: CacheIndex;
-  storage: Storage;
+  storage: BlobStorage;
   blobs: BlobCache;
 }
 
-export async function openCache(config: Config["cache"], parts: CacheParts): Promise<{ puller: Puller; cache?: CacheHandle }> {
-  if (!config.enabled) return { puller: parts.pull };
+export async function openCache(config: Config["cache"], parts: CacheParts): Promise<{ reads: RegistryReads; cache?: CacheHandle }> {
+  const { remote, log } = parts;
+  const passThrough: RegistryReads = { answer: (request) => remote.forward(request) };
+  if (!config.enabled) return { reads: passThrough };
   const dir = resolve(config.dir);
   let storage: FsStorage;
-  let index: CacheIndex;
+  let index: SqliteIndex;
   try {
     storage = await FsStorage.open(dir);
-    index = openIndex(resolve(dir, "index.sqlite"), parts.log);
+    index = openIndex(resolve(dir, "index.sqlite"), log);
     const present: { digest: string; size: number }[] = [];
     for await (const blob of storage.list()) present.push(blob);
     index.syncBlobs(present);
   } catch (error) {
-    parts.log.error("cache disabled: its directory cannot be used; serving as a pure forwarder", { dir, error: (error as Error).message });
-    return { puller: parts.pull };
+    log.error("cache disabled: its directory cannot be used; serving as a pure forwarder", { dir, error: (error as Error).message });
+    return { reads: passThrough };
   }
 
-  const gate = new AccessGate(index, parts.pull, parts.credentials);
+  const coordination = new LocalCoordination();
+  const gate = new AccessGate(index, remote, parts.credentials);
   let blobs: BlobCache | undefined;
   const maxBytes = config.max_size;
   const evictor = new Evictor({
     index,
     storage,
+    coordination,
     maxBytes,
     maxAgeMs: config.max_age,
     inUse: (digest) => blobs?.inUse(digest) ?? false,
-    log: (message, fields) => parts.log.warn(message, fields),
+    log: (message, fields) => log.warn(message, fields),
   });
   const limits = new FillLimits({
     maxFills: config.max_fills,
     maxFillsPerClient: config.max_fills_per_client,
     maxFillBytes: config.max_fill_bytes || maxBytes,
   });
-  blobs = new BlobCache(storage, index, parts.pull, gate, evictor, parts.log, config.continue_on_disconnect, limits, parts.sendfile);
-  const manifests = new ManifestCache(storage, index, parts.pull, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
+  blobs = new BlobCache({
+    storage,
+    index,
+    remote,
+    coordination,
+    gate,
+    evictor,
+    limits,
+    log,
+    continueWithoutReaders: config.continue_on_disconnect,
+    sendfile: parts.sendfile,
+  });
+  const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
-  parts.log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });
-  return { puller: new CachingPull(blobs, manifests, parts.pull), cache: { dir, maxBytes, index, storage, blobs } };
+  log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });
+  return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs } };
 }
 
 /**
@@ -89,12 +108,12 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
  * tags and public-repository answers from upstream), so a corrupt one is
  * replaced rather than costing the whole cache.
  */
-function openIndex(path: string, log: Logger): CacheIndex {
+function openIndex(path: string, log: Logger): SqliteIndex {
   try {
-    return CacheIndex.open(path);
+    return SqliteIndex.open(path);
   } catch (error) {
     log.warn("cache index unusable, starting a new one", { path, error: (error as Error).message });
     for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true });
-    return CacheIndex.open(path);
+    return SqliteIndex.open(path);
   }
 }

@@ -7,10 +7,9 @@
  */
 import { RegistryError } from "../oci/errors";
 import { withLibraryPrefix } from "../oci/reference";
-import type { PullRequest } from "../proxy/pull-proxy";
+import type { PullRequest, RegistryReads } from "../proxy/pull-request";
 import { knownRegistry } from "../upstream/routing";
 import type { UpstreamTable } from "../upstream/table";
-import type { Puller } from "./caching-pull";
 
 export interface PrewarmStep {
   kind: "manifest" | "blob";
@@ -47,7 +46,7 @@ export function parseImage(image: string): { registry: string; repository: strin
   return { registry, repository: registry === "docker.io" ? withLibraryPrefix(repository) : repository, reference };
 }
 
-export async function* prewarm(pulls: Puller, upstreams: UpstreamTable, image: string, platforms: string[] = []): AsyncGenerator<PrewarmStep> {
+export async function* prewarm(reads: RegistryReads, upstreams: UpstreamTable, image: string, platforms: string[] = []): AsyncGenerator<PrewarmStep> {
   const { registry, repository, reference } = parseImage(image);
   const upstream = knownRegistry(upstreams, registry);
   const request = (kind: "manifests" | "blobs", ref: string): PullRequest => ({
@@ -60,7 +59,7 @@ export async function* prewarm(pulls: Puller, upstreams: UpstreamTable, image: s
     origin: "http://localhost",
   });
   const fetchManifest = async (ref: string) => {
-    const response = await pulls.pull(request("manifests", ref));
+    const response = await reads.answer(request("manifests", ref));
     if (!response.ok) throw new RegistryError("MANIFEST_UNKNOWN", `${registry}/${repository}:${ref}: upstream answered ${response.status}`);
     const bytes = new Uint8Array(await response.arrayBuffer());
     const step: PrewarmStep = { kind: "manifest", digest: response.headers.get("docker-content-digest") ?? ref, bytes: bytes.length, cache: response.headers.get("x-cache") ?? "" };
@@ -76,7 +75,7 @@ export async function* prewarm(pulls: Puller, upstreams: UpstreamTable, image: s
 
   const blobs = new Set(images.flatMap(({ manifest }) => [manifest.config, ...(manifest.layers ?? [])].filter((d) => d !== undefined).map((d) => d.digest)));
   for (const digest of blobs) {
-    const response = await pulls.pull(request("blobs", digest));
+    const response = await reads.answer(request("blobs", digest));
     if (!response.ok) throw new RegistryError("BLOB_UNKNOWN", `${digest}: upstream answered ${response.status}`);
     let bytes = 0;
     for await (const chunk of response.body ?? []) bytes += chunk.length; // drained: the fill goes to its end

@@ -1,112 +1,70 @@
 /**
- * Who may read cached content, against the real registry and token server.
- * alice pulls the private image through docxy, so its manifest and blobs are
- * cached; clients who have not proven access get the upstream's refusal,
- * never the cached bytes, whether they ask under the private repository's
- * name or under a public repository's name. alice keeps getting HITs, and a
- * public repository is served from the cache to anonymous clients.
+ * The access gate in process (cache/access-gate.ts) against the real test
+ * registry (token auth; `private/` readable only by a logged-in user), with
+ * the remote counted: what it lets through from the cache, what it asks the
+ * upstream, and the refusal a client gets. Through the binary, with offline
+ * tokens and outages: tests/integration/cache/access-gate.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { basic } from "../support/proxied-upstream";
-import { ALL_MANIFESTS, docxyToken, isCached, registryToml, sha256, startCachingDocxy, waitFor, type CachingDocxy } from "../support/cache/harness";
+import { inProcessCache, type InProcessCache } from "../support/cache/in-process";
 import { startUpstream, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
-let docxy: CachingDocxy;
-let alice: string;
+let cache: InProcessCache;
 beforeAll(async () => {
   upstream = await startUpstream({ onlyThroughProxy: true });
-  docxy = await startCachingDocxy(registryToml(upstream));
-  alice = `Bearer ${await docxyToken(docxy.url, "private/secret", basic("alice", "secret"))}`;
-}, 60_000);
+  cache = await inProcessCache(upstream);
+}, 120_000);
 afterAll(async () => {
-  await docxy?.stop();
+  cache?.close();
   await upstream?.stop();
 });
 
-const secret = () => upstream.images.secret;
-const secretBlobs = () => [secret().manifests[0]!.config, ...secret().manifests[0]!.layers];
+const blob = (repository: string, digest: string, headers: Record<string, string> = {}) => cache.request("blobs", repository, digest, { headers });
 
-async function get(path: string, authorization?: string, method = "GET") {
-  const headers: Record<string, string> = { accept: ALL_MANIFESTS };
-  if (authorization) headers.authorization = authorization;
-  const response = await fetch(`${docxy.url}/v2/${path}`, { method, headers });
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  return { status: response.status, cache: response.headers.get("x-cache"), challenge: response.headers.get("www-authenticate"), bytes, digest: sha256(bytes) };
-}
-
-/** What an anonymous client holds: nothing, or docxy's anonymous token for the repository it asks for. */
-const anonymous = async (repository: string) => [undefined, `Bearer ${await docxyToken(docxy.url, repository)}`];
-
-test("alice's pull puts the private image in the cache", async () => {
-  const manifest = await get("private/secret/manifests/latest", alice);
-  expect({ status: manifest.status, cache: manifest.cache, digest: manifest.digest }).toEqual({ status: 200, cache: "MISS", digest: secret().digest });
-  for (const blob of secretBlobs()) {
-    const got = await get(`private/secret/blobs/${blob.digest}`, alice);
-    expect({ status: got.status, digest: got.digest }).toEqual({ status: 200, digest: blob.digest });
-  }
-  for (const digest of [secret().digest, ...secretBlobs().map((b) => b.digest)]) await waitFor(() => isCached(docxy.cacheDir, digest), `${digest} cached`);
+test("content linked to a repository known to be public is served without asking the upstream", async () => {
+  const layer = upstream.images.alpine.manifests[0]!.layers[0]!;
+  cache.index.putLink("dockerhub", "library/alpine", layer.digest);
+  cache.index.putRepositoryAccess("dockerhub", "library/alpine", true);
+  expect(await cache.gate.check(blob("library/alpine", layer.digest), layer.digest)).toBeUndefined();
+  expect(cache.remote.callsFor(layer.digest)).toEqual([]);
 });
 
-test("a client without access gets 401 with docxy's challenge for the cached manifest and blobs, never the content", async () => {
-  for (const authorization of await anonymous("private/secret")) {
-    for (const path of ["manifests/latest", `manifests/${secret().digest}`, ...secretBlobs().map((b) => `blobs/${b.digest}`)]) {
-      for (const method of ["GET", "HEAD"]) {
-        const got = await get(`private/secret/${path}`, authorization, method);
-        expect({ path, method, auth: Boolean(authorization), status: got.status, cache: got.cache }).toEqual({
-          path,
-          method,
-          auth: Boolean(authorization),
-          status: 401,
-          cache: null,
-        });
-        expect(got.challenge).toContain(`realm="${docxy.url}/auth/dockerhub/token"`);
-        expect(got.bytes.length).toBeLessThan(200); // an error at most
-      }
-    }
-  }
+test("a digest asked for under a repository it is not in is refused with the upstream's 404, after one HEAD as docxy", async () => {
+  const layer = upstream.images.alpine.manifests[0]!.layers[0]!;
+  const refusal = await cache.gate.check(blob("acme/app", layer.digest), layer.digest);
+  expect(refusal?.status).toBe(404);
+  expect(((await refusal!.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("BLOB_UNKNOWN");
+  expect(cache.remote.callsFor(layer.digest)).toEqual([{ kind: "fetch", method: "HEAD", path: `/v2/acme/app/blobs/${layer.digest}`, range: null }]);
+  expect(cache.index.hasLink("dockerhub", "acme/app", layer.digest)).toBe(false);
 });
 
-test("alice still gets the cached manifest and blobs (HIT)", async () => {
-  const manifest = await get(`private/secret/manifests/${secret().digest}`, alice);
-  expect({ status: manifest.status, cache: manifest.cache, digest: manifest.digest }).toEqual({ status: 200, cache: "HIT", digest: secret().digest });
-  const byTag = await get("private/secret/manifests/latest", alice);
-  expect({ status: byTag.status, cache: byTag.cache, digest: byTag.digest }).toEqual({ status: 200, cache: "HIT", digest: secret().digest });
-  for (const blob of secretBlobs()) {
-    const got = await get(`private/secret/blobs/${blob.digest}`, alice);
-    expect({ status: got.status, cache: got.cache, digest: got.digest }).toEqual({ status: 200, cache: "HIT", digest: blob.digest });
-  }
+test("private content: no token gets our challenge and the repository is known private; a token that can read it proves access once per TTL", async () => {
+  const layer = upstream.images.secret.manifests[0]!.layers[0]!;
+  const refusal = await cache.gate.check(blob("private/secret", layer.digest), layer.digest);
+  expect(refusal?.status).toBe(401);
+  expect(refusal?.headers.get("www-authenticate")).toContain('realm="http://docxy.test/auth/dockerhub/token"');
+  expect(cache.index.getRepositoryAccess("dockerhub", "private/secret")?.public).toBe(false);
+
+  const authorization = `Bearer ${await upstream.token("private/secret", "alice")}`;
+  const calls = cache.remote.callsFor(layer.digest).length;
+  expect(await cache.gate.check(blob("private/secret", layer.digest, { authorization }), layer.digest)).toBeUndefined();
+  // As docxy (refused), then with the client's own token (allowed): the proof is remembered.
+  expect(cache.remote.callsFor(layer.digest).slice(calls).map((call) => call.method)).toEqual(["HEAD", "HEAD"]);
+  expect(cache.index.hasLink("dockerhub", "private/secret", layer.digest)).toBe(true);
+
+  const again = cache.remote.callsFor(layer.digest).length;
+  expect(await cache.gate.check(blob("private/secret", layer.digest, { authorization }), layer.digest)).toBeUndefined();
+  expect(cache.remote.callsFor(layer.digest).slice(again).map((call) => call.method)).toEqual(["HEAD"]); // docxy's own HEAD only
+  expect(await cache.gate.check(blob("private/secret", layer.digest), layer.digest)).toHaveProperty("status", 401);
 });
 
-test("a public repository is served from the cache to anonymous clients", async () => {
-  const { app } = upstream.images;
-  const token = `Bearer ${await docxyToken(docxy.url, "acme/app")}`;
-  const layer = app.manifests[0]!.layers[0]!;
-  expect((await get(`acme/app/blobs/${layer.digest}`, token)).cache).toBe("MISS");
-  expect((await get("acme/app/manifests/v1", token)).cache).toBe("MISS");
-  await waitFor(() => isCached(docxy.cacheDir, layer.digest), "the commit");
-  const cdnBefore = upstream.cdnLog.length;
-  for (const authorization of await anonymous("acme/app")) {
-    const blob = await get(`acme/app/blobs/${layer.digest}`, authorization);
-    expect({ status: blob.status, cache: blob.cache, digest: blob.digest }).toEqual({ status: 200, cache: "HIT", digest: layer.digest });
-    const manifest = await get("acme/app/manifests/v1", authorization);
-    expect({ status: manifest.status, cache: manifest.cache, digest: manifest.digest }).toEqual({ status: 200, cache: "HIT", digest: app.digest });
-  }
-  expect(upstream.cdnLog.length).toBe(cdnBefore);
-});
-
-test("the private image's digests asked for under a public repository's name are not served from the cache", async () => {
-  // acme/app is known public by now (previous test); the cache is keyed by digest alone.
-  const secretDigests = [secret().digest, ...secretBlobs().map((b) => b.digest)];
-  const leaks: string[] = [];
-  for (const authorization of await anonymous("acme/app")) {
-    for (const path of [`manifests/${secret().digest}`, ...secretBlobs().map((b) => `blobs/${b.digest}`)]) {
-      const got = await get(`acme/app/${path}`, authorization);
-      // The registry itself answers 404 (not linked in acme/app): anything but the content is acceptable.
-      if (got.status === 200 || secretDigests.includes(got.digest)) {
-        leaks.push(`GET /v2/acme/app/${path} ${authorization ? "with an anonymous token" : "without Authorization"}: ${got.status} X-Cache ${got.cache}`);
-      }
-    }
-  }
-  expect(leaks).toEqual([]);
+test("learn() records the link at once and whether docxy itself can read the repository in the background", async () => {
+  const layer = upstream.images.nginx.manifests[0]!.layers[0]!;
+  cache.gate.learn(blob("library/nginx", layer.digest), layer.digest);
+  expect(cache.index.hasLink("dockerhub", "library/nginx", layer.digest)).toBe(true);
+  while (!cache.index.getRepositoryAccess("dockerhub", "library/nginx")) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(cache.index.getRepositoryAccess("dockerhub", "library/nginx")?.public).toBe(true);
+  expect(await cache.gate.check(blob("library/nginx", layer.digest), layer.digest)).toBeUndefined();
+  expect(cache.remote.callsFor(layer.digest).map((call) => call.method)).toEqual(["HEAD"]); // the background one
 });

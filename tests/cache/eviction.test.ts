@@ -8,7 +8,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CacheIndex } from "../../src/cache/cache-index";
+import { LocalCoordination } from "../../src/cache/local-coordination";
+import { SqliteIndex } from "../../src/cache/sqlite-index";
 import { Evictor, type EvictorOptions } from "../../src/cache/eviction";
 import { FsStorage } from "../../src/cache/fs-storage";
 
@@ -24,7 +25,7 @@ async function cacheWith(sizes: number[]) {
   let time = START;
   const clock = { now: () => time, advance: (ms: number) => void (time += ms) };
   const storage = await FsStorage.open(dir);
-  const index = CacheIndex.open(join(dir, "index.sqlite"), clock);
+  const index = SqliteIndex.open(join(dir, "index.sqlite"), clock);
   const digests: string[] = [];
   for (const size of sizes) {
     const bytes = crypto.getRandomValues(new Uint8Array(size));
@@ -37,7 +38,7 @@ async function cacheWith(sizes: number[]) {
     clock.advance(1000);
   }
   const evictor = (options: Partial<EvictorOptions>) =>
-    new Evictor({ index, storage, inUse: () => false, now: clock.now, ...options });
+    new Evictor({ index, storage, coordination: new LocalCoordination(), inUse: () => false, now: clock.now, ...options });
   /** Digests still in both the index and storage, in the order they were created. */
   const kept = async () => {
     const result = [];

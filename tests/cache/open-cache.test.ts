@@ -1,149 +1,81 @@
 /**
- * How the cache is opened, and what it is worth when the upstream is gone:
- * `enabled = false` and an unusable directory both give a working pure
- * forwarder; a corrupt index is replaced; with the upstream stopped, cached
- * images still pull (skopeo), an uncached one is a registry JSON error, and a
- * private image never leaks from the stale cache. The last test stops the
- * upstream, so it runs last.
+ * Opening the cache in process (cache/open-cache.ts) from a loaded `[cache]`
+ * section, in front of the real test registry: a usable directory gives the
+ * cache front and the parts the operator side reads; a disabled cache, or a
+ * directory that cannot be used, gives the bare pass-through; a corrupt index
+ * is replaced. Through the binary, with skopeo: tests/integration/cache/open-cache.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { basic } from "../support/proxied-upstream";
-import { skopeoCopy } from "../support/skopeo";
-import {
-  ALL_MANIFESTS,
-  docxyToken,
-  isCached,
-  newCacheDir,
-  registryToml,
-  sha256,
-  startCachingDocxy,
-  waitFor,
-  type CachingDocxy,
-} from "../support/cache/harness";
+import { CredentialMemory } from "../../src/auth/credential-memory";
+import { CacheFront } from "../../src/cache/cache-front";
+import { openCache } from "../../src/cache/open-cache";
+import { loadConfig } from "../../src/config/load";
+import { createLogger } from "../../src/observability/logger";
+import { countingPassThrough, digestOf, readsOf } from "../support/cache/in-process";
 import { startUpstream, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
-const started: CachingDocxy[] = [];
+const root = mkdtempSync(join(tmpdir(), "docxy-open-cache-"));
+writeFileSync(join(root, "none.toml"), ""); // no config file but the keys each test sets
 beforeAll(async () => {
   upstream = await startUpstream({ onlyThroughProxy: true });
-}, 60_000);
+}, 120_000);
 afterAll(async () => {
-  await Promise.all(started.map((d) => d.stop()));
+  rmSync(root, { recursive: true, force: true });
   await upstream?.stop();
 });
 
-async function docxyWith(extraToml = "", cacheDir?: string): Promise<CachingDocxy> {
-  const d = await startCachingDocxy(registryToml(upstream) + extraToml, cacheDir ? { cacheDir } : {});
-  started.push(d);
-  return d;
+async function open(overrides: Record<string, string>) {
+  const { config } = await loadConfig({ path: join(root, "none.toml"), env: {}, overrides });
+  const remote = countingPassThrough();
+  const lines: string[] = [];
+  const log = createLogger("info", (line) => void lines.push(line));
+  const opened = await openCache(config.cache, { remote, log, credentials: new CredentialMemory() });
+  return { ...opened, remote, lines };
 }
 
-const cdnGets = (digest: string) => upstream.cdnLog.filter((r) => r.method === "GET" && r.path.endsWith(`/${digest.slice(7)}/data`)).length;
-
-async function getBlob(d: CachingDocxy, repository: string, digest: string) {
-  const response = await fetch(`${d.url}/v2/${repository}/blobs/${digest}`, { headers: { authorization: `Bearer ${await docxyToken(d.url, repository)}` } });
-  return { status: response.status, cache: response.headers.get("x-cache"), digest: sha256(await response.arrayBuffer()) };
-}
-
-/** Two GETs of a blob nobody fetched yet: both pass through to the CDN, neither says X-Cache. */
-async function expectPassThrough(d: CachingDocxy, repository: string, digest: string) {
-  const before = cdnGets(digest);
-  for (let i = 0; i < 2; i++) expect(await getBlob(d, repository, digest)).toEqual({ status: 200, cache: null, digest });
-  expect(cdnGets(digest) - before).toBe(2);
-  const manifest = await fetch(`${d.url}/v2/${repository}/manifests/latest`, {
-    headers: { accept: ALL_MANIFESTS, authorization: `Bearer ${await docxyToken(d.url, repository)}` },
-  });
-  expect(manifest.headers.get("x-cache")).toBeNull();
-  return manifest;
-}
-
-test("enabled = false: a pure forwarder, no X-Cache, every GET goes upstream, no cache directory", async () => {
-  const d = await docxyWith(`[cache]\nenabled = false\n`);
-  const { alpine } = upstream.images;
-  const manifest = await expectPassThrough(d, "library/alpine", alpine.manifests[0]!.layers[0]!.digest);
-  expect(sha256(await manifest.arrayBuffer())).toBe(alpine.digest);
-  expect(existsSync(d.cacheDir)).toBe(false);
-  expect(d.log()).not.toContain("cache ready");
+test("a usable directory: reads go through the cache front, and the blob lands in the store and the index", async () => {
+  const dir = join(root, "usable");
+  const { reads, cache, remote } = await open({ "cache.dir": dir });
+  expect(reads).toBeInstanceOf(CacheFront);
+  expect(cache?.dir).toBe(dir);
+  const layer = upstream.images.app.manifests[0]!.layers[0]!;
+  const request = () => readsOf(upstream).request("blobs", "acme/app", layer.digest);
+  const miss = await reads.answer(request());
+  expect(miss.headers.get("x-cache")).toBe("MISS");
+  expect(await digestOf(miss)).toEqual({ digest: layer.digest, length: layer.size });
+  expect((await reads.answer(request())).headers.get("x-cache")).toBe("HIT");
+  expect(cache!.index.getBlob(layer.digest)?.size).toBe(layer.size);
+  expect((await cache!.storage.open(layer.digest))?.size).toBe(layer.size);
+  expect(remote.callsFor(layer.digest, "GET")).toHaveLength(1);
+  cache!.index.close();
 });
 
-test("a cache directory that is a regular file: docxy starts, logs 'cache disabled', and forwards", async () => {
-  const file = join(mkdtempSync(join(tmpdir(), "docxy-not-a-dir-")), "cache");
-  writeFileSync(file, "not a directory\n");
-  try {
-    const d = await docxyWith("", file);
-    expect(d.log()).toContain("cache disabled");
-    const { nginx } = upstream.images;
-    const manifest = await expectPassThrough(d, "library/nginx", nginx.manifests[0]!.layers[0]!.digest);
-    expect(sha256(await manifest.arrayBuffer())).toBe(nginx.digest);
-    expect(readFileSync(file, "utf8")).toBe("not a directory\n");
-  } finally {
-    rmSync(join(file, ".."), { recursive: true, force: true });
+test("a disabled cache, or a directory that cannot be used, passes every read through", async () => {
+  const blocked = join(root, "a-file");
+  writeFileSync(blocked, "not a directory");
+  for (const overrides of [{ "cache.enabled": "false" }, { "cache.dir": blocked }] as Record<string, string>[]) {
+    const { reads, cache, remote, lines } = await open(overrides);
+    expect(cache).toBeUndefined();
+    const layer = upstream.images.app.manifests[0]!.layers[0]!;
+    const response = await reads.answer(readsOf(upstream).request("blobs", "acme/app", layer.digest));
+    expect(response.headers.get("x-cache")).toBeNull();
+    expect(await digestOf(response)).toEqual({ digest: layer.digest, length: layer.size });
+    expect(remote.calls.map((call) => call.kind)).toEqual(["forward"]);
+    if (overrides["cache.dir"]) expect(lines.join("")).toContain("cache disabled");
   }
 });
 
-test("a corrupt index is replaced: the cache still works", async () => {
-  const dir = newCacheDir();
+test("a corrupt index is replaced and the cache still opens", async () => {
+  const dir = join(root, "corrupt");
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "index.sqlite"), "this is not SQLite ".repeat(100));
-  const d = await docxyWith("", dir);
-  expect(d.log()).not.toContain("cache disabled");
-  const layer = upstream.images.manytags.manifests[0]!.layers[0]!;
-  expect(await getBlob(d, "library/manytags", layer.digest)).toEqual({ status: 200, cache: "MISS", digest: layer.digest });
-  await waitFor(() => isCached(d.cacheDir, layer.digest), "the commit");
-  expect(await getBlob(d, "library/manytags", layer.digest)).toEqual({ status: 200, cache: "HIT", digest: layer.digest });
+  writeFileSync(join(dir, "index.sqlite"), "this is not a database");
+  const { reads, cache, lines } = await open({ "cache.dir": dir });
+  expect(reads).toBeInstanceOf(CacheFront);
+  expect(cache?.index.entries()).toBe(0);
+  expect(lines.join("")).toContain("cache index unusable, starting a new one");
+  cache!.index.close();
 });
-
-test("upstream stopped: cached images still pull, an uncached one is a JSON UNAVAILABLE, a private one never leaks", async () => {
-  const d = await docxyWith(); // default tag_ttl: tags are within it during the outage
-  const stale = await docxyWith(`[cache]\ntag_ttl = "0s"\n`); // tags expired: the stale path
-  const host = new URL(d.url).host;
-  const copy = (ref: string, all = false) => skopeoCopy(host, ref, all);
-
-  const app = await copy("acme/app:v1"); // pulled once: cold only
-  expect(app.code).toBe(0);
-  const alpine = await copy("library/alpine:latest", true);
-  expect((await copy("library/alpine:latest", true)).files).toEqual(alpine.files); // pulled twice: also served once from the cache
-
-  const { secret } = upstream.images;
-  const alice = `Bearer ${await docxyToken(stale.url, "private/secret", basic("alice", "secret"))}`;
-  const aliceGet = await fetch(`${stale.url}/v2/private/secret/manifests/latest`, { headers: { accept: ALL_MANIFESTS, authorization: alice } });
-  expect(sha256(await aliceGet.arrayBuffer())).toBe(secret.digest);
-
-  await upstream.stop();
-
-  const noToken = async (path: string) => {
-    const r = await fetch(`${d.url}/v2/${path}`, { headers: { accept: ALL_MANIFESTS } });
-    return { status: r.status, cache: r.headers.get("x-cache"), digest: sha256(await r.arrayBuffer()) };
-  };
-  const pulledOnce = await copy("acme/app:v1");
-  const pulledTwice = await copy("library/alpine:latest", true);
-  const token = await fetch(`${d.url}/auth/dockerhub/token?scope=repository:acme/app:pull`);
-  console.log(`outage: docxy's token endpoint answers ${token.status} ${await token.text()}; skopeo: ${pulledOnce.stderr} / ${pulledTwice.stderr}`);
-
-  // An image never pulled: a registry JSON error, 5xx, UNAVAILABLE.
-  const uncached = await fetch(`${d.url}/v2/library/nginx/manifests/latest`, { headers: { accept: ALL_MANIFESTS } });
-  expect(uncached.status).toBeGreaterThanOrEqual(500);
-  expect(((await uncached.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("UNAVAILABLE");
-
-  // alice's private image, stale in the cache: never served to a client that proved nothing.
-  const leak = await fetch(`${stale.url}/v2/private/secret/manifests/latest`, { headers: { accept: ALL_MANIFESTS } });
-  const leaked = { status: leak.status, cache: leak.headers.get("x-cache"), digest: sha256(await leak.arrayBuffer()) };
-  expect(leaked.status).not.toBe(200);
-  expect(leaked.digest).not.toBe(secret.digest);
-
-  // Cached public images keep working (README "Who may read cached content").
-  expect({
-    "skopeo acme/app:v1 (pulled once before)": { code: pulledOnce.code, same: pulledOnce.code === 0 && Bun.deepEquals(pulledOnce.files, app.files) },
-    "skopeo library/alpine:latest --all (pulled twice before)": { code: pulledTwice.code, same: pulledTwice.code === 0 && Bun.deepEquals(pulledTwice.files, alpine.files) },
-    "GET acme/app manifest v1, no token": await noToken("acme/app/manifests/v1"),
-    "GET library/alpine manifest latest, no token": await noToken("library/alpine/manifests/latest"),
-  }).toEqual({
-    "skopeo acme/app:v1 (pulled once before)": { code: 0, same: true },
-    "skopeo library/alpine:latest --all (pulled twice before)": { code: 0, same: true },
-    "GET acme/app manifest v1, no token": { status: 200, cache: "HIT", digest: upstream.images.app.digest },
-    "GET library/alpine manifest latest, no token": { status: 200, cache: "HIT", digest: upstream.images.alpine.digest },
-  });
-}, 90_000);

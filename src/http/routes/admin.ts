@@ -110,7 +110,7 @@ export function adminRoutes(services: Services) {
     .post(
       "/prewarm",
       ({ body }) => {
-        const steps = prewarm(services.pulls, services.upstreams, body.image, body.platforms);
+        const steps = prewarm(services.reads, services.upstreams, body.image, body.platforms);
         const encoder = new TextEncoder();
         // Progress as NDJSON: one line per manifest or blob, then a summary (or an error).
         const stream = new ReadableStream<Uint8Array>({

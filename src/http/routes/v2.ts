@@ -61,7 +61,7 @@ export function v2Routes(services: Services) {
         headers.delete("authorization"); // docxy's token is for docxy; upstream, docxy pulls as itself
       }
       checkImage(services.guards, route, path);
-      const response = await services.pulls.pull({
+      const response = await services.reads.answer({
         path,
         identity: services.upstreamIdentity(route.upstream, request),
         method,

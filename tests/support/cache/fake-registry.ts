@@ -4,7 +4,7 @@
  * cut the connection, send wrong bytes, answer 429, hang.
  *
  * Raw TCP rather than Bun.serve: Bun.serve drops `Content-Length` from a
- * streamed body (see tests/proxy/pull-proxy.faults.test.ts), and docxy only
+ * streamed body (see tests/integration/proxy/pass-through.faults.test.ts), and docxy only
  * fills its cache from answers with a length. Every answer closes its
  * connection (`connection: close`), so one request is one connection.
  */

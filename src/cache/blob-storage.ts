@@ -1,11 +1,15 @@
 /**
- * Where cached content lives. The proxy only ever sees this interface, so an
- * S3-compatible backend can be added beside the filesystem one without
- * touching the HTTP layer or the cache logic.
+ * Where cached content lives, by digest: blobs and manifests alike. Today
+ * FsStorage (fs-storage.ts) implements it, files under the cache directory;
+ * in a fleet (issue 16) an S3-compatible object store does, beside it: a
+ * multipart upload behind `TempBlob`, ranged GETs behind `StoredBlob.stream`
+ * (and no `path`, so hits stream instead of going to the sendfile port).
  *
  * Content is addressed by digest and immutable: a blob becomes visible only
  * through `TempBlob.commit`, after its size and digest were verified, so a
  * reader can never see a partial or wrong blob under a digest.
+ *
+ * Types only: tests/cache/fs-storage.test.ts holds FsStorage to it.
  */
 export interface StoredBlob {
   size: number;
@@ -32,7 +36,7 @@ export interface TempBlob {
   abort(): Promise<void>;
 }
 
-export interface Storage {
+export interface BlobStorage {
   /**
    * A committed blob, or undefined. Its `stream`/`path` fail once the blob is
    * deleted, so a reader counts as "in use" (see Evictor) before opening it.

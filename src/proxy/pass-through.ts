@@ -1,6 +1,9 @@
 /**
  * The pull side of the registry API, passed through to one upstream:
- * manifests, blobs, tags/list and referrers.
+ * manifests, blobs, tags/list and referrers. It is the cache's remote
+ * (cache/remote.ts), and with the cache off it answers every read itself.
+ * Tests: tests/proxy/pass-through.limits.test.ts in process, and
+ * tests/integration/proxy/ through the binary against the real registry.
  *
  * Rules that real clients depend on (protocol.md, docxy.md §6.1):
  * - HEAD stays HEAD upstream: Docker Hub does not count HEADs against the pull
@@ -25,29 +28,9 @@ import { announcedLength, cappedBody, ERROR_LIMIT, LISTING_LIMIT, MANIFEST_LIMIT
 import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
 import type { Route } from "../upstream/routing";
 import type { UpstreamAuth } from "../upstream/upstream-auth";
+import type { FetchOverride, Remote } from "../cache/remote";
 import type { PullPath } from "../oci/paths";
-
-/**
- * Whose credentials go upstream: the client's own (forwarded as sent, and an
- * upstream 401 relayed so the client can log in), or docxy's (a configured
- * account, or anonymous), obtained by docxy itself.
- */
-export type UpstreamIdentity = "client" | "proxy";
-
-export interface PullRequest {
-  /** The path as the upstream knows it (routing prefix already taken off). */
-  path: PullPath;
-  identity: UpstreamIdentity;
-  method: "GET" | "HEAD";
-  query: URLSearchParams;
-  headers: Headers;
-  route: Route;
-  /** Our public origin for this request (the realm of rewritten challenges). */
-  origin: string;
-  signal?: AbortSignal;
-  /** The client's address, when the request came over the network (the cache's per-client fill limit). */
-  client?: string;
-}
+import type { PullRequest } from "./pull-request";
 
 /**
  * Upstream headers that describe the upstream's or CDN's own connection or
@@ -59,7 +42,7 @@ const SITE_HEADERS = ["set-cookie", "strict-transport-security", "alt-svc"];
 /** Query parameters meant for the proxy itself: containerd's `ns` (dist-spec "Registry Proxying"). */
 const PROXY_PARAMETERS = ["ns"];
 
-export class PullProxy {
+export class PassThrough implements Remote {
   constructor(
     private readonly client: UpstreamClient,
     private readonly discovery: AuthDiscovery,
@@ -67,7 +50,7 @@ export class PullProxy {
   ) {}
 
   /** Pure pass-through: the request upstream, the answer back. */
-  async pull(request: PullRequest): Promise<Response> {
+  async forward(request: PullRequest): Promise<Response> {
     const result = await this.fetch(request);
     const response = await this.relay(request, result);
     if (request.method === "HEAD" && request.path.kind === "blobs" && response.ok && !hasLength(response)) {
@@ -89,10 +72,7 @@ export class PullProxy {
    * (a cache fill wants the whole blob) or stops at a redirect (an access
    * check needs only the registry's answer, not the CDN's bytes).
    */
-  async fetch(
-    request: PullRequest,
-    override: { method?: "GET" | "HEAD"; reference?: string; withoutRange?: boolean; followRedirects?: boolean } = {},
-  ): Promise<UpstreamResponse> {
+  async fetch(request: PullRequest, override: FetchOverride = {}): Promise<UpstreamResponse> {
     const { path } = request;
     const reference = override.reference ?? path.reference;
     const tail = path.kind === "tags" ? "tags/list" : `${path.kind}/${reference}`;

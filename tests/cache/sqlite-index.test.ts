@@ -6,7 +6,7 @@ import { afterAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CacheIndex } from "../../src/cache/cache-index";
+import { SqliteIndex } from "../../src/cache/sqlite-index";
 
 const root = mkdtempSync(join(tmpdir(), "docxy-cache-index-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -24,7 +24,7 @@ function manualClock(start = 1_000_000) {
 test("blobs, tags and repository access survive close and reopen", () => {
   const path = freshPath();
   const clock = manualClock();
-  const index = CacheIndex.open(path, clock);
+  const index = SqliteIndex.open(path, clock);
   index.putBlob(digest("a"), 100);
   index.putBlob(digest("b"), 200, "application/vnd.oci.image.manifest.v1+json");
   index.putTag("registry-1.docker.io", "library/alpine", "3.20", "oci", { digest: digest("b"), mediaType: "application/vnd.oci.image.index.v1+json", size: 200 });
@@ -34,7 +34,7 @@ test("blobs, tags and repository access survive close and reopen", () => {
   index.close();
   expect(existsSync(`${path}-wal`)).toBe(false); // close really closed: the log went into the database
 
-  const reopened = CacheIndex.open(path);
+  const reopened = SqliteIndex.open(path);
   expect(reopened.getBlob(digest("a"))).toEqual({ digest: digest("a"), size: 100, lastAccess: 1_000_000 });
   expect(reopened.getBlob(digest("b"))).toEqual({
     digest: digest("b"),
@@ -57,7 +57,7 @@ test("blobs, tags and repository access survive close and reopen", () => {
 
 test("a tag maps separately per accept class, upstream and repository; a later put replaces", () => {
   const clock = manualClock();
-  const index = CacheIndex.open(freshPath(), clock);
+  const index = SqliteIndex.open(freshPath(), clock);
   const indexTarget = { digest: digest("1"), mediaType: "application/vnd.oci.image.index.v1+json", size: 500 };
   const schema2Target = { digest: digest("2"), mediaType: "application/vnd.docker.distribution.manifest.v2+json", size: 400 };
   index.putTag("docker.io", "library/nginx", "latest", "index", indexTarget);
@@ -85,7 +85,7 @@ test("a tag maps separately per accept class, upstream and repository; a later p
 
 test("oldest() follows the last access: puts and touches move an entry to the back", () => {
   const clock = manualClock();
-  const index = CacheIndex.open(freshPath(), clock);
+  const index = SqliteIndex.open(freshPath(), clock);
   for (const c of ["a", "b", "c", "d"]) {
     index.putBlob(digest(c), 10);
     clock.advance(1000);
@@ -111,7 +111,7 @@ test("oldest() follows the last access: puts and touches move an entry to the ba
 });
 
 test("a manifest keeps its media type when the same digest is stored again as a plain blob", () => {
-  const index = CacheIndex.open(freshPath());
+  const index = SqliteIndex.open(freshPath());
   index.putBlob(digest("m"), 42, "application/vnd.oci.image.manifest.v1+json");
   index.putBlob(digest("m"), 42);
   expect(index.getBlob(digest("m"))?.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
@@ -120,7 +120,7 @@ test("a manifest keeps its media type when the same digest is stored again as a 
 
 test("syncBlobs drops rows without a file, adopts files without a row, and keeps the rest's last access", () => {
   const clock = manualClock();
-  const index = CacheIndex.open(freshPath(), clock);
+  const index = SqliteIndex.open(freshPath(), clock);
   index.putBlob(digest("a"), 10); // present
   index.putBlob(digest("b"), 20); // gone from storage
   index.putBlob(digest("c"), 30, "application/vnd.oci.image.index.v1+json"); // present, size on disk differs
@@ -146,7 +146,7 @@ test("syncBlobs drops rows without a file, adopts files without a row, and keeps
 });
 
 test("an empty index has no bytes and no oldest entries", () => {
-  const index = CacheIndex.open(freshPath());
+  const index = SqliteIndex.open(freshPath());
   expect(index.totalBytes()).toBe(0);
   expect(index.oldest(5)).toEqual([]);
   expect(index.getBlob(digest("a"))).toBeUndefined();
@@ -156,21 +156,21 @@ test("an empty index has no bytes and no oldest entries", () => {
 test("a file that is not a SQLite database is refused with a clear error", () => {
   const path = freshPath();
   writeFileSync(path, "definitely not a database ".repeat(200));
-  expect(() => CacheIndex.open(path)).toThrow(`cache index ${path} is not usable: file is not a database`);
+  expect(() => SqliteIndex.open(path)).toThrow(`cache index ${path} is not usable: file is not a database`);
 });
 
 test("a database with a damaged page is refused at open, not in the middle of a pull", () => {
   const path = freshPath();
-  const index = CacheIndex.open(path);
+  const index = SqliteIndex.open(path);
   for (let i = 0; i < 500; i++) index.putBlob(`sha256:${i.toString(16).padStart(64, "0")}`, i);
   index.close();
   const bytes = new Uint8Array(readFileSync(path));
   bytes.fill(0xff, 4096 + 100, 4096 * 3); // inside the pages after the header page
   writeFileSync(path, bytes);
-  expect(() => CacheIndex.open(path)).toThrow(`cache index ${path} is not usable`);
+  expect(() => SqliteIndex.open(path)).toThrow(`cache index ${path} is not usable`);
 });
 
 test("a directory that does not exist is refused with a clear error", () => {
   const path = join(root, "missing", "index.sqlite");
-  expect(() => CacheIndex.open(path)).toThrow(`cache index ${path} is not usable`);
+  expect(() => SqliteIndex.open(path)).toThrow(`cache index ${path} is not usable`);
 });

@@ -1,13 +1,14 @@
 /**
- * The pass-through path's body caps (proxy/pull-proxy.ts relay, and the
+ * The pass-through path's body caps (proxy/pass-through.ts relay, and the
  * token docxy fetches for itself in upstream/upstream-auth.ts), in process:
- * the real PullProxy, client, discovery and upstream auth against a raw-TCP
+ * the real PassThrough, client, discovery and upstream auth against a raw-TCP
  * fake upstream that answers with chunked bodies of any size. The same caps
- * on the cache path are in tests/cache/manifest-cache.test.ts.
+ * on the cache path are in tests/integration/cache/manifest-cache.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { RegistryError } from "../../src/oci/errors";
-import { PullProxy, type PullRequest } from "../../src/proxy/pull-proxy";
+import { PassThrough } from "../../src/proxy/pass-through";
+import type { PullRequest } from "../../src/proxy/pull-request";
 import type { PullPath } from "../../src/oci/paths";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
@@ -40,7 +41,7 @@ afterAll(() => fake?.stop());
 
 const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
 const discovery = new AuthDiscovery(client, 5000);
-const proxy = new PullProxy(client, discovery, new UpstreamAuth(client, discovery, new Map()));
+const proxy = new PassThrough(client, discovery, new UpstreamAuth(client, discovery, new Map()));
 const upstream = (): Upstream => ({ name: "fake", registry: "fake.io", url: fake.url, hosts: [], autoLibraryPrefix: false, authRealm: `${fake.url}/token`, authService: "fake" });
 
 function request(path: PullPath, identity: PullRequest["identity"] = "client", route = { upstream: upstream(), via: "default" as const }): PullRequest {
@@ -58,14 +59,14 @@ async function refusal(promise: Promise<unknown>): Promise<RegistryError> {
 }
 
 test("a chunked manifest over 4 MiB is refused as MANIFEST_INVALID, not relayed, and the upstream is cut off", async () => {
-  const error = await refusal(proxy.pull(request({ name: "acme/huge", kind: "manifests", reference: "v1" })));
+  const error = await refusal(proxy.forward(request({ name: "acme/huge", kind: "manifests", reference: "v1" })));
   expect(error.ociCode).toBe("MANIFEST_INVALID");
   expect(error.message).toContain("over 4 MiB");
   expect(await sent.get("/v2/acme/huge/manifests/v1")).toBeLessThan(32 * MiB);
 });
 
 test("a chunked manifest within the cap is relayed with its length", async () => {
-  const response = await proxy.pull(request({ name: "acme/small", kind: "manifests", reference: "v1" }));
+  const response = await proxy.forward(request({ name: "acme/small", kind: "manifests", reference: "v1" }));
   expect(response.status).toBe(200);
   expect(response.headers.get("content-length")).toBe("19");
   expect(await response.text()).toBe('{"schemaVersion":2}');
@@ -73,16 +74,16 @@ test("a chunked manifest within the cap is relayed with its length", async () =>
 
 test("a chunked tag list or referrers index over 16 MiB is refused as UNAVAILABLE", async () => {
   for (const path of [{ name: "acme/huge", kind: "tags" } as const, { name: "acme/huge", kind: "referrers", reference: DIGEST } as const]) {
-    const error = await refusal(proxy.pull(request(path)));
+    const error = await refusal(proxy.forward(request(path)));
     expect(error.ociCode).toBe("UNAVAILABLE");
     expect(error.message).toContain("over 16 MiB");
   }
-  const small = await proxy.pull(request({ name: "acme/small", kind: "tags" }));
+  const small = await proxy.forward(request({ name: "acme/small", kind: "tags" }));
   expect(await small.json()).toEqual({ name: "acme/small", tags: ["v1"] });
 });
 
 test("an error body over 64 KiB is replaced by our registry JSON with the upstream's status", async () => {
-  const response = await proxy.pull(request({ name: "acme/huge-error", kind: "manifests", reference: "v1" }));
+  const response = await proxy.forward(request({ name: "acme/huge-error", kind: "manifests", reference: "v1" }));
   expect(response.status).toBe(404);
   const body = await response.text();
   expect(body.length).toBeLessThan(1024);
@@ -90,7 +91,7 @@ test("an error body over 64 KiB is replaced by our registry JSON with the upstre
 });
 
 test("a blob is never capped, and a Content-Length beside Transfer-Encoding is not passed on", async () => {
-  const response = await proxy.pull(request({ name: "acme/lying", kind: "blobs", reference: DIGEST }));
+  const response = await proxy.forward(request({ name: "acme/lying", kind: "blobs", reference: DIGEST }));
   expect(response.headers.get("content-length")).toBeNull();
   expect((await response.arrayBuffer()).byteLength).toBe(5 * MiB);
 });
@@ -98,7 +99,7 @@ test("a blob is never capped, and a Content-Length beside Transfer-Encoding is n
 test("docxy's own token: a chunked token response over 1 MiB is refused, the pull is not made", async () => {
   const route = { upstream: { ...upstream(), authRealm: `${fake.url}/huge-token` }, via: "default" as const };
   const before = fake.log.length;
-  const error = await refusal(proxy.pull(request({ name: "acme/as-docxy", kind: "manifests", reference: "v1" }, "proxy", route)));
+  const error = await refusal(proxy.forward(request({ name: "acme/as-docxy", kind: "manifests", reference: "v1" }, "proxy", route)));
   expect(error.ociCode).toBe("UNAVAILABLE");
   expect(error.message).toContain("token response over 1 MiB");
   expect(fake.log.slice(before).map((r) => r.path)).toEqual(["/huge-token?service=fake&scope=repository%3Aacme%2Fas-docxy%3Apull"]);

@@ -2,12 +2,12 @@
  * What the proxy does when the upstream misbehaves in ways a real registry
  * cannot be made to on demand: a connection cut mid-body, a 429, a missing
  * length, a hang. The upstream is an in-process fake; docxy is the real
- * binary. The same paths against a real registry are in pull-proxy.test.ts.
+ * binary. The same paths against a real registry are in pass-through.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startDocxy, type Docxy } from "../support/docxy-process";
-import { json } from "../support/proxied-upstream";
-import { rawRequest } from "../support/raw-http";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
+import { json } from "../../support/proxied-upstream";
+import { rawRequest } from "../../support/raw-http";
 
 const DIGEST = "sha256:" + "d".repeat(64);
 const TEN_MIB = 10 * 1024 * 1024;

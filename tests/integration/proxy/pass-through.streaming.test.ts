@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDocxy, type Docxy } from "../support/docxy-process";
+import { startDocxy, type Docxy } from "../../support/docxy-process";
 
 const SIZE = 1024 ** 3;
 const dir = mkdtempSync(join(tmpdir(), "docxy-sparse-"));

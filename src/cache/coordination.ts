@@ -1,0 +1,56 @@
+/**
+ * Who is filling which blob, and which jobs run once at a time: what lets N
+ * clients asking for one cold blob cost the upstream one download.
+ *
+ * Today LocalCoordination (local-coordination.ts) implements it inside the
+ * process: a claim is an entry in a map, a join awaits the fill the claimer
+ * hands over. In a fleet (issue 16) a Redis implementation takes its place
+ * (research/fleet.md §3, §5): a claim is a lease (`SET NX PX`, kept alive
+ * while the fill runs and released by compare-and-delete), a join on another
+ * node resolves to a fill it follows from the owner node, learnt by a
+ * notification and never by polling alone (Redis drops subscriptions on a
+ * restart), and a lease that expires (its node died) can be claimed again.
+ *
+ * Where a blob miss goes: cache front → blob cache → here (join the fill in
+ * progress, or claim it) → the remote (remote.ts), once.
+ *
+ * Types only: tests/cache/local-coordination.test.ts holds LocalCoordination
+ * to it, and tests/cache/blob-cache.test.ts coalesces clients through it.
+ */
+
+/** A fill clients can follow while it runs: one here (fill.ts), or, in a fleet, one on another node. */
+export interface FillInProgress {
+  /** The blob's size, from the upstream's Content-Length. */
+  readonly size: number | undefined;
+  /** False once a new reader could miss bytes (the fill lost its disk, or stopped): it passes through. */
+  readonly joinable: boolean;
+  /** Bytes `start`..`end` (inclusive) as the fill delivers them. */
+  read(start: number, end: number): ReadableStream<Uint8Array>;
+}
+
+/** The right to fill one digest, held from before the upstream request until the fill settles. */
+export interface FillClaim {
+  /** The fill is under way (those waiting join it), or could not start (undefined: they pass through, and the claim ends). */
+  started(fill: FillInProgress | undefined): void;
+  /** The fill settled: the digest is not being filled any more. Later calls do nothing. */
+  release(): void;
+}
+
+export interface Coordination {
+  /**
+   * The fill of `digest` in progress, or undefined when there is none. It
+   * resolves once the fill has started, to undefined if it could not.
+   */
+  join(digest: string): Promise<FillInProgress | undefined> | undefined;
+  /** The right to fill `digest`, or undefined when someone holds it already (then join). */
+  claim(digest: string): FillClaim | undefined;
+  /** Whether `digest` is being filled (its content must not be evicted). */
+  isFilling(digest: string): boolean;
+  /** Fills in progress (the claims held here). */
+  readonly fillsInProgress: number;
+  /**
+   * Runs `task` as the only holder of `name` (the eviction runs once at a
+   * time); undefined, without running it, when someone else holds it.
+   */
+  exclusive<T>(name: string, task: () => Promise<T>): Promise<T | undefined>;
+}

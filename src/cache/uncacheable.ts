@@ -1,0 +1,76 @@
+/**
+ * A blob answer the cache cannot keep, relayed from the one upstream request
+ * its fill already made: an error, a 200 without a length to follow, or one
+ * the store could not take. That request asked for the whole blob (a fill
+ * wants all of it), so a client that sent a Range is given its slice here
+ * instead of asking the upstream again: Docker resumes a layer with
+ * `Range: bytes=N-` and refuses anything but a 206.
+ *
+ * Without a total length only a range with both ends can be sliced (its
+ * Content-Range says `/*`, RFC 9110 §14.4); any other gets the whole blob
+ * as a 200, which RFC 9110 §14.2 allows a server to answer to a Range.
+ * Tests: tests/cache/uncacheable.test.ts, and tests/cache/blob-cache.test.ts
+ * for a store that refuses the blob (upstream requests counted in both).
+ */
+import type { PullRequest } from "../proxy/pull-request";
+import type { UpstreamResponse } from "../upstream/client";
+import { parseRange, type ByteRange } from "../oci/responses";
+import type { Remote } from "./remote";
+
+export async function relayUncacheable(remote: Remote, request: PullRequest, answer: UpstreamResponse): Promise<Response> {
+  const relayed = await remote.relay(request, answer);
+  const header = request.headers.get("range");
+  if (relayed.status !== 200 || relayed.body === null || header === null) return relayed;
+  const length = Number(relayed.headers.get("content-length") ?? NaN);
+  const total = Number.isSafeInteger(length) ? length : undefined;
+  const range = total === undefined ? boundedRange(header) : parseRange(header, total);
+  if (range === undefined) return relayed;
+  const { headers } = relayed;
+  if (range === "unsatisfiable") {
+    await relayed.body.cancel().catch(() => undefined);
+    headers.set("content-range", `bytes */${total}`);
+    headers.delete("content-length");
+    return new Response(null, { status: 416, headers });
+  }
+  const [start, end] = range;
+  headers.set("content-range", `bytes ${start}-${end}/${total ?? "*"}`);
+  headers.set("content-length", String(end - start + 1));
+  return new Response(slice(relayed.body, range), { status: 206, headers });
+}
+
+/** `bytes=N-M`: the only range that can be cut from a body of unknown length. */
+function boundedRange(header: string): ByteRange | undefined {
+  const match = /^bytes=(\d+)-(\d+)$/.exec(header.trim());
+  if (!match || Number(match[2]) < Number(match[1])) return undefined;
+  return [Number(match[1]), Number(match[2])];
+}
+
+/**
+ * Bytes `start`..`end` (inclusive) of `body`. A body that ends before them
+ * errors the stream: the client's connection is cut rather than a short
+ * body passing for the whole range.
+ */
+function slice(body: ReadableStream<Uint8Array>, [start, end]: ByteRange): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let position = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        for (;;) {
+          if (position > end) {
+            await reader.cancel().catch(() => undefined);
+            return controller.close();
+          }
+          const { value, done } = await reader.read();
+          if (done) return controller.error(new Error(`the upstream body ended at byte ${position}, before the range ${start}-${end}`));
+          const from = Math.max(0, start - position);
+          const to = Math.min(value.length, end + 1 - position);
+          position += value.length;
+          if (from < to) return controller.enqueue(value.subarray(from, to));
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
