@@ -7,8 +7,10 @@
  * `Range: bytes=N-` and refuses anything but a 206.
  *
  * Without a total length only a range with both ends can be sliced (its
- * Content-Range says `/*`, RFC 9110 §14.4); any other gets the whole blob
- * as a 200, which RFC 9110 §14.2 allows a server to answer to a Range.
+ * Content-Range says `/*`, RFC 9110 §14.4). Any other range (`bytes=N-`,
+ * Docker's resume) is the one case that asks the upstream again, with the
+ * client's Range: a 200 would be allowed by RFC 9110 §14.2, but Docker
+ * refuses it when resuming, and only the upstream knows where its end is.
  * Tests: tests/cache/uncacheable.test.ts, and tests/cache/blob-cache.test.ts
  * for a store that refuses the blob (upstream requests counted in both).
  */
@@ -24,6 +26,10 @@ export async function relayUncacheable(remote: Remote, request: PullRequest, ans
   const length = Number(relayed.headers.get("content-length") ?? NaN);
   const total = Number.isSafeInteger(length) ? length : undefined;
   const range = total === undefined ? boundedRange(header) : parseRange(header, total);
+  if (range === undefined && total === undefined && parseRange(header, Number.MAX_SAFE_INTEGER) !== undefined) {
+    await relayed.body.cancel().catch(() => undefined);
+    return remote.forward(request);
+  }
   if (range === undefined) return relayed;
   const { headers } = relayed;
   if (range === "unsatisfiable") {
