@@ -18,8 +18,12 @@
  * - If the disk fails mid-fill (full, I/O error), the bytes still reach the
  *   clients from a small in-memory window, whose size holds the upstream back
  *   to the slowest reader; nothing is committed.
+ *
+ * The bytes themselves (temp file, memory, window) are held by fill-spool.ts.
+ * Tests: tests/cache/fill.test.ts; clients leaving, stalls and kill -9 through
+ * the binary in tests/integration/cache/fill.test.ts.
  */
-import { MemoryPieces } from "./memory-pieces";
+import { FillSpool } from "./fill-spool";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { FillInProgress } from "./coordination";
 
@@ -47,19 +51,6 @@ export interface FillOptions {
   onIdle?: () => void;
 }
 
-/** Upper bound of the in-memory window used after a disk failure. */
-const WINDOW_BYTES = 8 * 1024 * 1024;
-/**
- * The newest bytes stay in memory too, so clients keeping up with the
- * download (the usual case) are fed without reading the temp file back;
- * clients further behind read the file.
- */
-const RECENT_BYTES = 8 * 1024 * 1024;
-/** Bytes handed to the disk but not yet written, at most. Must stay below RECENT_BYTES. */
-const MAX_UNWRITTEN = 4 * 1024 * 1024;
-/** Largest piece handed to one client at a time (bounds memory per follower). */
-const READ_CHUNK = 256 * 1024;
-
 interface Reader {
   position: number;
 }
@@ -68,16 +59,9 @@ export class Fill implements FillInProgress {
   readonly digest: string;
   readonly size: number | undefined;
   state: FillState = "filling";
+  /** Bytes received, stored and offered to readers so far. */
   private written = 0;
-  /** Bytes [0, onDisk) are in the temp file; [onDisk, written) only in `window`. */
-  private onDisk = 0;
-  private diskFailed = false;
-  /** After a disk failure: the bytes not on disk, until the slowest reader has them. */
-  private window = new MemoryPieces();
-  /** The newest bytes (RECENT_BYTES), for readers keeping up with the download. */
-  private recent = new MemoryPieces();
-  private writes: Promise<void>[] = [];
-  private unwritten = 0;
+  private readonly spool: FillSpool;
   private failure: Error | undefined;
   private readonly readers = new Set<Reader>();
   private wake: (() => void)[] = [];
@@ -88,6 +72,7 @@ export class Fill implements FillInProgress {
   constructor(private readonly options: FillOptions) {
     this.digest = options.digest;
     this.size = options.size;
+    this.spool = new FillSpool(options.temp, { followed: () => this.readers.size > 0, written: () => this.notify() });
   }
 
   get readerCount(): number {
@@ -110,7 +95,7 @@ export class Fill implements FillInProgress {
       if (this.readers.size > 0) return;
       if (this.state === "done" || this.state === "failed") this.options.onIdle?.();
       if (this.state === "filling" && !this.options.continueWithoutReaders) this.stop();
-      if (this.state === "filling") this.trimRecent();
+      if (this.state === "filling") this.spool.trimRecent();
       if (this.state === "served") void this.options.temp.abort().catch(() => undefined);
     };
     return new ReadableStream<Uint8Array>(
@@ -150,7 +135,7 @@ export class Fill implements FillInProgress {
             }
             const available = this.deliverable(end);
             if (reader.position < available) {
-              const bytes = await this.bytesAt(reader.position, available - reader.position);
+              const bytes = await this.spool.read(reader.position, available - reader.position);
               if (bytes.length > 0) {
                 reader.position += bytes.length;
                 this.notify();
@@ -175,7 +160,7 @@ export class Fill implements FillInProgress {
    * and a stopped one is about to fail: such clients pass through.
    */
   get joinable(): boolean {
-    return (this.state === "filling" && !this.diskFailed && !this.stopped) || this.state === "committing" || this.state === "done";
+    return (this.state === "filling" && !this.spool.diskFailed && !this.stopped) || this.state === "committing" || this.state === "done";
   }
 
   /**
@@ -188,17 +173,8 @@ export class Fill implements FillInProgress {
     return Math.min(this.written, this.state === "filling" ? end : end + 1);
   }
 
-  private async bytesAt(position: number, length: number): Promise<Uint8Array> {
-    const wanted = Math.min(length, READ_CHUNK);
-    // A slice of the chunk itself, shared by every client following the fill (no copy).
-    const fresh = this.recent.slice(position, wanted);
-    if (fresh) return fresh;
-    if (position < this.onDisk) return this.options.temp.read(position, Math.min(wanted, this.onDisk - position));
-    return this.window.slice(position, wanted) ?? new Uint8Array(0);
-  }
-
   private async pump(): Promise<void> {
-    const { temp, body, digest } = this.options;
+    const { body, digest } = this.options;
     const hasher = new Bun.CryptoHasher("sha256");
     const upstream = body.getReader();
     this.upstream = upstream;
@@ -219,64 +195,28 @@ export class Fill implements FillInProgress {
       }
       const actual = `sha256:${hasher.digest("hex")}`;
       if (actual !== digest) throw new Error(`digest mismatch: upstream content hashes to ${actual}`);
-      await this.flushed();
+      await this.spool.flushed();
       await this.settleVerified();
     } catch (error) {
       await upstream.cancel().catch(() => undefined);
-      await Promise.allSettled(this.writes); // abort only once no write is pending
+      await this.spool.settled();
       await this.fail(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
   /**
-   * Queues the chunk for the disk without waiting for it (the temp file keeps
-   * writes in order), so reading the upstream, hashing and writing overlap;
-   * at most MAX_UNWRITTEN bytes wait. After a disk failure the bytes go to the
-   * bounded window instead.
+   * Hands the chunk to the spool. After a disk failure the window is the only
+   * copy of the bytes not on disk: the upstream waits until the slowest reader
+   * has made room in it.
    */
   private async store(chunk: Uint8Array): Promise<void> {
-    if (!this.diskFailed) {
-      this.remember(chunk);
-      this.queueWrite(chunk);
-      while (this.unwritten > MAX_UNWRITTEN && !this.diskFailed) await this.writes.shift();
-      if (!this.diskFailed) return;
-    }
-    this.window.push(this.written, chunk);
-    // Hold the upstream back until the slowest reader has made room.
+    await this.spool.append(this.written, chunk);
+    if (!this.spool.diskFailed) return;
     for (;;) {
-      this.window.dropBefore(Math.min(...[...this.readers].map((r) => r.position)));
-      if (this.window.size <= WINDOW_BYTES || this.readers.size === 0) break;
+      this.spool.dropWindowBefore(Math.min(...[...this.readers].map((r) => r.position)));
+      if (!this.spool.windowFull || this.readers.size === 0) break;
       await this.changed();
     }
-  }
-
-  /** The unwritten tail is still in `recent` (it is larger than MAX_UNWRITTEN): it becomes the window. */
-  private diskFailure(): void {
-    if (this.diskFailed) return;
-    this.diskFailed = true;
-    this.recent.dropBefore(this.onDisk);
-    this.window = this.recent;
-    this.recent = new MemoryPieces();
-  }
-
-  private queueWrite(bytes: Uint8Array): void {
-    this.unwritten += bytes.length;
-    const write = this.options.temp.write(bytes).then(
-      () => {
-        this.onDisk += bytes.length;
-        this.unwritten -= bytes.length;
-        this.notify();
-      },
-      () => this.diskFailure(),
-    );
-    this.writes.push(write);
-  }
-
-  /** Waits for every queued write; false when the disk failed. */
-  private async flushed(): Promise<boolean> {
-    await Promise.all(this.writes);
-    this.writes = [];
-    return !this.diskFailed;
   }
 
   /** Ends the download now, even while the upstream sends nothing: the pending read returns at once. */
@@ -285,23 +225,8 @@ export class Fill implements FillInProgress {
     void this.upstream?.cancel().catch(() => undefined);
   }
 
-  private remember(chunk: Uint8Array): void {
-    this.recent.push(this.written, chunk);
-    this.trimRecent();
-  }
-
-  /**
-   * Keeps RECENT_BYTES while someone follows the fill; with nobody, only the
-   * bytes not on disk yet (the write queue holds them anyway, and a disk
-   * failure needs them for the window): 64 abandoned fills must not hold 8 MiB each.
-   */
-  private trimRecent(): void {
-    if (this.readers.size === 0) return this.recent.dropBefore(this.onDisk);
-    this.recent.dropOldestWhile((_, held, count) => held > RECENT_BYTES && count > 1);
-  }
-
   private async settleVerified(): Promise<void> {
-    if (this.diskFailed) {
+    if (this.spool.diskFailed) {
       this.state = "served";
       this.notify();
       if (this.readers.size === 0) await this.options.temp.abort().catch(() => undefined);
@@ -312,7 +237,7 @@ export class Fill implements FillInProgress {
     this.notify();
     await this.options.temp.commit(this.digest);
     this.state = "done";
-    this.recent.clear(); // readers continue from the committed file
+    this.spool.clear(); // readers continue from the committed file
     this.notify();
     this.options.onSettled({ committed: true, size: this.written });
   }
@@ -320,8 +245,7 @@ export class Fill implements FillInProgress {
   private async fail(error: Error): Promise<void> {
     this.failure = error;
     this.state = "failed";
-    this.recent.clear();
-    this.window.clear();
+    this.spool.clear();
     this.notify();
     await this.options.temp.abort().catch(() => undefined);
     this.options.onSettled({ committed: false, size: this.written, error });

@@ -1,10 +1,11 @@
 /**
- * One fill in process (cache/fill.ts, with cache/memory-pieces.ts for the
- * bytes it keeps in memory): the body of a real upstream GET (the test
- * registry's CDN) into the real filesystem store, followed by several readers
- * at once; a body that does not match its digest or length commits nothing
- * and fails its readers. Stalls, clients leaving, disk failures and kill -9
- * through the binary: tests/integration/cache/fill.test.ts.
+ * One fill in process (cache/fill.ts, with cache/fill-spool.ts and
+ * cache/memory-pieces.ts holding its bytes): the body of a real upstream GET
+ * (the test registry's CDN) into the real filesystem store, followed by
+ * several readers at once; a body that does not match its digest or length
+ * commits nothing and fails its readers. Slow and failing disks:
+ * tests/cache/fill-spool.test.ts. Stalls, clients leaving and kill -9 through
+ * the binary: tests/integration/cache/fill.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
