@@ -1,4 +1,5 @@
 // Files imported `with { type: "file" }` resolve to a path (embedded in the compiled binary).
+// Tested by tests/http/routes/docs.test.ts (the offline OpenAPI page's assets).
 declare module "swagger-ui-dist/*" {
   const path: string;
   export default path;

@@ -1,4 +1,7 @@
-/** The release version, taken from package.json at build time (bundled into the binary). */
+/**
+ * The release version, taken from package.json at build time (bundled into the binary).
+ * Tested by tests/integration/main.test.ts (`docxy --version`).
+ */
 import { version } from "../package.json";
 
 export const VERSION: string = version;

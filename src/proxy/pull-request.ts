@@ -3,6 +3,7 @@
  * shape both answerers share, the cache front (cache/cache-front.ts) and the
  * pass-through (proxy/pass-through.ts). Types only, so that the cache can
  * take a request without depending on the pass-through's implementation.
+ * Exercised through its users: tests/cache/cache-front.test.ts, tests/proxy/pass-through.test.ts.
  */
 import type { Route } from "../upstream/routing";
 import type { PullPath } from "../oci/paths";

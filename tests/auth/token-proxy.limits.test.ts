@@ -1,7 +1,7 @@
 /**
  * The token endpoint's caps, in process: the real TokenProxy and client
  * against a raw-TCP fake token service that answers with chunked bodies of
- * any size. What reaches the real token server is in token-proxy.test.ts.
+ * any size. What reaches the real token server is in tests/integration/auth/token-proxy.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TokenProxy } from "../../src/auth/token-proxy";

@@ -3,7 +3,7 @@
  * (checked in its request log) and what comes back.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { basic, json, startProxiedUpstream, type ProxiedUpstream } from "../support/proxied-upstream";
+import { basic, json, startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
 
 let env: ProxiedUpstream;
 beforeAll(async () => {
