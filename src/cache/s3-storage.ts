@@ -76,7 +76,12 @@ export class S3Storage implements Storage {
       if ((error as { code?: unknown }).code === "NoSuchKey") return undefined;
       throw s3Error(`HEAD ${this.where(key)}`, error);
     }
-    return { size, stream: (start, end) => namedErrors(file.slice(start, end + 1).stream(), `GET ${this.where(key)}`) };
+    return {
+      size,
+      stream: (start, end) =>
+        // An empty range of an empty blob is no request at all: S3 answers 416 to any Range on 0 bytes.
+        end < start ? new ReadableStream({ start: (controller) => controller.close() }) : namedErrors(file.slice(start, end + 1).stream(), `GET ${this.where(key)}`),
+    };
   }
 
   /**
