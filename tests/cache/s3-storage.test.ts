@@ -96,8 +96,9 @@ describe("S3Storage", () => {
     expect(Buffer.from(await temp.read(3 * MiB - 500, 1000)).equals(bytes.subarray(3 * MiB - 500))).toBe(true);
   }, 30_000);
 
-  test("abort after parts were uploaded leaves no object, listed or by HEAD", async () => {
+  test("abort after parts were uploaded leaves no object, listed or by HEAD, and no orphaned parts", async () => {
     const { bytes, digest } = blob(11 * MiB, 3);
+    swift.clearRequests();
     const temp = await storage.begin(digest);
     await writeAll(temp, bytes);
     await temp.abort();
@@ -107,6 +108,12 @@ describe("S3Storage", () => {
     expect((await Array.fromAsync(storage.list())).map((b) => b.digest)).not.toContain(digest);
     await expect(temp.read(0, 10)).rejects.toThrow("aborted");
     await expect(temp.write(new Uint8Array(1))).rejects.toThrow();
+    // The parts already up are deleted too (no orphaned upload): Bun sends AbortMultipartUpload
+    // once its parts in flight are done, which can be after abort() returned.
+    const abortSent = async () =>
+      (await swift.requests()).some((r) => r.method === "DELETE" && r.path.startsWith(`/docxy/${keyOf(digest)}?uploadId=`) && r.status === 204);
+    for (let tries = 0; tries < 100 && !(await abortSent()); tries++) await Bun.sleep(100);
+    expect(await abortSent()).toBe(true);
   }, 30_000);
 
   test("a fill whose upstream breaks mid-way commits nothing; a whole one commits and its follower gets every byte", async () => {
