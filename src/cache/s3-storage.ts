@@ -1,5 +1,5 @@
 /**
- * The S3-compatible `Storage` (issue 16), on Bun's built-in S3 client: committed blobs at
+ * The S3-compatible `BlobStorage` (issue 16), on Bun's built-in S3 client: committed blobs at
  * `<prefix>blobs/<algorithm>/<encoded>` in one bucket, shared by every node of a fleet.
  *
  * A blob must appear under its digest only once verified, and S3 has no rename. So a fill whose
@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 import { S3Client } from "bun";
 import { isDigest } from "../oci/reference";
 import { MultipartUpload, s3Error, UPLOAD_OPTIONS } from "./s3-upload";
-import type { Storage, StoredBlob, TempBlob } from "./storage";
+import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 
 export interface S3StorageOptions {
   endpoint: string;
@@ -33,7 +33,7 @@ export interface S3StorageOptions {
   spoolDir: string;
 }
 
-export class S3Storage implements Storage {
+export class S3Storage implements BlobStorage {
   private readonly prefix: string;
 
   private constructor(
@@ -86,7 +86,7 @@ export class S3Storage implements Storage {
 
   /**
    * With `digest`, bytes stream to the bucket while they are written; without, they upload at
-   * `commit`. The `Storage` callers that know the digest should pass it.
+   * `commit`. The `BlobStorage` callers that know the digest should pass it.
    */
   async begin(digest?: string): Promise<TempBlob> {
     const key = digest === undefined ? undefined : this.key(digest); // an invalid digest throws before anything is opened

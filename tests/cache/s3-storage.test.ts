@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Fill } from "../../src/cache/fill";
 import { S3Storage } from "../../src/cache/s3-storage";
-import type { TempBlob } from "../../src/cache/storage";
+import type { TempBlob } from "../../src/cache/blob-storage";
 import { sha256 } from "../support/layers";
 import { startSwift, type Swift } from "../support/swift";
 
