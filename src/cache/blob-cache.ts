@@ -125,12 +125,21 @@ export class BlobCache {
     const { limits, coordination, remote } = this.parts;
     const digest = request.path.reference!;
     const slot = limits.reserve(request.client); // throws the 429/503 before anything starts
-    const claim = coordination.claim(digest);
-    if (!claim) {
+    let claimed;
+    try {
+      claimed = await coordination.claim(digest);
+    } catch (error) {
       slot.release();
-      const pending = coordination.join(digest);
-      return this.follow(request, pending && (await pending));
+      throw error;
     }
+    if (!("claim" in claimed)) {
+      slot.release();
+      // Someone started this fill since serve() looked, maybe on another node for another
+      // repository: the client has proved nothing yet, so the gate decides first.
+      const refusal = claimed.joined && (await this.parts.gate.check(request, digest));
+      return refusal || this.follow(request, claimed.joined);
+    }
+    const { claim } = claimed;
     const forget = () => {
       slot.release();
       claim.started(undefined);

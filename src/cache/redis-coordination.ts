@@ -1,0 +1,97 @@
+/**
+ * The coordination (coordination.ts) of a fleet node: the in-process one
+ * (local-coordination.ts) for the clients of this node, plus a lease in the
+ * fleet's Redis (fleet/lease.ts) for each fill, so one node of the fleet
+ * downloads a blob and the others stream it from that node
+ * (fleet/peer-fill.ts, served by http/routes/fleet.ts).
+ *
+ * A claim first takes the local entry (this node's clients coalesce behind
+ * it as on a single node), then the lease:
+ * - won: this node fills; the lease lives until the fill settles;
+ * - held by another node: its fill is followed from there;
+ * - the owner has no fill to show (it just committed and let go, or it died
+ *   and its lease has not expired yet): the lease is tried once more, and if
+ *   it is still held the client passes through — never a 202/503 to wait on;
+ * - Redis unavailable (fleet/redis.ts: every call times out on its own): this
+ *   node fills on its own, as a single node would, and tries Redis again later.
+ *
+ * Only the fills this node downloads itself are served to other nodes
+ * (`ownFill`): a node never relays a fill it follows, so two nodes can never
+ * wait on each other.
+ *
+ * Eviction runs per node (`exclusive` stays local) while each node has its
+ * own index; a shared index would take it fleet-wide.
+ */
+import type { FillLeases } from "../fleet/lease";
+import { PeerFill } from "../fleet/peer-fill";
+import type { FleetSigner } from "../fleet/signing";
+import type { ClaimResult, Coordination, FillClaim, FillInProgress } from "./coordination";
+import { LocalCoordination } from "./local-coordination";
+
+export class RedisCoordination implements Coordination {
+  private readonly local = new LocalCoordination();
+  private readonly own = new Map<string, FillInProgress>();
+
+  constructor(
+    private readonly leases: FillLeases,
+    private readonly signer: FleetSigner,
+  ) {}
+
+  get fillsInProgress(): number {
+    return this.local.fillsInProgress;
+  }
+
+  join(digest: string): Promise<FillInProgress | undefined> | undefined {
+    return this.local.join(digest);
+  }
+
+  isFilling(digest: string): boolean {
+    return this.local.isFilling(digest);
+  }
+
+  /** The fill of `digest` this node downloads, for other nodes to follow. */
+  ownFill(digest: string): FillInProgress | undefined {
+    return this.own.get(digest);
+  }
+
+  async claim(digest: string): Promise<ClaimResult> {
+    const claimed = await this.local.claim(digest);
+    if (!("claim" in claimed)) return claimed;
+    const local = claimed.claim;
+    for (let attempt = 1; ; attempt++) {
+      const lease = await this.leases.take(digest);
+      if (!lease) return claimed; // Redis unavailable: fill here, as a single node
+      if ("won" in lease) return { claim: this.owning(digest, local, lease.won.release) };
+      const peer = await PeerFill.open(lease.owner, digest, this.signer);
+      if (peer || attempt === 2) {
+        // Clients of this node that joined the local entry meanwhile follow the same answer; the
+        // entry ends now, since this node is not filling (the next request asks the lease again).
+        local.started(peer);
+        local.release();
+        return { joined: peer };
+      }
+    }
+  }
+
+  exclusive<T>(name: string, task: () => Promise<T>): Promise<T | undefined> {
+    return this.local.exclusive(name, task);
+  }
+
+  private owning(digest: string, local: FillClaim, releaseLease: () => void): FillClaim {
+    let mine: FillInProgress | undefined;
+    const release = () => {
+      local.release();
+      releaseLease();
+      if (mine && this.own.get(digest) === mine) this.own.delete(digest);
+    };
+    return {
+      started: (fill) => {
+        local.started(fill);
+        mine = fill;
+        if (fill) this.own.set(digest, fill);
+        else release();
+      },
+      release,
+    };
+  }
+}
