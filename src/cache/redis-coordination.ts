@@ -22,7 +22,7 @@
  * Eviction runs per node (`exclusive` stays local) while each node has its
  * own index; a shared index would take it fleet-wide.
  */
-import type { FillLeases } from "../fleet/lease";
+import type { FillLeases, Lease } from "../fleet/lease";
 import { PeerFill } from "../fleet/peer-fill";
 import type { FleetSigner } from "../fleet/signing";
 import type { ClaimResult, Coordination, FillClaim, FillInProgress } from "./coordination";
@@ -30,7 +30,8 @@ import { LocalCoordination } from "./local-coordination";
 
 export class RedisCoordination implements Coordination {
   private readonly local = new LocalCoordination();
-  private readonly own = new Map<string, FillInProgress>();
+  /** The fills whose lease this node holds, resolving once their upstream request has answered. */
+  private readonly own = new Map<string, Promise<FillInProgress | undefined>>();
 
   constructor(
     private readonly leases: FillLeases,
@@ -49,8 +50,12 @@ export class RedisCoordination implements Coordination {
     return this.local.isFilling(digest);
   }
 
-  /** The fill of `digest` this node downloads, for other nodes to follow. */
-  ownFill(digest: string): FillInProgress | undefined {
+  /**
+   * The fill of `digest` this node downloads, for other nodes to follow. A
+   * node asking between the lease and the upstream's answer waits for the
+   * fill to start instead of being told there is none (it would pass through).
+   */
+  ownFill(digest: string): Promise<FillInProgress | undefined> | undefined {
     return this.own.get(digest);
   }
 
@@ -61,7 +66,7 @@ export class RedisCoordination implements Coordination {
     for (let attempt = 1; ; attempt++) {
       const lease = await this.leases.take(digest);
       if (!lease) return claimed; // Redis unavailable: fill here, as a single node
-      if ("won" in lease) return { claim: this.owning(digest, local, lease.won.release) };
+      if ("won" in lease) return { claim: this.owning(digest, local, lease.won) };
       const peer = await PeerFill.open(lease.owner, digest, this.signer);
       if (peer || attempt === 2) {
         // Clients of this node that joined the local entry meanwhile follow the same answer; the
@@ -77,19 +82,18 @@ export class RedisCoordination implements Coordination {
     return this.local.exclusive(name, task);
   }
 
-  private owning(digest: string, local: FillClaim, releaseLease: () => void): FillClaim {
-    let mine: FillInProgress | undefined;
+  private owning(digest: string, local: FillClaim, lease: Lease): FillClaim {
+    const mine = this.local.join(digest)!; // the local entry just claimed: resolves when the fill starts
+    this.own.set(digest, mine);
     const release = () => {
       local.release();
-      releaseLease();
-      if (mine && this.own.get(digest) === mine) this.own.delete(digest);
+      void lease.release();
+      if (this.own.get(digest) === mine) this.own.delete(digest);
     };
     return {
       started: (fill) => {
         local.started(fill);
-        mine = fill;
-        if (fill) this.own.set(digest, fill);
-        else release();
+        if (!fill) release();
       },
       release,
     };

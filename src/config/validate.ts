@@ -133,11 +133,12 @@ function storageProblems({ cache }: Config, env: Record<string, string | undefin
 const REDIS_SCHEMES = new Set(["redis:", "rediss:", "redis+tls:", "redis+unix:", "redis+tls+unix:"]);
 
 /**
- * A fleet shares blobs in the bucket and coordinates in Redis; its nodes fetch fills in progress
+ * A fleet coordinates in Redis (and shares its blobs in a bucket with cache.storage = "s3"; on the
+ * filesystem each node keeps its own copies, which openFleet warns about); its nodes fetch fills in progress
  * from each other, so each must say where it is reached and prove it is a node. Fleet keys
  * without redis_url would silently run a single node: that is reported too.
  */
-function fleetProblems({ fleet, cache }: Config): string[] {
+function fleetProblems({ fleet }: Config): string[] {
   const problems: string[] = [];
   if (!fleet.redis_url) {
     const orphans = (["advertise_url", "secret", "secret_file"] as const).filter((key) => fleet[key] !== "");
@@ -146,8 +147,6 @@ function fleetProblems({ fleet, cache }: Config): string[] {
   }
   const url = URL.parse(fleet.redis_url);
   if (!url || !REDIS_SCHEMES.has(url.protocol)) problems.push("fleet.redis_url: must be a redis:// or rediss:// URL");
-  // The index in Redis names blobs every node must be able to read.
-  if (cache.storage !== "s3") problems.push('fleet.redis_url: a fleet shares its blobs in a bucket: set cache.storage = "s3"');
   if (!fleet.advertise_url) problems.push("fleet.advertise_url: required with fleet.redis_url (how the other nodes reach this one)");
   else problems.push(...originProblems("fleet.advertise_url", fleet.advertise_url));
   if (fleet.secret && fleet.secret_file) problems.push("fleet.secret: set either secret or secret_file, not both");

@@ -19,7 +19,8 @@ const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 
 /** A lease this node holds; renewed every third of its TTL until released. */
 export interface Lease {
-  release(): void;
+  /** Resolves once Redis answered (or did not in time); later calls do nothing. */
+  release(): Promise<void>;
 }
 
 /** won: this node fills; held: `owner` (an advertise_url) does; undefined: Redis is unavailable. */
@@ -50,11 +51,11 @@ export class FillLeases {
     const renew = setInterval(() => void this.redis.send("EVAL", [RENEW, "1", key, value, String(this.ttlMs)]), this.ttlMs / 3);
     let released = false;
     return {
-      release: () => {
+      release: async () => {
         if (released) return;
         released = true;
         clearInterval(renew);
-        void this.redis.send("EVAL", [RELEASE, "1", key, value]);
+        await this.redis.send("EVAL", [RELEASE, "1", key, value]);
       },
     };
   }

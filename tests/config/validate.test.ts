@@ -138,9 +138,9 @@ describe("fleet (issue 16)", () => {
     expect(check({ cache, fleet: { ...fleet, redis_url: "rediss://:pw@redis.internal:6380", secret: "", secret_file: existing } })).toEqual([]);
   });
 
-  test("a fleet needs the bucket, an advertise_url and exactly one secret", () => {
+  test("a fleet needs an advertise_url and exactly one secret; on the filesystem each node keeps its own copies (openFleet warns)", () => {
+    expect(check({ fleet })).toEqual([]);
     expect(check({ fleet: { redis_url: fleet.redis_url } })).toEqual([
-      'fleet.redis_url: a fleet shares its blobs in a bucket: set cache.storage = "s3"',
       "fleet.advertise_url: required with fleet.redis_url (how the other nodes reach this one)",
       "fleet.secret: required with fleet.redis_url (or fleet.secret_file)",
     ]);
