@@ -192,7 +192,7 @@ export class BlobCache {
       },
       onSettled: ({ committed, size, error }) => {
         slot.release();
-        claim.release();
+        claim.release(committed);
         if (fill.readerCount === 0) this.followed.delete(digest);
         if (committed) {
           index.putBlob(digest, size);

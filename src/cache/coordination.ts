@@ -32,8 +32,12 @@ export interface FillInProgress {
 export interface FillClaim {
   /** The fill is under way (those waiting join it), or could not start (undefined: they pass through, and the claim ends). */
   started(fill: FillInProgress | undefined): void;
-  /** The fill settled: the digest is not being filled any more. Later calls do nothing. */
-  release(): void;
+  /**
+   * The fill settled: the digest is not being filled any more. `committed`:
+   * the blob is now stored here (a fleet keeps pointing other nodes at this
+   * one for a while). Later calls do nothing.
+   */
+  release(committed?: boolean): void;
 }
 
 /**

@@ -85,9 +85,9 @@ export class RedisCoordination implements Coordination {
   private owning(digest: string, local: FillClaim, lease: Lease): FillClaim {
     const mine = this.local.join(digest)!; // the local entry just claimed: resolves when the fill starts
     this.own.set(digest, mine);
-    const release = () => {
+    const release = (committed?: boolean) => {
       local.release();
-      void lease.release();
+      void lease.release(committed);
       if (this.own.get(digest) === mine) this.own.delete(digest);
     };
     return {

@@ -137,6 +137,19 @@ test("a lease whose node stopped renewing expires: until then others pass throug
   claim.release();
 });
 
+test("a committed fill keeps pointing the fleet at its node for a while; that node itself takes its old lease over", async () => {
+  const a = node({ ttlMs: 300 });
+  const d = digest();
+  const claim = won(await a.coordination.claim(d));
+  claim.started(fill);
+  claim.release(true);
+  for (let i = 0; i < 100 && Number(await probe.send("PTTL", [`docxy:fill:${d}`])) < 1000; i++) await Bun.sleep(10);
+  expect(Number(await probe.send("PTTL", [`docxy:fill:${d}`]))).toBeGreaterThan(1000); // the 60 s grace, not the 300 ms TTL
+  expect(await node().coordination.claim(d)).toEqual({ joined: undefined }); // a's store has no such blob: pass through
+  const again = won(await a.coordination.claim(d));
+  again.release();
+});
+
 test("Redis too slow to answer: the claim is this node's alone, local clients still coalesce", async () => {
   const a = node({ retryMs: 100 });
   await a.redis.send("PING", []);
