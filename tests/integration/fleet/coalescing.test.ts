@@ -10,28 +10,20 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { docxyToken, newCacheDir, readFully, sha256 } from "../../support/cache/harness";
-import { startDocxy, type Docxy } from "../../support/docxy-process";
-import { freePort } from "../../support/ports";
+import { readFully, sha256 } from "../../support/cache/harness";
+import type { Docxy } from "../../support/docxy-process";
+import { getBlob, health, startNode } from "../../support/fleet";
 import { pushBlob } from "../../support/push";
 import { startRedis, type Redis } from "../../support/redis";
 import { skopeoCopyOk } from "../../support/skopeo";
 import { registryToml, startUpstream, type Upstream } from "../../support/upstream";
 
-const SECRET = "the-fleet-secret-of-the-coalescing-test";
 const BIG = randomBytes(24 * 1024 * 1024);
 const BIG_DIGEST = sha256(BIG);
 
 let upstream: Upstream;
 let redis: Redis;
 let nodes: Docxy[] = [];
-
-/** A fleet node: it must know its own port beforehand, to advertise it. */
-export async function startNode(registry: string, redisUrl: string): Promise<Docxy> {
-  const port = await freePort();
-  const config = `${registry}[fleet]\nredis_url = "${redisUrl}"\nadvertise_url = "http://127.0.0.1:${port}"\nsecret = "${SECRET}"\n`;
-  return startDocxy({ config, args: ["--http-port", String(port)], env: { DOCXY_CACHE_DIR: newCacheDir() } });
-}
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
@@ -44,12 +36,6 @@ afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
   await Promise.all([upstream?.stop(), redis?.stop()]);
 });
-
-/** A blob GET through `node` with the token its realm hands an anonymous client. */
-export async function getBlob(node: Docxy, repository: string, digest: string, headers: Record<string, string> = {}): Promise<Response> {
-  const authorization = `Bearer ${await docxyToken(node.url, repository)}`;
-  return fetch(`${node.url}/v2/${repository}/blobs/${digest}`, { headers: { authorization, ...headers } });
-}
 
 const cdnGets = (digest: string) => upstream.cdnLog.filter((r) => r.method === "GET" && r.path.endsWith(`/${digest.slice(7)}/data`)).length;
 
@@ -88,9 +74,9 @@ test("Redis killed during pulls: pulls keep working on each node alone; Redis ba
   const copies = await Promise.all(nodes.map((n) => skopeoCopyOk(new URL(n.url).host, "library/nginx:latest")));
   const layers = upstream.images.nginx.manifests.find((m) => m.platform.architecture === "amd64") ?? upstream.images.nginx.manifests[0]!;
   for (const files of copies) expect(files[layers.config.digest.slice(7)]).toBe(layers.config.digest);
-  const health = await Promise.all(nodes.map(async (n) => (await fetch(`${n.url}/health`)).json()));
-  expect(health.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "local" }));
-  expect(health.map((h) => h.status)).toEqual(Array(3).fill("degraded"));
+  const alone = await Promise.all(nodes.map(health));
+  expect(alone.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "local" }));
+  expect(alone.map((h) => h.status)).toEqual(Array(3).fill("degraded"));
 
   await redis.restart();
   await Bun.sleep(2_100); // the nodes' back-off after a failure (fleet/redis.ts)
@@ -100,6 +86,6 @@ test("Redis killed during pulls: pulls keep working on each node alone; Redis ba
   for (const response of responses) expect(sha256((await readFully(response)).bytes)).toBe(layer.digest);
   expect(responses.map((r) => r.headers.get("x-cache")).sort()).toEqual(["COALESCED", "COALESCED", "MISS"]);
   expect(cdnGets(layer.digest)).toBe(1);
-  const back = await Promise.all(nodes.map(async (n) => (await fetch(`${n.url}/health`)).json()));
+  const back = await Promise.all(nodes.map(health));
   expect(back.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "shared" }));
 }, 90_000);
