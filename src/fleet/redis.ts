@@ -55,10 +55,11 @@ export class FleetRedis {
    */
   async send(command: string, args: string[]): Promise<{ value: unknown } | undefined> {
     if (this.closed || Date.now() < this.retryAt) return undefined;
-    const client = (this.client ??= this.connect());
+    let client: RedisClient | undefined;
     let timer: Timer | undefined;
     const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), this.timeoutMs)));
     try {
+      client = this.client ??= this.connect();
       const value = await Promise.race([client.send(command, args), timeout]);
       if (value === "timeout") throw new Error(`no answer within ${this.timeoutMs} ms`);
       this.transition("shared");
@@ -82,8 +83,8 @@ export class FleetRedis {
     return new RedisClient(this.options.url, { connectionTimeout: this.timeoutMs, autoReconnect: false, maxRetries: 0, enableOfflineQueue: true });
   }
 
-  private fail(client: RedisClient, error: Error): void {
-    if (this.client === client) {
+  private fail(client: RedisClient | undefined, error: Error): void {
+    if (client && this.client === client) {
       this.client = undefined;
       try {
         client.close();

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { readFully, sha256 } from "../../support/cache/harness";
 import type { Docxy } from "../../support/docxy-process";
-import { getBlob, health, startNode } from "../../support/fleet";
+import { FLEET_SECRET, getBlob, health, startNode } from "../../support/fleet";
 import { pushBlob } from "../../support/push";
 import { startRedis, type Redis } from "../../support/redis";
 import { skopeoCopyOk } from "../../support/skopeo";
@@ -88,4 +88,9 @@ test("Redis killed during pulls: pulls keep working on each node alone; Redis ba
   expect(cdnGets(layer.digest)).toBe(1);
   const back = await Promise.all(nodes.map(health));
   expect(back.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "shared" }));
+  for (const node of nodes) {
+    expect(node.log()).toContain("fleet: Redis unavailable, coordinating fills on this node alone");
+    expect(node.log()).toContain("fleet: Redis reachable again");
+    expect(node.log()).not.toContain(FLEET_SECRET);
+  }
 }, 90_000);

@@ -47,15 +47,17 @@ afterAll(async () => {
   await Promise.all([fake?.stop(), redis?.stop()]);
 });
 
+type BodyReader = { read(): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }> };
+
 /** Reads until at least one byte arrived; the reader keeps the rest. */
-async function firstBytes(response: Response): Promise<{ reader: ReadableStreamDefaultReader<Uint8Array>; received: number }> {
-  const reader = response.body!.getReader();
+async function firstBytes(response: Response): Promise<{ reader: BodyReader; received: number }> {
+  const reader: BodyReader = response.body!.getReader();
   const { value } = await reader.read();
   return { reader, received: value?.length ?? 0 };
 }
 
 /** The rest of a body, or the error that cut it. */
-async function rest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<{ bytes: number; error?: unknown }> {
+async function rest(reader: BodyReader): Promise<{ bytes: number; error?: unknown }> {
   let bytes = 0;
   try {
     for (;;) {
