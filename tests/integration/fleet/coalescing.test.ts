@@ -77,6 +77,7 @@ test("Redis killed during pulls: pulls keep working on each node alone; Redis ba
   const alone = await Promise.all(nodes.map(health));
   expect(alone.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "local" }));
   expect(alone.map((h) => h.status)).toEqual(Array(3).fill("degraded"));
+  expect(await (await fetch(`${nodes[0]!.url}/metrics`)).text()).toContain('docxy_fleet_coordination{state="local"} 1');
 
   await redis.restart();
   await Bun.sleep(2_100); // the nodes' back-off after a failure (fleet/redis.ts)
@@ -88,6 +89,7 @@ test("Redis killed during pulls: pulls keep working on each node alone; Redis ba
   expect(cdnGets(layer.digest)).toBe(1);
   const back = await Promise.all(nodes.map(health));
   expect(back.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "shared" }));
+  expect(await (await fetch(`${nodes[0]!.url}/metrics`)).text()).toContain('docxy_fleet_coordination{state="shared"} 1');
   for (const node of nodes) {
     expect(node.log()).toContain("fleet: Redis unavailable, coordinating fills on this node alone");
     expect(node.log()).toContain("fleet: Redis reachable again");
