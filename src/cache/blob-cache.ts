@@ -7,6 +7,8 @@
  * → coordination (coordination.ts: join the fill in progress, or claim it)
  * → the remote (remote.ts: one GET of the whole blob) → a Fill into the
  * blob storage (blob-storage.ts), recorded in the index (cache-index.ts).
+ * In a fleet the claim may find the fill running on another node: the
+ * client follows it from there (COALESCED), once the access gate agreed.
  *
  * What this cache cannot answer it hands back as "pass-through" and the
  * front passes it through: a HEAD on a miss (it fills nothing), a fill that

@@ -28,6 +28,8 @@ import type { FleetSigner } from "../fleet/signing";
 import type { ClaimResult, Coordination, FillClaim, FillInProgress } from "./coordination";
 import { LocalCoordination } from "./local-coordination";
 
+const NO_LEASE: Lease = { release: async () => undefined };
+
 export class RedisCoordination implements Coordination {
   private readonly local = new LocalCoordination();
   /** The fills whose lease this node holds, resolving once their upstream request has answered. */
@@ -65,7 +67,9 @@ export class RedisCoordination implements Coordination {
     const local = claimed.claim;
     for (let attempt = 1; ; attempt++) {
       const lease = await this.leases.take(digest);
-      if (!lease) return claimed; // Redis unavailable: fill here, as a single node
+      // Redis unavailable: fill here, as a single node. Still served to other nodes: the lease
+      // may have been written before the answer timed out, and then it names this one.
+      if (!lease) return { claim: this.owning(digest, local, NO_LEASE) };
       if ("won" in lease) return { claim: this.owning(digest, local, lease.won) };
       const peer = await PeerFill.open(lease.owner, digest, this.signer);
       if (peer || attempt === 2) {
