@@ -233,6 +233,22 @@ export class BlobCache {
     return { path: stored.path, size: stored.size };
   }
 
+  /**
+   * The committed blob `digest` for another node of the fleet that asked for
+   * a fill just as it ended (http/routes/fleet.ts), or undefined when it is
+   * not stored here. Eviction spares it until the stream `read` returned ends,
+   * or `done` is called (when no stream is read).
+   */
+  async committedForPeer(digest: string): Promise<{ size: number; read(start: number, end: number): ReadableStream<Uint8Array>; done(): void } | undefined> {
+    const release = this.acquire(digest);
+    const stored = await this.parts.storage.open(digest).catch(() => undefined);
+    if (!stored) {
+      release();
+      return undefined;
+    }
+    return { size: stored.size, read: (start, end) => onStreamEnd(stored.stream(start, end), release), done: release };
+  }
+
   /** A hit sent to the sendfile port; the client's Range goes along with it (clients resend it). */
   private redirect(request: PullRequest, location: string): Response {
     const headers = new Headers({

@@ -65,7 +65,7 @@ function node(options: { ttlMs?: number; retryMs?: number; advertise?: string } 
     fleetRoutes({
       guards: { network: new NetworkPolicy({ allow: [], deny: [], trustedProxies: [] }) },
       fleet: { signer },
-      cache: { ownFill: (d) => coordination.ownFill(d), storage: { open: async () => undefined } as never },
+      cache: { ownFill: (d) => coordination.ownFill(d), blobs: { committedForPeer: async () => undefined } },
     }),
   );
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (request) => app.handle(request) });

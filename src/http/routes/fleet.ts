@@ -28,7 +28,7 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 export interface FleetRouteParts {
   guards: Pick<Guards, "network">;
   fleet: Pick<Fleet, "signer"> | undefined;
-  cache: Pick<CacheHandle, "ownFill" | "storage"> | undefined;
+  cache: (Pick<CacheHandle, "ownFill"> & { blobs: Pick<CacheHandle["blobs"], "committedForPeer"> }) | undefined;
 }
 
 export function fleetRoutes(services: FleetRouteParts) {
@@ -46,16 +46,26 @@ export function fleetRoutes(services: FleetRouteParts) {
       throw new RegistryError("NOT_FOUND", `unknown fleet path ${path}`);
     }
     const fill = await cache.ownFill(digest);
-    if (fill?.joinable && fill.size !== undefined) return answer(request, digest, fill.size, (start, end) => fill.read(start, end));
-    const stored = await cache.storage.open(digest);
-    if (stored) return answer(request, digest, stored.size, (start, end) => stored.stream(start, end));
+    if (fill?.joinable && fill.size !== undefined) return answer(request, digest, { size: fill.size, read: (start, end) => fill.read(start, end) });
+    const stored = await cache.blobs.committedForPeer(digest);
+    if (stored) return answer(request, digest, stored);
     throw new RegistryError("BLOB_UNKNOWN", "no fill of this blob here");
   });
 }
 
+interface Readable {
+  size: number;
+  read(start: number, end: number): ReadableStream<Uint8Array>;
+  /** Called instead of reading, when no body is sent. */
+  done?(): void;
+}
+
 /** 200 or 206 with the exact length: the follower counts the bytes against it. */
-function answer(request: Request, digest: string, size: number, read: (start: number, end: number) => ReadableStream<Uint8Array>): Response {
-  const head = blobHead(digest, size, request.method, request.headers.get("range"), "FLEET");
-  if (head.status === 416 || request.method === "HEAD" || size === 0) return new Response(null, { status: head.status, headers: head.headers });
-  return new Response(read(head.start, head.end), { status: head.status, headers: head.headers });
+function answer(request: Request, digest: string, blob: Readable): Response {
+  const head = blobHead(digest, blob.size, request.method, request.headers.get("range"), "FLEET");
+  if (head.status === 416 || request.method === "HEAD" || blob.size === 0) {
+    blob.done?.();
+    return new Response(null, { status: head.status, headers: head.headers });
+  }
+  return new Response(blob.read(head.start, head.end), { status: head.status, headers: head.headers });
 }

@@ -3,7 +3,8 @@
  * process: a fleet node whose Redis is real (tests/support/redis.ts) fills a
  * blob from a fake upstream that sends half of it and waits. A request
  * signed with the fleet's secret reads that fill in progress, every byte,
- * the last one only once the upstream finished; anything else — unsigned,
+ * the last one only once the upstream finished, and once committed, from
+ * the store; anything else — unsigned,
  * signed with another secret, expired, replayed, for another path, or
  * carrying a valid registry token of docxy's own users — is refused with
  * registry JSON and no byte. A single node refuses even a signed request.
@@ -123,6 +124,14 @@ test("a signed request streams a fill in progress; every other request is refuse
   expect(Buffer.from(await clientBytes).equals(BLOB)).toBe(true);
   expect(new Uint8Array(await rangedBytes)).toEqual(new Uint8Array(BLOB.subarray(10, 20)));
   expect(new Uint8Array(await firstBytes)).toEqual(new Uint8Array(BLOB.subarray(0, 1)));
+
+  // Committed since: a node asking now (the lease still points here) gets the blob from the store.
+  const late = await app.handle(fleetRequest(FILL_PATH, { [FLEET_SIGNATURE_HEADER]: signer.sign("GET", FILL_PATH) }));
+  expect(late.status).toBe(200);
+  expect(Buffer.from(await late.arrayBuffer()).equals(BLOB)).toBe(true);
+  const head = await app.handle(new Request(`http://127.0.0.1:5000${FILL_PATH}`, { method: "HEAD", headers: { [FLEET_SIGNATURE_HEADER]: signer.sign("HEAD", FILL_PATH) } }));
+  expect([head.status, head.headers.get("content-length")]).toEqual([200, String(BLOB.length)]);
+  expect(node.services.cache!.blobs.inUse(DIGEST)).toBe(false); // neither read holds the blob against eviction any more
 });
 
 test("a single node (no [fleet]) refuses even a correctly signed request", async () => {
