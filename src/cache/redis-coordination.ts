@@ -9,9 +9,10 @@
  * it as on a single node), then the lease:
  * - won: this node fills; the lease lives until the fill settles;
  * - held by another node: its fill is followed from there;
- * - the owner has no fill to show (it just committed and let go, or it died
- *   and its lease has not expired yet): the lease is tried once more, and if
- *   it is still held the client passes through — never a 202/503 to wait on;
+ * - the owner does not answer (it died): its lease is dropped and claimed;
+ * - the owner has no fill to show (it failed, or its blob left its store):
+ *   the lease is tried once more, and if it is still held the client passes
+ *   through — never a 202/503 to wait on;
  * - Redis unavailable (fleet/redis.ts: every call times out on its own): this
  *   node fills on its own, as a single node would, and tries Redis again later.
  *
@@ -72,13 +73,16 @@ export class RedisCoordination implements Coordination {
       if (!lease) return { claim: this.owning(digest, local, NO_LEASE) };
       if ("won" in lease) return { claim: this.owning(digest, local, lease.won) };
       const peer = await PeerFill.open(lease.owner, digest, this.signer);
-      if (peer || attempt === 2) {
+      if (peer instanceof PeerFill || attempt === 2) {
+        const joined = peer instanceof PeerFill ? peer : undefined;
         // Clients of this node that joined the local entry meanwhile follow the same answer; the
         // entry ends now, since this node is not filling (the next request asks the lease again).
-        local.started(peer);
+        local.started(joined);
         local.release();
-        return { joined: peer };
+        return { joined };
       }
+      // Its node is gone: its lease goes with it, and the next attempt claims the fill.
+      if (peer === "unreachable") await lease.drop();
     }
   }
 

@@ -6,7 +6,8 @@
  * compare-and-delete, so a node whose lease expired (it stalled, then came
  * back) never renews or deletes the lease of the node that took over. A node
  * that dies stops renewing: its lease expires after TTL_MS and the next
- * request claims it.
+ * request claims it — or sooner, when a node finds it unreachable and drops
+ * that lease (compare-and-delete on the value it saw, so a newer lease stays).
  *
  * A fill that committed keeps its lease for COMMITTED_MS instead of deleting
  * it: nodes asking a moment later still find the owner, which serves the
@@ -29,8 +30,12 @@ export interface Lease {
   release(committed?: boolean): Promise<void>;
 }
 
-/** won: this node fills; held: `owner` (an advertise_url) does; undefined: Redis is unavailable. */
-export type LeaseAttempt = { won: Lease } | { owner: string } | undefined;
+/**
+ * won: this node fills; held: `owner` (an advertise_url) does — `drop` deletes
+ * that very lease, when its node turned out to be gone; undefined: Redis is
+ * unavailable.
+ */
+export type LeaseAttempt = { won: Lease } | { owner: string; drop(): Promise<void> } | undefined;
 
 export class FillLeases {
   private readonly ttlMs: number;
@@ -51,8 +56,9 @@ export class FillLeases {
     const answer = await this.redis.send("SET", [key, value, "NX", "PX", String(this.ttlMs), "GET"]);
     if (!answer) return undefined;
     if (typeof answer.value !== "string") return { won: this.keep(key, value) };
-    const owner = answer.value.slice(answer.value.indexOf(" ") + 1);
-    if (owner !== this.advertiseUrl) return { owner };
+    const held = answer.value;
+    const owner = held.slice(held.indexOf(" ") + 1);
+    if (owner !== this.advertiseUrl) return { owner, drop: async () => void (await this.redis.send("EVAL", [RELEASE, "1", key, held])) };
     // This node's own lease, yet it is not filling the digest (the caller holds its local claim):
     // left by a committed fill whose blob is gone since, or by this node's previous life. Taken over.
     const taken = await this.redis.send("SET", [key, value, "PX", String(this.ttlMs)]);

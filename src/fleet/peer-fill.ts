@@ -28,8 +28,12 @@ export class PeerFill implements FillInProgress {
     readonly size: number,
   ) {}
 
-  /** The owner's fill of `digest`, or undefined when it has none (it finished and let go, or never started) or cannot be reached. */
-  static async open(owner: string, digest: string, signer: FleetSigner): Promise<PeerFill | undefined> {
+  /**
+   * The owner's fill of `digest`; "none" when the owner answered that it has
+   * none (its fill failed, or the blob left its store), "unreachable" when it
+   * did not answer (it died, or is cut off).
+   */
+  static async open(owner: string, digest: string, signer: FleetSigner): Promise<PeerFill | "none" | "unreachable"> {
     const path = FLEET_FILLS_PATH + digest;
     const url = new URL(path, owner).href;
     try {
@@ -39,10 +43,10 @@ export class PeerFill implements FillInProgress {
         signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS),
       });
       const size = Number(response.headers.get("content-length") ?? NaN);
-      if (response.status !== 200 || !Number.isSafeInteger(size)) return undefined;
+      if (response.status !== 200 || !Number.isSafeInteger(size)) return "none";
       return new PeerFill(url, path, signer, size);
     } catch {
-      return undefined;
+      return "unreachable";
     }
   }
 

@@ -124,14 +124,25 @@ test("a lease is renewed while its fill runs and deleted when it settles", async
 });
 
 test("a lease whose node stopped renewing expires: until then others pass through, then one claims it", async () => {
-  // The owner is gone: nothing listens at its advertise_url, and its renewals stop with its Redis client.
-  const dead = node({ ttlMs: 400, advertise: "http://127.0.0.1:9" });
+  // Its node still answers but has no such fill (it failed there), and its renewals have stopped.
+  const quiet = node();
+  const stopped = new FleetRedis({ url: redis.url, log: silent });
   const d = digest();
-  won(await dead.coordination.claim(d));
-  dead.redis.close();
+  expect("won" in (await new FillLeases(stopped, quiet.url, { ttlMs: 400 }).take(d))!).toBe(true);
+  stopped.close();
   const b = node();
   expect(await b.coordination.claim(d)).toEqual({ joined: undefined });
   for (let i = 0; i < 100 && (await probe.exists(`docxy:fill:${d}`)); i++) await Bun.sleep(10);
+  const claim = won(await b.coordination.claim(d));
+  expect(await probe.get(`docxy:fill:${d}`)).toEndWith(b.url);
+  claim.release();
+});
+
+test("a lease whose node does not answer any more is dropped and claimed at once, long before it would expire", async () => {
+  const dead = node({ advertise: "http://127.0.0.1:9" }); // nothing listens there
+  const d = digest();
+  won(await dead.coordination.claim(d));
+  const b = node();
   const claim = won(await b.coordination.claim(d));
   expect(await probe.get(`docxy:fill:${d}`)).toEndWith(b.url);
   claim.release();

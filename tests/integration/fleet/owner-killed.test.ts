@@ -2,7 +2,7 @@
  * The node filling a blob for the fleet is SIGKILLed mid-fill: the clients
  * that other nodes were streaming it to must get an error (a cut
  * connection), never a short body that looks complete, and the next pull
- * works. The upstream is the fake registry (tests/support/cache/fake-registry.ts),
+ * takes the dead node's lease over and works. The upstream is the fake registry (tests/support/cache/fake-registry.ts),
  * which sends the first download half the blob and then waits, so the fill
  * is certainly in progress when its node dies; later downloads get it whole.
  */
@@ -70,7 +70,7 @@ async function rest(reader: BodyReader): Promise<{ bytes: number; error?: unknow
   }
 }
 
-test("the owner node killed mid-fill: the followers' clients are cut off, never handed a short body as whole; the next pull works", async () => {
+test("the owner node killed mid-fill: the followers' clients are cut off, never handed a short body as whole; the next pull takes over", async () => {
   const [owner, ...followers] = nodes as [Docxy, Docxy, Docxy];
   const first = await getBlob(owner, REPOSITORY, DIGEST);
   expect(first.headers.get("x-cache")).toBe("MISS");
@@ -90,10 +90,16 @@ test("the owner node killed mid-fill: the followers' clients are cut off, never 
     expect(started[i]!.received + end.bytes).toBeLessThan(BLOB.length);
   }
 
-  // The dead node's lease has not expired yet: the next pulls pass through, with the right bytes.
+  // The next pull finds the dead node's lease, cannot reach it, and takes the fill over at once
+  // (one more upstream download); the last node follows the new owner.
+  const cache: (string | null)[] = [];
   for (const node of followers) {
-    const again = await readFully(await getBlob(node, REPOSITORY, DIGEST));
+    const response = await getBlob(node, REPOSITORY, DIGEST);
+    cache.push(response.headers.get("x-cache"));
+    const again = await readFully(response);
     expect(again.error).toBeUndefined();
     expect(sha256(again.bytes)).toBe(DIGEST);
   }
+  expect(cache).toEqual(["MISS", "COALESCED"]);
+  expect(blobGets).toBe(2);
 }, 60_000);
