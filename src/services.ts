@@ -25,6 +25,7 @@ import { Ping } from "./proxy/ping";
 import { PassThrough } from "./proxy/pass-through";
 import type { RegistryReads, UpstreamIdentity } from "./proxy/pull-request";
 import { openCache, type CacheHandle } from "./cache/open-cache";
+import { openFleet, type Fleet } from "./fleet/fleet";
 import { SendfileRedirects } from "./cache/sendfile-redirects";
 import { Metrics } from "./observability/metrics";
 import { RecentPulls } from "./observability/recent-pulls";
@@ -55,6 +56,8 @@ export interface Services {
   recentPulls: RecentPulls;
   /** The cache's parts, when the cache is on and usable. */
   cache: CacheHandle | undefined;
+  /** Set when `[fleet] redis_url` is: this node coordinates fills with the others and serves them theirs. */
+  fleet: Fleet | undefined;
   /** Set when `[server] sendfile_enabled` and the cache is usable: the sendfile port's tickets. */
   sendfile: SendfileRedirects | undefined;
   /** The HTTPS certificate and its ACME challenges, when HTTPS is on. */
@@ -74,6 +77,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const { env = process.env, certificates = prepareCertificates(config, log) } = options;
   const upstreams = upstreamTableFromConfig(config);
   const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
+  const fleet = openFleet(config, log);
   // The metrics read parts created below, at scrape time.
   let cache: CacheHandle | undefined;
   let upstreamAuth: UpstreamAuth | undefined;
@@ -82,6 +86,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
     cacheEntries: () => cache?.index.entries() ?? 0,
     fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
+    fleetCoordination: () => fleet?.state(),
     accounts: () =>
       upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
   });
@@ -105,7 +110,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const passThrough = new PassThrough(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
-  const opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials });
+  const opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, fleet });
   cache = opened.cache;
   const auth = upstreamAuth;
   return {
@@ -123,10 +128,11 @@ export async function createServices(config: Config, log: Logger, options: Servi
       // them, and the others pull as docxy when it has an account for that upstream.
       proxyAuth || (!request.headers.has("authorization") && auth.hasAccounts(upstream)) ? "proxy" : "client",
     tokens: new TokenProxy(client, discovery, credentials),
-    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
+    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, fleet && (() => fleet.state())),
     metrics,
     recentPulls: new RecentPulls(),
     cache,
+    fleet,
     sendfile: cache ? sendfile : undefined,
     certificates,
     reload: () => ({ certificate: certificates.reload() }),

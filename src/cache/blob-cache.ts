@@ -7,6 +7,8 @@
  * → coordination (coordination.ts: join the fill in progress, or claim it)
  * → the remote (remote.ts: one GET of the whole blob) → a Fill into the
  * blob storage (blob-storage.ts), recorded in the index (cache-index.ts).
+ * In a fleet the claim may find the fill running on another node: the
+ * client follows it from there (COALESCED), once the access gate agreed.
  *
  * What this cache cannot answer it hands back as "pass-through" and the
  * front passes it through: a HEAD on a miss (it fills nothing), a fill that
@@ -125,12 +127,21 @@ export class BlobCache {
     const { limits, coordination, remote } = this.parts;
     const digest = request.path.reference!;
     const slot = limits.reserve(request.client); // throws the 429/503 before anything starts
-    const claim = coordination.claim(digest);
-    if (!claim) {
+    let claimed;
+    try {
+      claimed = await coordination.claim(digest);
+    } catch (error) {
       slot.release();
-      const pending = coordination.join(digest);
-      return this.follow(request, pending && (await pending));
+      throw error;
     }
+    if (!("claim" in claimed)) {
+      slot.release();
+      // Someone started this fill since serve() looked, maybe on another node for another
+      // repository: the client has proved nothing yet, so the gate decides first.
+      const refusal = claimed.joined && (await this.parts.gate.check(request, digest));
+      return refusal || this.follow(request, claimed.joined);
+    }
+    const { claim } = claimed;
     const forget = () => {
       slot.release();
       claim.started(undefined);
@@ -183,7 +194,7 @@ export class BlobCache {
       },
       onSettled: ({ committed, size, error }) => {
         slot.release();
-        claim.release();
+        claim.release(committed);
         if (fill.readerCount === 0) this.followed.delete(digest);
         if (committed) {
           index.putBlob(digest, size);
@@ -220,6 +231,22 @@ export class BlobCache {
     if (!stored?.path) return undefined;
     index.touch(digest);
     return { path: stored.path, size: stored.size };
+  }
+
+  /**
+   * The committed blob `digest` for another node of the fleet that asked for
+   * a fill just as it ended (http/routes/fleet.ts), or undefined when it is
+   * not stored here. Eviction spares it until the stream `read` returned ends,
+   * or `done` is called (when no stream is read).
+   */
+  async committedForPeer(digest: string): Promise<{ size: number; read(start: number, end: number): ReadableStream<Uint8Array>; done(): void } | undefined> {
+    const release = this.acquire(digest);
+    const stored = await this.parts.storage.open(digest).catch(() => undefined);
+    if (!stored) {
+      release();
+      return undefined;
+    }
+    return { size: stored.size, read: (start, end) => onStreamEnd(stored.stream(start, end), release), done: release };
   }
 
   /** A hit sent to the sendfile port; the client's Range goes along with it (clients resend it). */

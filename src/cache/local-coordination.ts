@@ -4,7 +4,7 @@
  * arriving during its round trips join it instead of starting their own
  * (COALESCED), until it settles. Tests: tests/cache/local-coordination.test.ts.
  */
-import type { Coordination, FillClaim, FillInProgress } from "./coordination";
+import type { ClaimResult, Coordination, FillInProgress } from "./coordination";
 
 export class LocalCoordination implements Coordination {
   private readonly fills = new Map<string, Promise<FillInProgress | undefined>>();
@@ -22,8 +22,10 @@ export class LocalCoordination implements Coordination {
     return this.fills.has(digest);
   }
 
-  claim(digest: string): FillClaim | undefined {
-    if (this.fills.has(digest)) return undefined;
+  /** The entry is made (or found) before anything awaits, so claims made at the same time see it. */
+  async claim(digest: string): Promise<ClaimResult> {
+    const pending = this.fills.get(digest);
+    if (pending) return { joined: await pending };
     let settle!: (fill: FillInProgress | undefined) => void;
     const fill = new Promise<FillInProgress | undefined>((resolve) => (settle = resolve));
     this.fills.set(digest, fill);
@@ -32,11 +34,13 @@ export class LocalCoordination implements Coordination {
       settle(undefined); // nobody waits forever on a claim that ended (a no-op once started)
     };
     return {
-      started: (started) => {
-        settle(started);
-        if (!started) release();
+      claim: {
+        started: (started) => {
+          settle(started);
+          if (!started) release();
+        },
+        release,
       },
-      release,
     };
   }
 

@@ -4,15 +4,17 @@
  * logs why and runs as a pure forwarder.
  *
  * Here the cache's ports get their implementations: the blob storage
- * (FsStorage), the index (SqliteIndex) and the coordination
- * (LocalCoordination) of a single node, and the remote the composition root
- * hands over (the pass-through). The fleet (issue 16) chooses its S3 store
- * and Redis index and coordination here, and nothing else in the cache changes.
+ * (FsStorage), the index (SqliteIndex), the coordination (LocalCoordination
+ * of a single node, or RedisCoordination when the node is part of a fleet),
+ * and the remote the composition root hands over (the pass-through). The
+ * fleet (issue 16) chooses its S3 store and Redis index here too, and
+ * nothing else in the cache changes.
  */
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
+import type { Fleet } from "../fleet/fleet";
 import type { Logger } from "../observability/logger";
 import type { RegistryReads } from "../proxy/pull-request";
 import { AccessGate } from "./access-gate";
@@ -20,11 +22,13 @@ import { BlobCache } from "./blob-cache";
 import type { BlobStorage } from "./blob-storage";
 import { CacheFront } from "./cache-front";
 import type { CacheIndex } from "./cache-index";
+import type { FillInProgress } from "./coordination";
 import { Evictor } from "./eviction";
 import { FillLimits } from "./fill-limits";
 import { FsStorage } from "./fs-storage";
 import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
+import { RedisCoordination } from "./redis-coordination";
 import type { Remote } from "./remote";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { SqliteIndex } from "./sqlite-index";
@@ -38,6 +42,8 @@ export interface CacheParts {
   credentials: CredentialMemory;
   /** Set when hits go to the sendfile port. */
   sendfile?: SendfileRedirects;
+  /** Set when this node is part of a fleet: fills are coordinated through its Redis. */
+  fleet?: Fleet;
 }
 
 /** The cache's parts the operator-facing side (metrics, admin API, status page) reads. */
@@ -47,6 +53,8 @@ export interface CacheHandle {
   index: CacheIndex;
   storage: BlobStorage;
   blobs: BlobCache;
+  /** The fill of a blob this node downloads for the fleet (always undefined on a single node). */
+  ownFill(digest: string): Promise<FillInProgress | undefined> | undefined;
 }
 
 export async function openCache(config: Config["cache"], parts: CacheParts): Promise<{ reads: RegistryReads; cache?: CacheHandle }> {
@@ -67,7 +75,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return { reads: passThrough };
   }
 
-  const coordination = new LocalCoordination();
+  const coordination = parts.fleet ? new RedisCoordination(parts.fleet.leases, parts.fleet.signer) : new LocalCoordination();
   const gate = new AccessGate(index, remote, parts.credentials);
   let blobs: BlobCache | undefined;
   const maxBytes = config.max_size;
@@ -100,7 +108,15 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
   log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });
-  return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs } };
+  return { reads: new CacheFront(blobs, manifests, remote), cache: {
+      dir,
+      maxBytes,
+      index,
+      storage,
+      blobs,
+      ownFill: (digest) => (coordination instanceof RedisCoordination ? coordination.ownFill(digest) : undefined),
+    },
+  };
 }
 
 /**

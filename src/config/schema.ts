@@ -152,6 +152,35 @@ export const ConfigSchema = t.Object({
         default: 0,
         description: 'docxy: sum of the sizes of blob downloads in progress, e.g. "10GiB"; 0 = max_size (temp files live on the cache\'s disk); beyond it, 503',
       }),
+      storage: t.Union([t.Literal("filesystem"), t.Literal("s3")], {
+        default: "filesystem",
+        description: 'docxy: where blobs live: "filesystem" (under dir) or "s3" (the bucket of [cache.s3]; dir then holds the spool of fills in progress)',
+      }),
+      s3: t.Object(
+        {
+          endpoint: t.String({ default: "", description: "docxy: the S3-compatible store's URL, e.g. http://127.0.0.1:9000 (path-style requests)" }),
+          bucket: t.String({ default: "", description: "docxy: an existing bucket; docxy does not create it" }),
+          // Bun's own default is "auto", which only R2 takes (Swift answers AuthorizationHeaderMalformed, fleet.md §2).
+          region: t.String({ default: "us-east-1", description: "docxy: the region requests are signed for" }),
+          access_key_id: t.String({ default: "", description: "docxy: empty = AWS_ACCESS_KEY_ID from the environment" }),
+          secret_access_key: t.String({ default: "", description: "docxy: empty = AWS_SECRET_ACCESS_KEY from the environment; never logged" }),
+          prefix: t.String({ default: "", description: 'docxy: key prefix inside the bucket, e.g. "docxy/"' }),
+        },
+        { default: {} },
+      ),
+    },
+    { default: {} },
+  ),
+  // A fleet: nodes share one bucket (cache.storage = "s3") and coordinate in one Redis (issue 16).
+  fleet: t.Object(
+    {
+      redis_url: t.String({ default: "", description: "docxy: redis:// or rediss:// URL of the Redis the fleet shares; empty = a single node" }),
+      advertise_url: t.String({
+        default: "",
+        description: "docxy: origin the other nodes reach this one at, for the bytes of fills in progress, e.g. http://10.0.0.5:5000; required with redis_url",
+      }),
+      secret: t.String({ default: "", description: "docxy: shared key (≥ 32 chars) authenticating node-to-node requests; this or secret_file is required with redis_url" }),
+      secret_file: t.String({ default: "", description: "docxy: file whose first line is the shared secret" }),
     },
     { default: {} },
   ),

@@ -13,7 +13,11 @@ import type { Config } from "./schema";
 /** What clients write as the registry part of an image name: a host with a dot or port, or localhost. */
 const REGISTRY_HOST = /^(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+|[a-z0-9.-]+:\d{1,5})(?::\d{1,5})?$/;
 
-export function checkSemantics(config: Config): string[] {
+/**
+ * `env` is where S3 credentials may come from instead (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY);
+ * the loader should pass the environment it read overrides from.
+ */
+export function checkSemantics(config: Config, env: Record<string, string | undefined> = process.env): string[] {
   const problems: string[] = [];
   const { server, registry, tls } = config;
 
@@ -96,6 +100,59 @@ export function checkSemantics(config: Config): string[] {
   } catch (error) {
     problems.push(`policy: ${(error as Error).message}`);
   }
+  problems.push(...storageProblems(config, env), ...fleetProblems(config));
+  return problems;
+}
+
+/** S3 bucket names (AWS's rules, which Swift's s3api applies too): 3–63 of a-z 0-9 . -, a letter or digit at each end. */
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** What S3 storage needs to start; secrets are checked for presence only, never echoed. */
+function storageProblems({ cache }: Config, env: Record<string, string | undefined>): string[] {
+  if (cache.storage !== "s3") return [];
+  const { s3 } = cache;
+  const problems: string[] = [];
+  if (!s3.endpoint) problems.push('cache.s3.endpoint: required when cache.storage = "s3"');
+  else {
+    problems.push(...urlProblems("cache.s3.endpoint", s3.endpoint));
+    // Credentials in the URL would be logged with it, and the client signs with the keys anyway.
+    const url = URL.parse(s3.endpoint);
+    if (url && (url.username || url.password)) problems.push("cache.s3.endpoint: must not contain credentials; set cache.s3.access_key_id and secret_access_key");
+  }
+  if (!s3.bucket) problems.push('cache.s3.bucket: required when cache.storage = "s3"');
+  else if (!BUCKET.test(s3.bucket)) problems.push(`cache.s3.bucket: not a valid bucket name: ${JSON.stringify(s3.bucket)}`);
+  if (!s3.region) problems.push("cache.s3.region: must not be empty");
+  if (!s3.access_key_id && !env.AWS_ACCESS_KEY_ID) problems.push("cache.s3.access_key_id: required (or AWS_ACCESS_KEY_ID in the environment)");
+  if (!s3.secret_access_key && !env.AWS_SECRET_ACCESS_KEY) {
+    problems.push("cache.s3.secret_access_key: required (or AWS_SECRET_ACCESS_KEY in the environment)");
+  }
+  if (s3.prefix.startsWith("/")) problems.push(`cache.s3.prefix: must not start with "/" (got ${JSON.stringify(s3.prefix)})`);
+  return problems;
+}
+
+const REDIS_SCHEMES = new Set(["redis:", "rediss:", "redis+tls:", "redis+unix:", "redis+tls+unix:"]);
+
+/**
+ * A fleet coordinates in Redis (and shares its blobs in a bucket with cache.storage = "s3"; on the
+ * filesystem each node keeps its own copies, which openFleet warns about); its nodes fetch fills in progress
+ * from each other, so each must say where it is reached and prove it is a node. Fleet keys
+ * without redis_url would silently run a single node: that is reported too.
+ */
+function fleetProblems({ fleet }: Config): string[] {
+  const problems: string[] = [];
+  if (!fleet.redis_url) {
+    const orphans = (["advertise_url", "secret", "secret_file"] as const).filter((key) => fleet[key] !== "");
+    if (orphans.length > 0) problems.push(`fleet.redis_url: required with fleet.${orphans.join(", fleet.")} (without it this node runs alone)`);
+    return problems;
+  }
+  const url = URL.parse(fleet.redis_url);
+  if (!url || !REDIS_SCHEMES.has(url.protocol)) problems.push("fleet.redis_url: must be a redis:// or rediss:// URL");
+  if (!fleet.advertise_url) problems.push("fleet.advertise_url: required with fleet.redis_url (how the other nodes reach this one)");
+  else problems.push(...originProblems("fleet.advertise_url", fleet.advertise_url));
+  if (fleet.secret && fleet.secret_file) problems.push("fleet.secret: set either secret or secret_file, not both");
+  else if (!fleet.secret && !fleet.secret_file) problems.push("fleet.secret: required with fleet.redis_url (or fleet.secret_file)");
+  if (fleet.secret && fleet.secret.length < 32) problems.push("fleet.secret: must be at least 32 characters");
+  if (fleet.secret_file && !existsSync(fleet.secret_file)) problems.push(`fleet.secret_file: file not found: ${fleet.secret_file}`);
   return problems;
 }
 

@@ -16,6 +16,7 @@ import { errorResponse } from "./errors";
 import { adminRoutes } from "./routes/admin";
 import { authRoutes } from "./routes/auth";
 import { docsRoutes } from "./routes/docs";
+import { fleetRoutes } from "./routes/fleet";
 import { healthRoutes } from "./routes/health";
 import { metricsRoutes } from "./routes/metrics";
 import { statusPageRoutes } from "./routes/status-page";
@@ -30,6 +31,7 @@ export function createApp(services: Services) {
     .use(adminRoutes(services))
     .use(statusPageRoutes(services))
     .use(authRoutes(services))
+    .use(fleetRoutes(services))
     .use(v2Routes(services));
 }
 

@@ -37,6 +37,8 @@ export interface HealthReport {
   version: string;
   uptime_seconds: number;
   upstreams: UpstreamHealth[];
+  /** In a fleet: shared while fills are coordinated through Redis, local while this node coordinates alone. */
+  fleet?: { coordination: "shared" | "local" };
 }
 
 const FRESH_MS = 10_000;
@@ -50,15 +52,20 @@ export class HealthMonitor {
     private readonly client: UpstreamClient,
     private readonly version: string,
     private readonly probeTimeoutMs: number,
+    /** How a fleet node coordinates fills now; absent on a single node. */
+    private readonly fleetCoordination?: () => "shared" | "local",
   ) {}
 
   async report(): Promise<HealthReport> {
     const upstreams = await Promise.all(this.table.all.map((u) => this.check(u)));
+    const coordination = this.fleetCoordination?.();
     return {
-      status: upstreams.every((u) => u.state === "up") ? "ok" : "degraded",
+      // A fleet node coordinating alone still serves, but may fetch what another node fetches too.
+      status: upstreams.every((u) => u.state === "up") && coordination !== "local" ? "ok" : "degraded",
       version: this.version,
       uptime_seconds: Math.round((Date.now() - this.started) / 1000),
       upstreams,
+      ...(coordination && { fleet: { coordination } }),
     };
   }
 

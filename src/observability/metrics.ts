@@ -18,6 +18,8 @@ export interface Observed {
   fillsRefused?: () => Readonly<Record<string, number>>;
   /** Docker Hub's `ratelimit-remaining` of each configured account (undefined until seen). */
   accounts?: () => { upstream: string; account: string; remaining: number | undefined }[];
+  /** In a fleet: whether fills are coordinated through Redis (shared) or, Redis being unavailable, on this node alone. */
+  fleetCoordination?: () => "shared" | "local" | undefined;
 }
 
 export class Metrics {
@@ -87,6 +89,17 @@ export class Metrics {
         // The counts live in the cache (cache/fill-limits.ts); a counter still, as they only grow.
         this.reset();
         for (const [reason, count] of Object.entries(observed.fillsRefused?.() ?? {})) this.inc({ reason }, count);
+      },
+    });
+    new Gauge({
+      name: "docxy_fleet_coordination",
+      help: "In a fleet, 1 for how fills are coordinated now: shared (through Redis) or local (Redis unavailable, this node alone)",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const state = observed.fleetCoordination?.();
+        if (state) for (const each of ["shared", "local"] as const) this.set({ state: each }, each === state ? 1 : 0);
       },
     });
     new Gauge({

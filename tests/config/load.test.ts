@@ -216,3 +216,40 @@ test("a rate limit with sendfile is refused, whatever unit it is written in", as
   const off = await write("sendfile-no-rate.toml", `[server]\nsendfile_enabled = true\n[limits]\nbytes_per_second = "0MB"\n`);
   expect((await loadConfig({ path: off, env: {} })).config.limits.bytes_per_second).toBe(0);
 });
+
+test("issue 16's S3 and fleet keys load as written, with the flat fleet keys overridable from the environment", async () => {
+  const secretFile = await write("fleet-secret", `${"f".repeat(40)}\n`);
+  const path = await write(
+    "fleet.toml",
+    `[cache]
+storage = "s3"
+dir = "/var/lib/docxy"
+[cache.s3]
+endpoint = "http://127.0.0.1:9000"
+bucket = "docxy"
+region = "us-east-1"
+access_key_id = "AKIAEXAMPLE"
+secret_access_key = "example-secret"
+prefix = "eu/"
+[fleet]
+redis_url = "redis://127.0.0.1:6379"
+advertise_url = "http://10.0.0.5:5000"
+secret_file = "${secretFile}"
+`,
+  );
+  const { config, warnings } = await loadConfig({ path, env: { DOCXY_FLEET_ADVERTISE_URL: "http://10.0.0.6:5000" } });
+  expect(warnings).toEqual([]);
+  expect(config.cache.storage).toBe("s3");
+  expect(config.cache.s3).toEqual({
+    endpoint: "http://127.0.0.1:9000",
+    bucket: "docxy",
+    region: "us-east-1",
+    access_key_id: "AKIAEXAMPLE",
+    secret_access_key: "example-secret",
+    prefix: "eu/",
+  });
+  expect(config.fleet).toEqual({ redis_url: "redis://127.0.0.1:6379", advertise_url: "http://10.0.0.6:5000", secret: "", secret_file: secretFile });
+  const lines = await problems(path, { DOCXY_FLEET_SECRET: "too short" });
+  expect(lines).toEqual([`${path}: fleet.secret: set either secret or secret_file, not both`, `${path}: fleet.secret: must be at least 32 characters`]);
+  expect(lines.join("\n")).not.toContain("too short");
+});

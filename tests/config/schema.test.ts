@@ -35,3 +35,13 @@ test("ports and counts are bounded", () => {
   expect(errors({ upstream: { max_redirects: 21 } })).toEqual(["/upstream/max_redirects"]);
   expect(errors({ cache: { max_size: true } })).toContain("/cache/max_size");
 });
+
+test("storage defaults to the filesystem and no fleet: a single node needs no bucket and no Redis (issue 16)", () => {
+  const { cache, fleet } = defaults();
+  expect(cache.storage).toBe("filesystem");
+  // us-east-1, not Bun's "auto": stores other than R2 refuse "auto" (fleet.md §2).
+  expect(cache.s3).toEqual({ endpoint: "", bucket: "", region: "us-east-1", access_key_id: "", secret_access_key: "", prefix: "" });
+  expect(fleet).toEqual({ redis_url: "", advertise_url: "", secret: "", secret_file: "" });
+  const errors = [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, { cache: { storage: "minio" } }))].map((e) => e.path);
+  expect(errors).toContain("/cache/storage");
+});

@@ -1,5 +1,5 @@
 /** The checks the schema cannot express, in process on decoded configurations; each problem names its key. */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -87,4 +87,83 @@ test("networks and image rules are built once to find mistakes, and the policy f
   expect(lines[0]).toBe(`policy.file: file not found: ${join(dir, "absent-policy.toml")}`);
   expect(lines[1]).toStartWith('access: invalid network "10.0.0.0/33" in ');
   expect(lines).toHaveLength(2);
+});
+
+describe("S3 storage (issue 16)", () => {
+  const s3 = { endpoint: "http://127.0.0.1:9000", bucket: "docxy", access_key_id: "AKIA", secret_access_key: "s3cr3t-value" };
+  const check = (written: Record<string, unknown>, env: Record<string, string> = {}) => checkSemantics(config(written), env);
+
+  test("a complete [cache.s3] is valid, and credentials may come from the environment instead", () => {
+    expect(check({ cache: { storage: "s3", s3 } })).toEqual([]);
+    const { access_key_id: _id, secret_access_key: _secret, ...keyless } = s3;
+    expect(check({ cache: { storage: "s3", s3: keyless } }, { AWS_ACCESS_KEY_ID: "AKIA", AWS_SECRET_ACCESS_KEY: "x" })).toEqual([]);
+  });
+
+  test("s3 needs an endpoint, a bucket and both credentials, named by key", () => {
+    expect(check({ cache: { storage: "s3" } })).toEqual([
+      'cache.s3.endpoint: required when cache.storage = "s3"',
+      'cache.s3.bucket: required when cache.storage = "s3"',
+      "cache.s3.access_key_id: required (or AWS_ACCESS_KEY_ID in the environment)",
+      "cache.s3.secret_access_key: required (or AWS_SECRET_ACCESS_KEY in the environment)",
+    ]);
+  });
+
+  test("a malformed endpoint, bucket, region or prefix is reported, and a secret is never echoed", () => {
+    const bad = { ...s3, endpoint: "http://key:s3cr3t-value@store:9000", bucket: "No_Such", region: "", prefix: "/docxy" };
+    const lines = check({ cache: { storage: "s3", s3: bad } });
+    expect(lines).toEqual([
+      "cache.s3.endpoint: must not contain credentials; set cache.s3.access_key_id and secret_access_key",
+      'cache.s3.bucket: not a valid bucket name: "No_Such"',
+      "cache.s3.region: must not be empty",
+      'cache.s3.prefix: must not start with "/" (got "/docxy")',
+    ]);
+    expect(lines.join("\n")).not.toContain("s3cr3t-value");
+    expect(check({ cache: { storage: "s3", s3: { ...s3, endpoint: "s3.example.com" } } })).toEqual([
+      'cache.s3.endpoint: must be an http:// or https:// URL (got "s3.example.com")',
+    ]);
+  });
+
+  test("the filesystem default ignores [cache.s3]", () => {
+    expect(check({ cache: { s3: { bucket: "No_Such" } } })).toEqual([]);
+  });
+});
+
+describe("fleet (issue 16)", () => {
+  const cache = { storage: "s3", s3: { endpoint: "http://127.0.0.1:9000", bucket: "docxy", access_key_id: "AKIA", secret_access_key: "x" } };
+  const fleet = { redis_url: "redis://127.0.0.1:6379", advertise_url: "http://10.0.0.5:5000", secret: "s".repeat(32) };
+  const check = (written: Record<string, unknown>) => checkSemantics(config(written), {});
+
+  test("a fleet on a bucket, with where this node is reached and a shared secret, is valid", () => {
+    expect(check({ cache, fleet })).toEqual([]);
+    expect(check({ cache, fleet: { ...fleet, redis_url: "rediss://:pw@redis.internal:6380", secret: "", secret_file: existing } })).toEqual([]);
+  });
+
+  test("a fleet needs an advertise_url and exactly one secret; on the filesystem each node keeps its own copies (openFleet warns)", () => {
+    expect(check({ fleet })).toEqual([]);
+    expect(check({ fleet: { redis_url: fleet.redis_url } })).toEqual([
+      "fleet.advertise_url: required with fleet.redis_url (how the other nodes reach this one)",
+      "fleet.secret: required with fleet.redis_url (or fleet.secret_file)",
+    ]);
+    expect(check({ cache, fleet: { ...fleet, secret_file: existing } })).toEqual(["fleet.secret: set either secret or secret_file, not both"]);
+  });
+
+  test("malformed fleet values are reported without echoing the Redis URL or the secret", () => {
+    const bad = { redis_url: "http://:hunter2@redis:6379", advertise_url: "http://10.0.0.5:5000/path", secret: "short", secret_file: "" };
+    const lines = check({ cache, fleet: bad });
+    expect(lines).toEqual([
+      "fleet.redis_url: must be a redis:// or rediss:// URL",
+      'fleet.advertise_url: must be a bare origin like https://docxy.example.com (got "http://10.0.0.5:5000/path")',
+      "fleet.secret: must be at least 32 characters",
+    ]);
+    expect(lines.join("\n")).not.toContain("hunter2");
+    expect(check({ cache, fleet: { ...fleet, secret: "", secret_file: join(dir, "absent-secret") } })).toEqual([
+      `fleet.secret_file: file not found: ${join(dir, "absent-secret")}`,
+    ]);
+  });
+
+  test("fleet keys without redis_url are reported: the node would silently run alone", () => {
+    expect(check({ fleet: { advertise_url: fleet.advertise_url, secret: fleet.secret } })).toEqual([
+      "fleet.redis_url: required with fleet.advertise_url, fleet.secret (without it this node runs alone)",
+    ]);
+  });
 });

@@ -23,10 +23,17 @@ const UpstreamHealth = t.Object({
 });
 
 const HealthReport = t.Object({
-  status: t.Union([t.Literal("ok"), t.Literal("degraded")], { description: "degraded: some upstream is not up (rate-limited, failing or unreachable)" }),
+  status: t.Union([t.Literal("ok"), t.Literal("degraded")], { description: "degraded: some upstream is not up (rate-limited, failing or unreachable), or a fleet node lost its Redis" }),
   version: t.String(),
   uptime_seconds: t.Integer(),
   upstreams: t.Array(UpstreamHealth),
+  fleet: t.Optional(
+    t.Object({
+      coordination: t.Union([t.Literal("shared"), t.Literal("local")], {
+        description: "shared: fills are coordinated through the fleet's Redis; local: Redis is unavailable and this node coordinates alone (degraded)",
+      }),
+    }),
+  ),
 });
 
 export function healthRoutes(services: Services) {

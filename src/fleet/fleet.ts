@@ -1,0 +1,39 @@
+/**
+ * This node's membership of a fleet, from `[fleet]`: the shared Redis, the
+ * fill leases naming this node by its advertise_url, and the key signing
+ * node-to-node requests. Undefined without `redis_url`: a single node, which
+ * needs none of it. Redis is not required at start: a node that cannot reach
+ * it coordinates alone and keeps trying (fleet/redis.ts).
+ */
+import { readFileSync } from "node:fs";
+import type { Config } from "../config/schema";
+import type { Logger } from "../observability/logger";
+import { FillLeases } from "./lease";
+import { FleetRedis, type RedisState } from "./redis";
+import { FleetSigner } from "./signing";
+
+export interface Fleet {
+  leases: FillLeases;
+  signer: FleetSigner;
+  /** shared while Redis answers; local while this node coordinates alone. */
+  state(): RedisState;
+  close(): void;
+}
+
+export function openFleet({ fleet: config, cache }: Config, log: Logger): Fleet | undefined {
+  if (!config.redis_url) return undefined;
+  if (cache.storage !== "s3") {
+    // Still one upstream download per blob for the fleet, but each node stores its own copy.
+    log.warn('fleet: cache.storage is not "s3": every node keeps its own copy of what it serves');
+  }
+  const secret = config.secret || readFileSync(config.secret_file, "utf8").split("\n")[0]!.trim();
+  const redis = new FleetRedis({ url: config.redis_url, log });
+  log.info("fleet: coordinating fills through Redis", { advertise_url: config.advertise_url });
+  void redis.send("PING", []); // says at start, once, when Redis cannot be reached (the node starts anyway)
+  return {
+    leases: new FillLeases(redis, config.advertise_url),
+    signer: new FleetSigner(secret),
+    state: () => redis.state,
+    close: () => redis.close(),
+  };
+}
