@@ -17,7 +17,10 @@
  * (cache-front.ts) as "pass-through": a HEAD by digest not cached, a GET by
  * tag whose HEAD said anything but 200 (the client needs that answer's body).
  * Manifests are stored in the blob storage and the index like blobs, with
- * their media type.
+ * their media type. A shared store (a fleet's bucket) is consulted for a tag
+ * after its HEAD, which names the digest and media type; a manifest by digest
+ * that this node's index does not know is fetched: the store keeps no media
+ * type to check the client's Accept against.
  */
 import { RegistryError } from "../oci/errors";
 import { DOCKER_CONTENT_DIGEST } from "../oci/headers";
@@ -139,7 +142,7 @@ export class ManifestCache {
 
   private async store(digest: string, bytes: Uint8Array, mediaType: string): Promise<void> {
     try {
-      const temp = await this.storage.begin();
+      const temp = await this.storage.begin(digest);
       try {
         await temp.write(bytes);
         await temp.commit(digest);
@@ -163,11 +166,19 @@ export class ManifestCache {
    */
   private async fromStore(request: PullRequest, known: ManifestFacts, cache: string): Promise<Response | undefined> {
     if (request.method === "HEAD") return manifestResponse(request, known, null, cache);
-    const stored = await this.storage.open(known.digest);
+    // A store that fails (a bucket down) costs the client a round trip upstream, not its pull.
+    const stored = await this.storage.open(known.digest).catch(() => undefined);
     if (!stored) return undefined;
+    // Another node of a fleet may have stored it (a shared bucket): the tag's HEAD gave its media type.
+    if (!this.index.getBlob(known.digest)) this.index.putBlob(known.digest, stored.size, known.mediaType);
     this.index.touch(known.digest);
     const stream = stored.stream(0, stored.size - 1);
-    const body = stored.size <= MANIFEST_LIMIT.bytes ? new Uint8Array(await new Response(stream).arrayBuffer()) : stream;
+    let body: Uint8Array | ReadableStream<Uint8Array> = stream;
+    if (stored.size <= MANIFEST_LIMIT.bytes) {
+      const bytes = await new Response(stream).arrayBuffer().catch(() => undefined);
+      if (!bytes) return undefined; // the store failed between HEAD and GET: the upstream answers
+      body = new Uint8Array(bytes);
+    }
     return manifestResponse(request, { ...known, size: stored.size }, body, cache);
   }
 

@@ -4,13 +4,16 @@
  * logs why and runs as a pure forwarder.
  *
  * Here the cache's ports get their implementations: the blob storage
- * (FsStorage), the index (SqliteIndex) and the coordination
- * (LocalCoordination) of a single node, and the remote the composition root
- * hands over (the pass-through). The fleet (issue 16) chooses its S3 store
- * and Redis index and coordination here, and nothing else in the cache changes.
+ * (FsStorage under `dir`, or with `storage = "s3"` the bucket of a fleet,
+ * S3Storage, spooling under `dir`), the index (SqliteIndex, under `dir` in
+ * both cases: a node's own knowledge, which a shared bucket completes on
+ * demand, see BlobStorage.shared) and the coordination (LocalCoordination)
+ * of a single node, and the remote the composition root hands over (the
+ * pass-through). A bucket that does not answer at start is treated like an
+ * unusable directory: logged, and docxy forwards.
  */
 import { rmSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
 import type { Logger } from "../observability/logger";
@@ -26,9 +29,11 @@ import { FsStorage } from "./fs-storage";
 import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
 import type { Remote } from "./remote";
+import { S3Storage } from "./s3-storage";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { SqliteIndex } from "./sqlite-index";
 import { tagTtl } from "./tag-ttl";
+import { type StorageStatus, WatchedStorage } from "./watched-storage";
 
 export interface CacheParts {
   /** What the cache fills from, and what answers every read when the cache is off (proxy/pass-through.ts). */
@@ -38,6 +43,8 @@ export interface CacheParts {
   credentials: CredentialMemory;
   /** Set when hits go to the sendfile port. */
   sendfile?: SendfileRedirects;
+  /** Where `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` are read when `[cache.s3]` has no keys (default: process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 /** The cache's parts the operator-facing side (metrics, admin API, status page) reads. */
@@ -49,22 +56,41 @@ export interface CacheHandle {
   blobs: BlobCache;
 }
 
-export async function openCache(config: Config["cache"], parts: CacheParts): Promise<{ reads: RegistryReads; cache?: CacheHandle }> {
+export interface OpenedCache {
+  reads: RegistryReads;
+  cache?: CacheHandle;
+  /** The blob storage's state for `/health` and its failure count, read live; undefined when the cache is off. */
+  storage?: () => StorageStatus;
+}
+
+export async function openCache(config: Config["cache"], parts: CacheParts): Promise<OpenedCache> {
   const { remote, log } = parts;
   const passThrough: RegistryReads = { answer: (request) => remote.forward(request) };
   if (!config.enabled) return { reads: passThrough };
   const dir = resolve(config.dir);
-  let storage: FsStorage;
+  let storage: WatchedStorage;
   let index: SqliteIndex;
   try {
-    storage = await FsStorage.open(dir);
+    storage = new WatchedStorage(await openStorage(config, dir, parts.env ?? process.env), config.storage);
+  } catch (error) {
+    const reason = (error as Error).message;
+    const where = config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : { dir };
+    log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, { ...where, error: reason });
+    const status = WatchedStorage.unusable(config.storage, reason);
+    return { reads: passThrough, storage: () => status };
+  }
+  try {
     index = openIndex(resolve(dir, "index.sqlite"), log);
-    const present: { digest: string; size: number }[] = [];
-    for await (const blob of storage.list()) present.push(blob);
-    index.syncBlobs(present);
+    // A bucket may hold more than a start should wait for: listed in the background (see syncIndex).
+    if (!storage.shared) await syncIndex(storage, index);
+    else {
+      void syncIndex(storage, index).catch((error) =>
+        log.warn("cache index not matched to the bucket: listing it failed", { error: (error as Error).message }),
+      );
+    }
   } catch (error) {
     log.error("cache disabled: its directory cannot be used; serving as a pure forwarder", { dir, error: (error as Error).message });
-    return { reads: passThrough };
+    return { reads: passThrough, storage: () => WatchedStorage.unusable(config.storage, (error as Error).message) };
   }
 
   const coordination = new LocalCoordination();
@@ -99,8 +125,43 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   });
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
-  log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });
-  return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs } };
+  log.info("cache ready", { dir, storage: config.storage, max_size: String(config.max_size), bytes: index.totalBytes() });
+  return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs }, storage: () => storage.status };
+}
+
+/** How long a start waits for the bucket's first answer before forwarding instead. */
+const BUCKET_START_TIMEOUT_MS = 10_000;
+
+async function openStorage(config: Config["cache"], dir: string, env: Record<string, string | undefined>): Promise<BlobStorage> {
+  if (config.storage !== "s3") return FsStorage.open(dir);
+  const { endpoint, bucket, region, prefix } = config.s3;
+  const opening = S3Storage.open({
+    endpoint,
+    bucket,
+    region,
+    prefix,
+    accessKeyId: config.s3.access_key_id || env.AWS_ACCESS_KEY_ID || "",
+    secretAccessKey: config.s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "",
+    spoolDir: join(dir, "spool"),
+  });
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bucket ${bucket} at ${new URL(endpoint).origin} did not answer within ${BUCKET_START_TIMEOUT_MS / 1000}s`)), BUCKET_START_TIMEOUT_MS);
+  });
+  opening.catch(() => {}); // a late failure after the timeout won is already reported
+  return Promise.race([opening, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Matches the index to what the store holds (after a crash, a restart, or
+ * content deleted by hand or by another node). In the background, a blob
+ * committed while its key was already listed loses its entry: the next
+ * request finds it in the shared store again and adopts it.
+ */
+async function syncIndex(storage: BlobStorage, index: SqliteIndex): Promise<void> {
+  const present: { digest: string; size: number }[] = [];
+  for await (const blob of storage.list()) present.push(blob);
+  index.syncBlobs(present);
 }
 
 /**

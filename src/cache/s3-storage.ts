@@ -34,6 +34,8 @@ export interface S3StorageOptions {
 }
 
 export class S3Storage implements BlobStorage {
+  /** Every node of a fleet commits here: what one node's index lacks, another may have stored. */
+  readonly shared = true;
   private readonly prefix: string;
 
   private constructor(
@@ -86,7 +88,7 @@ export class S3Storage implements BlobStorage {
 
   /**
    * With `digest`, bytes stream to the bucket while they are written; without, they upload at
-   * `commit`. The `BlobStorage` callers that know the digest should pass it.
+   * `commit` (the blob and manifest caches always pass it).
    */
   async begin(digest?: string): Promise<TempBlob> {
     const key = digest === undefined ? undefined : this.key(digest); // an invalid digest throws before anything is opened
