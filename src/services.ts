@@ -76,12 +76,14 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const { header_timeout, idle_timeout, ping_timeout, max_redirects } = config.upstream;
   // The metrics read parts created below, at scrape time.
   let cache: CacheHandle | undefined;
+  let opened: Awaited<ReturnType<typeof openCache>> | undefined;
   let upstreamAuth: UpstreamAuth | undefined;
   const metrics = new Metrics({
     cacheBytes: () => cache?.index.totalBytes() ?? 0,
     cacheEntries: () => cache?.index.entries() ?? 0,
     fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
+    storageFailures: () => opened?.storage?.().failures ?? 0,
     accounts: () =>
       upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
   });
@@ -105,7 +107,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const passThrough = new PassThrough(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
-  const opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials });
+  opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, env });
   cache = opened.cache;
   const auth = upstreamAuth;
   return {
@@ -123,7 +125,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
       // them, and the others pull as docxy when it has an account for that upstream.
       proxyAuth || (!request.headers.has("authorization") && auth.hasAccounts(upstream)) ? "proxy" : "client",
     tokens: new TokenProxy(client, discovery, credentials),
-    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000),
+    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, opened.storage),
     metrics,
     recentPulls: new RecentPulls(),
     cache,
