@@ -3,6 +3,12 @@
  * filled is joined, a miss starts one fill that the first client and every
  * later one follow (cache/fill.ts). Responses say which in `X-Cache`.
  *
+ * On a store other nodes write too (a fleet's bucket, BlobStorage.shared),
+ * a blob this node's index does not know is looked up there (one HEAD)
+ * before anything goes upstream, and adopted into the index after the same
+ * access check as any hit. A store that fails costs the client a download
+ * from the upstream, never its pull.
+ *
  * Where a blob miss goes, one hop each: cache front (cache-front.ts) → here
  * → coordination (coordination.ts: join the fill in progress, or claim it)
  * → the remote (remote.ts: one GET of the whole blob) → a Fill into the

@@ -125,7 +125,8 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   });
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
-  log.info("cache ready", { dir, storage: config.storage, max_size: String(config.max_size), bytes: index.totalBytes() });
+  const where = config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : {};
+  log.info("cache ready", { dir, storage: config.storage, ...where, max_size: String(config.max_size), bytes: index.totalBytes() });
   return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs }, storage: () => storage.status };
 }
 
