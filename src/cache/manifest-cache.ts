@@ -17,10 +17,10 @@
  * (cache-front.ts) as "pass-through": a HEAD by digest not cached, a GET by
  * tag whose HEAD said anything but 200 (the client needs that answer's body).
  * Manifests are stored in the blob storage and the index like blobs, with
- * their media type. A shared store (a fleet's bucket) is consulted for a tag
- * after its HEAD, which names the digest and media type; a manifest by digest
- * that this node's index does not know is fetched: the store keeps no media
- * type to check the client's Accept against.
+ * their media type. A shared store (a fleet's bucket) may hold what this
+ * node's index does not know: a tag's HEAD names the digest and media type to
+ * look for there; a manifest by digest is looked up there too, and names its
+ * own media type.
  */
 import { RegistryError } from "../oci/errors";
 import { DOCKER_CONTENT_DIGEST } from "../oci/headers";
@@ -58,8 +58,34 @@ export class ManifestCache {
       const cached = await this.fromStore(request, { digest, mediaType: known.mediaType, size: known.size }, "HIT");
       if (cached) return cached;
     }
+    const shared = known ? undefined : await this.fromSharedStore(digest);
+    if (shared && accepts(request.headers.get("accept"), shared.mediaType)) {
+      // Adopted only past the same gate as any hit.
+      const refusal = await this.gate.check(request, digest);
+      if (refusal) return refusal;
+      this.index.putBlob(digest, shared.bytes.length, shared.mediaType);
+      return manifestResponse(request, { digest, mediaType: shared.mediaType, size: shared.bytes.length }, shared.bytes, "HIT");
+    }
     if (request.method === "HEAD") return "pass-through";
     return this.fetchAndStore(request, digest);
+  }
+
+  /**
+   * A manifest another node of a fleet stored in the shared bucket, which keeps no media type:
+   * the manifest's own `mediaType` names it (Docker's always do, OCI's in practice). Without one
+   * it is fetched as if not stored. Bytes in the bucket were verified against the digest at commit.
+   */
+  private async fromSharedStore(digest: string): Promise<{ mediaType: string; bytes: Uint8Array } | undefined> {
+    if (!this.storage.shared) return undefined;
+    const stored = await this.storage.open(digest).catch(() => undefined);
+    if (!stored || stored.size === 0 || stored.size > MANIFEST_LIMIT.bytes) return undefined;
+    try {
+      const bytes = new Uint8Array(await new Response(stored.stream(0, stored.size - 1)).arrayBuffer());
+      const { mediaType } = JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: unknown };
+      return typeof mediaType === "string" && mediaType !== "" ? { mediaType, bytes } : undefined;
+    } catch {
+      return undefined; // not JSON (a blob under that digest), or the store failed mid-read: the upstream answers
+    }
   }
 
   private async byTag(request: PullRequest): Promise<Answer> {

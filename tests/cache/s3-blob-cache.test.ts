@@ -18,7 +18,7 @@ import { WatchedStorage } from "../../src/cache/watched-storage";
 import { sha256 } from "../support/layers";
 import { digestOf, inProcessCache, type InProcessCache } from "../support/cache/in-process";
 import { startSwift, type Swift } from "../support/swift";
-import { startUpstream, type Layer, type TestImage, type Upstream } from "../support/upstream";
+import { startUpstream, type Layer, type ManifestInfo, type TestImage, type Upstream } from "../support/upstream";
 
 const BUCKET = "fleet";
 let upstream: Upstream;
@@ -137,6 +137,26 @@ test("a manifest by tag stored by one node is served by the other after the tag'
   expect(sha256(new Uint8Array(await elsewhere.arrayBuffer()))).toBe(digest);
   expect(second.remote.callsFor("v1").map((call) => call.method)).toEqual(["HEAD"]);
   expect(second.index.getBlob(digest)?.mediaType).toBe(app.manifests[0]!.mediaType);
+}, 60_000);
+
+test("a manifest by digest stored by one node is a hit on the other, its media type read from the manifest itself", async () => {
+  const [platform, other] = upstream.images.alpine.manifests as [ManifestInfo, ManifestInfo];
+  const manifest = (cache: InProcessCache, digest: string, accept: string) =>
+    cache.front.answer(cache.request("manifests", "library/alpine", digest, { headers: { accept } }));
+  for (const { digest, mediaType } of [platform, other]) expect((await manifest(first, digest, mediaType)).headers.get("x-cache")).toBe("MISS");
+
+  const hit = await manifest(second, platform.digest, platform.mediaType);
+  expect(hit.headers.get("x-cache")).toBe("HIT");
+  expect(hit.headers.get("content-type")).toBe(platform.mediaType);
+  expect(sha256(new Uint8Array(await hit.arrayBuffer()))).toBe(platform.digest);
+  expect(second.remote.callsFor(platform.digest, "GET")).toEqual([]);
+  expect(second.index.getBlob(platform.digest)?.mediaType).toBe(platform.mediaType);
+
+  // A client that does not take the stored manifest's type gets what the upstream answers it instead.
+  const refused = await manifest(second, other.digest, "application/vnd.oci.image.index.v1+json");
+  expect(refused.headers.get("x-cache")).not.toBe("HIT");
+  await refused.arrayBuffer();
+  expect(second.remote.callsFor(other.digest, "GET")).toHaveLength(1);
 }, 60_000);
 
 test("Swift's proxy down: a cold pull and a hit both get their bytes from the upstream, nothing is committed, and the store says failing", async () => {

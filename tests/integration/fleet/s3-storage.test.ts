@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DOCXY_BIN } from "../../support/docxy-process";
-import { newCacheDir, registryToml, startCachingDocxy, type CachingDocxy } from "../../support/cache/harness";
+import { newCacheDir, registryLines, registryLogSettled, registryToml, startCachingDocxy, type CachingDocxy } from "../../support/cache/harness";
 import { skopeoCopyOk } from "../../support/skopeo";
 import { startSwift, type Swift } from "../../support/swift";
 import { startUpstream, type Upstream } from "../../support/upstream";
@@ -52,7 +52,7 @@ async function health(d: CachingDocxy): Promise<{ status: string; cache?: { stor
   return (await fetch(`${d.url}/health`)).json() as never;
 }
 
-test("an image copied through one node is copied through another on the same bucket with no blob from the upstream", async () => {
+test("images copied through one node are copied through another on the same bucket with no blob or manifest GET upstream", async () => {
   const { app } = upstream.images;
   const first = await node(awsEnv());
   const beforeCold = cdnBlobGets();
@@ -69,6 +69,17 @@ test("an image copied through one node is copied through another on the same buc
   const warm = await skopeoCopyOk(hostOf(second), "acme/app:v1");
   expect(warm).toEqual(cold); // same files, same digests
   expect(cdnBlobGets() - beforeWarm).toBe(0);
+
+  // A multi-arch image: the index by tag, then its platform's manifest by digest, both from the bucket on node 2.
+  const manifestGets = async () => {
+    await registryLogSettled(upstream);
+    return registryLines(upstream, /"GET \/v2\/library\/alpine\/manifests\//).length;
+  };
+  const alpine = await skopeoCopyOk(hostOf(first), "library/alpine:latest");
+  const [gets, cdn] = [await manifestGets(), cdnBlobGets()];
+  expect(await skopeoCopyOk(hostOf(second), "library/alpine:latest")).toEqual(alpine);
+  expect(cdnBlobGets()).toBe(cdn);
+  expect(await manifestGets()).toBe(gets); // the tag revalidated by a HEAD only
 
   for (const d of [first, second]) {
     expect(await health(d)).toMatchObject({ cache: { storage: "s3", state: "up" } });
