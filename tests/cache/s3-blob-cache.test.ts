@@ -207,10 +207,11 @@ test("the bucket gone at the very commit: the fill's readers still get every ver
   const readers = [fill.read(0, bytes.length - 1), fill.read(1000, 1999)];
   void fill.start();
   try {
+    // The readers start only once the commit has failed: nothing of the blob had reached them yet.
+    const { committed, error } = await outcome;
     const [whole, range] = await Promise.all(readers.map((stream) => new Response(stream).arrayBuffer()));
     expect(sha256(new Uint8Array(whole!))).toBe(digest);
     expect(new Uint8Array(range!)).toEqual(bytes.subarray(1000, 2000));
-    const { committed, error } = await outcome;
     expect(committed).toBe(false);
     expect(error?.message).toContain("commit failed");
     expect(fill.state).toBe("served");
