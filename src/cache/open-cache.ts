@@ -130,13 +130,10 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs }, storage: () => storage.status };
 }
 
-/** How long a start waits for the bucket's first answer before forwarding instead. */
-const BUCKET_START_TIMEOUT_MS = 10_000;
-
 async function openStorage(config: Config["cache"], dir: string, env: Record<string, string | undefined>): Promise<BlobStorage> {
   if (config.storage !== "s3") return FsStorage.open(dir);
   const { endpoint, bucket, region, prefix } = config.s3;
-  const opening = S3Storage.open({
+  return S3Storage.open({
     endpoint,
     bucket,
     region,
@@ -145,12 +142,6 @@ async function openStorage(config: Config["cache"], dir: string, env: Record<str
     secretAccessKey: config.s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "",
     spoolDir: join(dir, "spool"),
   });
-  let timer: Timer | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`bucket ${bucket} at ${new URL(endpoint).origin} did not answer within ${BUCKET_START_TIMEOUT_MS / 1000}s`)), BUCKET_START_TIMEOUT_MS);
-  });
-  opening.catch(() => {}); // a late failure after the timeout won is already reported
-  return Promise.race([opening, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

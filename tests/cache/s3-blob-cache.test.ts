@@ -18,6 +18,7 @@ import { WatchedStorage } from "../../src/cache/watched-storage";
 import { sha256 } from "../support/layers";
 import { digestOf, inProcessCache, type InProcessCache } from "../support/cache/in-process";
 import { startSwift, type Swift } from "../support/swift";
+import { startTrouble } from "../support/trouble";
 import { startUpstream, type Layer, type ManifestInfo, type TestImage, type Upstream } from "../support/upstream";
 
 const BUCKET = "fleet";
@@ -220,4 +221,34 @@ test("the bucket gone at the very commit: the fill's readers still get every ver
     await swift.restartProxy();
   }
   expect(await bucket.file(keyOf(digest)).exists()).toBe(false);
+}, 120_000);
+
+test("a bucket that hangs: a cold pull and a hit get their bytes from the upstream within the store's timeouts, nothing is committed", async () => {
+  const trouble = await startTrouble(swift.endpoint); // raw TCP in front of Swift: passes through, or reads and never answers
+  const { accessKeyId, secretAccessKey, region } = swift;
+  const store = new WatchedStorage(
+    await S3Storage.open({ endpoint: trouble.url, accessKeyId, secretAccessKey, region, bucket: BUCKET, spoolDir: join(spools, "hung"), timeoutMs: { request: 300, stall: 1000 } }),
+    "s3",
+  );
+  const hung = await inProcessCache(upstream, { storage: async () => store });
+  const cold = coldLayer();
+  const cached = coldLayer();
+  try {
+    expect(await digestOf(await get(hung, cached.repository, cached.layer.digest))).toEqual({ digest: cached.layer.digest, length: cached.layer.size });
+    await trouble.set({ kind: "hang" });
+
+    const miss = await get(hung, cold.repository, cold.layer.digest);
+    expect(await digestOf(miss)).toEqual({ digest: cold.layer.digest, length: cold.layer.size });
+    const hit = await get(hung, cached.repository, cached.layer.digest);
+    expect(await digestOf(hit)).toEqual({ digest: cached.layer.digest, length: cached.layer.size });
+    expect(cdnGets(cached.layer.digest)).toBe(2);
+    expect(hung.storage.commits).toEqual([cached.layer.digest]);
+    expect(store.status.state).toBe("failing");
+    expect(store.status.reason).toContain("within");
+    expect(trouble.faulted.length).toBeGreaterThan(0); // the bucket really was asked, and hung
+  } finally {
+    hung.close();
+    await trouble.stop();
+  }
+  expect(await bucket.file(keyOf(cold.layer.digest)).exists()).toBe(false);
 }, 120_000);
