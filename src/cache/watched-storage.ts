@@ -41,8 +41,10 @@ export class WatchedStorage implements BlobStorage {
     return { ...this.current };
   }
 
-  open(digest: string): Promise<StoredBlob | undefined> {
-    return this.watch(this.inner.open(digest));
+  async open(digest: string): Promise<StoredBlob | undefined> {
+    const stored = await this.watch(this.inner.open(digest));
+    // A bucket can fail in the middle of a hit too (a local file is served by path instead).
+    return stored && { ...stored, stream: (start, end) => this.watchStream(() => stored.stream(start, end)) };
   }
 
   async begin(digest?: string): Promise<TempBlob> {
@@ -64,6 +66,32 @@ export class WatchedStorage implements BlobStorage {
   }
 
   /**
+   * The same bytes at the consumer's pace (one chunk per pull), a failure recorded on its way.
+   * Opened at the first pull: a file gone since the lookup fails there (Bun throws at once), not
+   * in the caller's hands.
+   */
+  private watchStream(open: () => ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(reason?: unknown): Promise<void> } | undefined;
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          try {
+            const source = (reader ??= open().getReader());
+            const { value, done } = await source.read();
+            if (done || !value) controller.close();
+            else controller.enqueue(value);
+          } catch (error) {
+            this.failed(error);
+            controller.error(error);
+          }
+        },
+        cancel: (reason) => reader?.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /**
    * Records how `operation` ended and hands on its outcome unchanged. A
    * successful write says little (it may only have reached the local spool),
    * so only failures of writes count.
@@ -74,8 +102,12 @@ export class WatchedStorage implements BlobStorage {
       if (successMeansUp && this.current.state !== "up") this.current = { ...this.current, state: "up", reason: undefined };
       return result;
     } catch (error) {
-      this.current = { ...this.current, state: "failing", reason: (error as Error).message, failures: this.current.failures + 1 };
+      this.failed(error);
       throw error;
     }
+  }
+
+  private failed(error: unknown): void {
+    this.current = { ...this.current, state: "failing", reason: (error as Error).message, failures: this.current.failures + 1 };
   }
 }

@@ -40,8 +40,15 @@ test("failures turn the store failing with their reason and are counted; the nex
 
   rmSync(join(dir, "tmp"));
   mkdirSync(join(dir, "tmp"));
-  expect((await storage.open(sha256(bytes)))?.size).toBe(bytes.length);
+  const stored = await storage.open(sha256(bytes));
   expect(storage.status).toEqual({ storage: "filesystem", state: "up", failures: 2 });
+  expect(new TextDecoder().decode(await new Response(stored!.stream(0, bytes.length - 1)).arrayBuffer())).toBe("watched");
+
+  // Gone between the lookup and the read, as an object can vanish from a bucket mid-hit: the read fails, and counts.
+  await storage.delete(sha256(bytes));
+  await expect(new Response(stored!.stream(0, bytes.length - 1)).arrayBuffer()).rejects.toThrow();
+  expect(storage.status).toMatchObject({ state: "failing", failures: 3 });
+  expect(storage.status.reason).toContain("ENOENT");
 });
 
 test("a store that could not be opened is failing from the start, with why", () => {
