@@ -74,8 +74,11 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     storage = new WatchedStorage(await openStorage(config, dir, parts.env ?? process.env), config.storage);
   } catch (error) {
     const reason = (error as Error).message;
-    const where = config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : { dir };
-    log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, { ...where, error: reason });
+    log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, {
+      dir,
+      ...bucketOf(config),
+      error: reason,
+    });
     const status = WatchedStorage.unusable(config.storage, reason);
     return { reads: passThrough, storage: () => status };
   }
@@ -125,9 +128,13 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   });
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
-  const where = config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : {};
-  log.info("cache ready", { dir, storage: config.storage, ...where, max_size: String(config.max_size), bytes: index.totalBytes() });
+  log.info("cache ready", { dir, storage: config.storage, ...bucketOf(config), max_size: String(config.max_size), bytes: index.totalBytes() });
   return { reads: new CacheFront(blobs, manifests, remote), cache: { dir, maxBytes, index, storage, blobs }, storage: () => storage.status };
+}
+
+/** Which bucket, for the log: the endpoint's origin only, as it could carry userinfo. */
+function bucketOf(config: Config["cache"]): { bucket?: string; endpoint?: string } {
+  return config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : {};
 }
 
 async function openStorage(config: Config["cache"], dir: string, env: Record<string, string | undefined>): Promise<BlobStorage> {
