@@ -87,8 +87,9 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     // A bucket may hold more than a start should wait for: listed in the background (see syncIndex).
     if (!storage.shared) await syncIndex(storage, index);
     else {
-      void syncIndex(storage, index).catch((error) =>
-        log.warn("cache index not matched to the bucket: listing it failed", { error: (error as Error).message }),
+      void syncIndex(storage, index).then(
+        () => log.info("cache index matched to the bucket", { entries: index.entries() }),
+        (error) => log.warn("cache index not matched to the bucket: listing it failed", { error: (error as Error).message }),
       );
     }
   } catch (error) {
@@ -153,13 +154,18 @@ async function openStorage(config: Config["cache"], dir: string, env: Record<str
 
 /**
  * Matches the index to what the store holds (after a crash, a restart, or
- * content deleted by hand or by another node). In the background, a blob
- * committed while its key was already listed loses its entry: the next
- * request finds it in the shared store again and adopts it.
+ * content deleted by hand or by another node). A shared bucket holds what
+ * every node stored: this node's index keeps to what it served, pruned of
+ * what is gone, and adopts the rest when asked for it (blob-cache.ts), so a
+ * node does not count, nor evict, the whole fleet's content as its own. In
+ * the background, a blob committed while its key was already listed loses
+ * its entry: the next request finds it in the bucket and adopts it again.
  */
 async function syncIndex(storage: BlobStorage, index: SqliteIndex): Promise<void> {
   const present: { digest: string; size: number }[] = [];
-  for await (const blob of storage.list()) present.push(blob);
+  for await (const blob of storage.list()) {
+    if (!storage.shared || index.getBlob(blob.digest)) present.push(blob);
+  }
   index.syncBlobs(present);
 }
 

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DOCXY_BIN } from "../../support/docxy-process";
-import { newCacheDir, registryLines, registryLogSettled, registryToml, startCachingDocxy, type CachingDocxy } from "../../support/cache/harness";
+import { newCacheDir, registryLines, registryLogSettled, registryToml, startCachingDocxy, waitFor, type CachingDocxy } from "../../support/cache/harness";
 import { skopeoCopyOk } from "../../support/skopeo";
 import { startSwift, type Swift } from "../../support/swift";
 import { startUpstream, type Upstream } from "../../support/upstream";
@@ -48,6 +48,11 @@ const docxyEnv = () => ({ DOCXY_CACHE_S3_ACCESS_KEY_ID: swift.accessKeyId, DOCXY
 const hostOf = (d: CachingDocxy) => new URL(d.url).host;
 const cdnBlobGets = () => upstream.cdnLog.filter((r) => r.method === "GET").length;
 
+async function entries(d: CachingDocxy): Promise<number> {
+  const metrics = await (await fetch(`${d.url}/metrics`)).text();
+  return Number(/^docxy_cache_entries (\d+)$/m.exec(metrics)?.[1]);
+}
+
 async function health(d: CachingDocxy): Promise<{ status: string; cache?: { storage: string; state: string; reason?: string } }> {
   return (await fetch(`${d.url}/health`)).json() as never;
 }
@@ -65,10 +70,14 @@ test("images copied through one node are copied through another on the same buck
 
   const second = await node(docxyEnv());
   expect(second.cacheDir).not.toBe(first.cacheDir);
+  // Its index holds what it served: nothing yet, though the bucket it listed holds the first node's content.
+  await waitFor(() => second.log().includes("cache index matched to the bucket"), "the second node's listing");
+  expect(await entries(second)).toBe(0);
   const beforeWarm = cdnBlobGets();
   const warm = await skopeoCopyOk(hostOf(second), "acme/app:v1");
   expect(warm).toEqual(cold); // same files, same digests
   expect(cdnBlobGets() - beforeWarm).toBe(0);
+  expect(await entries(second)).toBe(blobs.length + 1); // adopted: the blobs and the manifest
 
   // A multi-arch image: the index by tag, then its platform's manifest by digest, both from the bucket on node 2.
   const manifestGets = async () => {
