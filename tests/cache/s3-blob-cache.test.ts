@@ -227,7 +227,7 @@ test("a bucket that hangs: a cold pull and a hit get their bytes from the upstre
   const trouble = await startTrouble(swift.endpoint); // raw TCP in front of Swift: passes through, or reads and never answers
   const { accessKeyId, secretAccessKey, region } = swift;
   const store = new WatchedStorage(
-    await S3Storage.open({ endpoint: trouble.url, accessKeyId, secretAccessKey, region, bucket: BUCKET, spoolDir: join(spools, "hung"), timeoutMs: { request: 300, stall: 1000 } }),
+    await S3Storage.open({ endpoint: trouble.url, accessKeyId, secretAccessKey, region, bucket: BUCKET, spoolDir: join(spools, "hung"), timeoutMs: { request: 2_000, stall: 4_000 } }),
     "s3",
   );
   const hung = await inProcessCache(upstream, { storage: async () => store });
