@@ -82,6 +82,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   let cache: CacheHandle | undefined;
   let opened: Awaited<ReturnType<typeof openCache>> | undefined;
   let upstreamAuth: UpstreamAuth | undefined;
+  let health: HealthMonitor | undefined;
   const metrics = new Metrics({
     cacheBytes: () => cache?.index.totalBytes() ?? 0,
     cacheEntries: () => cache?.index.entries() ?? 0,
@@ -89,6 +90,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
     fleetCoordination: () => fleet?.state(),
     storageFailures: () => opened?.storage?.().failures ?? 0,
+    upstreams: async () => (await health?.upstreams()) ?? [],
     accounts: () =>
       upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
   });
@@ -114,6 +116,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const credentials = new CredentialMemory();
   opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, fleet, env });
   cache = opened.cache;
+  health = new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, opened.storage, fleet && (() => fleet.state()));
   const auth = upstreamAuth;
   return {
     config,
@@ -130,7 +133,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
       // them, and the others pull as docxy when it has an account for that upstream.
       proxyAuth || (!request.headers.has("authorization") && auth.hasAccounts(upstream)) ? "proxy" : "client",
     tokens: new TokenProxy(client, discovery, credentials),
-    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, opened.storage, fleet && (() => fleet.state())),
+    health,
     metrics,
     recentPulls: new RecentPulls(),
     cache,

@@ -69,7 +69,7 @@ export class HealthMonitor {
   ) {}
 
   async report(): Promise<HealthReport> {
-    const upstreams = await Promise.all(this.table.all.map((u) => this.check(u)));
+    const upstreams = await this.upstreams();
     const storage = this.storage();
     const cache = storage && { storage: storage.storage, state: storage.state, ...(storage.reason === undefined ? {} : { reason: storage.reason }) };
     const coordination = this.fleetCoordination?.();
@@ -82,6 +82,11 @@ export class HealthMonitor {
       ...(cache ? { cache } : {}),
       ...(coordination && { fleet: { coordination } }),
     };
+  }
+
+  /** Each upstream's state, from a probe at most FRESH_MS old (also for the metrics). */
+  upstreams(): Promise<UpstreamHealth[]> {
+    return Promise.all(this.table.all.map((u) => this.check(u)));
   }
 
   private check(upstream: Upstream): Promise<UpstreamHealth> {

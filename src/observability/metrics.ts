@@ -18,6 +18,8 @@ export interface Observed {
   fillsRefused?: () => Readonly<Record<string, number>>;
   /** Operations on the cache's blob storage that failed since start (cache/watched-storage.ts). */
   storageFailures?: () => number;
+  /** Each upstream's state as /health reports it (probed at most every few seconds, observability/health.ts). */
+  upstreams?: () => Promise<{ name: string; state: string; reason?: string }[]>;
   /** Docker Hub's `ratelimit-remaining` of each configured account (undefined until seen). */
   accounts?: () => { upstream: string; account: string; remaining: number | undefined }[];
   /** In a fleet: whether fills are coordinated through Redis (shared) or, Redis being unavailable, on this node alone. */
@@ -111,6 +113,18 @@ export class Metrics {
         this.reset();
         const state = observed.fleetCoordination?.();
         if (state) for (const each of ["shared", "local"] as const) this.set({ state: each }, each === state ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "docxy_upstream_state",
+      help: "1 for each upstream's state now (up, rate-limited, failing, unreachable), with the reason when it is not up (as /health reports it)",
+      labelNames: ["upstream", "state", "reason"] as const,
+      registers: [this.registry],
+      async collect() {
+        // Fetched before the reset: a scrape never sees the gauge half filled.
+        const upstreams = (await observed.upstreams?.()) ?? [];
+        this.reset();
+        for (const u of upstreams) this.set({ upstream: u.name, state: u.state, reason: u.reason ?? "" }, 1);
       },
     });
     new Gauge({

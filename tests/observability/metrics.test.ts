@@ -1,11 +1,18 @@
 /**
  * The metrics in process: exchanges counted by route family, bytes by source,
- * cache results by kind; values that live elsewhere read at scrape time. The
+ * cache results by kind; values that live elsewhere read at scrape time, the
+ * upstreams' state among them (issue 14: metrics say why an upstream is not up). The
  * same counters after real pulls through the binary:
  * tests/integration/observability/metrics.test.ts.
  */
 import { expect, test } from "bun:test";
+import { HealthMonitor } from "../../src/observability/health";
 import { Metrics, routeOf } from "../../src/observability/metrics";
+import { UpstreamClient } from "../../src/upstream/client";
+import { UpstreamTable } from "../../src/upstream/table";
+import { troubledFakeRegistry, type TroubleMode } from "../support/trouble";
+
+const faulty = troubledFakeRegistry();
 
 /** The value of one sample line (`name{labels} value`), undefined when absent. */
 function sample(text: string, series: string): number | undefined {
@@ -71,4 +78,24 @@ test("cache size, fills and account quota are read when scraped", async () => {
   expect(sample(text, 'docxy_cache_fills_refused_total{reason="fills"}')).toBe(3);
   expect(sample(text, 'docxy_upstream_ratelimit_remaining{upstream="dockerhub",account="ci"}')).toBe(97);
   expect(text).not.toContain('account="unseen"');
+});
+
+test("each upstream's state and reason, as /health sees it, against the real monitor and an upstream in trouble", async () => {
+  const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
+  const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
+  const scrape = async (mode: TroubleMode) => {
+    await faulty.trouble.set(mode);
+    // A fresh monitor per mode: its probes are reused for a few seconds.
+    const health = new HealthMonitor(table, client, "test", 300);
+    const text = await new Metrics({ upstreams: () => health.upstreams() }).registry.metrics();
+    await faulty.trouble.set({ kind: "pass" });
+    return text.split("\n").filter((line) => line.startsWith("docxy_upstream_state{"));
+  };
+  expect(await scrape({ kind: "pass" })).toEqual(['docxy_upstream_state{upstream="fake",state="up",reason=""} 1']);
+  expect(await scrape({ kind: "status", status: 429, retryAfter: "5" })).toEqual(['docxy_upstream_state{upstream="fake",state="rate-limited",reason="answered 429"} 1']);
+  expect(await scrape({ kind: "status", status: 503 })).toEqual(['docxy_upstream_state{upstream="fake",state="failing",reason="answered 503"} 1']);
+  const hung = await scrape({ kind: "hang" });
+  expect(hung).toHaveLength(1);
+  expect(hung[0]).toStartWith('docxy_upstream_state{upstream="fake",state="unreachable",reason="');
+  expect(hung[0]).toContain("did not answer within 0.3s");
 });
