@@ -105,7 +105,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
       .filter((entry) => entry.credentials?.length)
       .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
   );
-  upstreamAuth = new UpstreamAuth(client, discovery, accounts);
+  upstreamAuth = new UpstreamAuth(client, discovery, accounts, fleet?.upstreamTokens);
   // In a fleet the request and login counts are the fleet's, so a client's budget is not multiplied by the nodes.
   const rateLimits = fleet ? new FleetRateLimitStore(fleet.redis) : new MemoryRateLimitStore();
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log, rateLimits) : undefined;
