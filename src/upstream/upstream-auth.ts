@@ -10,7 +10,8 @@
  * account's quota of logins) what one does. Only docxy's own tokens go
  * there; a client's never passes through this class.
  *
- * Tested through the binary against the real test registry: tests/integration/upstream/upstream-auth.test.ts.
+ * Tested through the binary against the real test registry: tests/integration/upstream/upstream-auth.test.ts;
+ * shared by a fleet: tests/fleet/upstream-tokens.test.ts, tests/integration/fleet/upstream-tokens.test.ts.
  */
 import { RegistryError } from "../oci/errors";
 import { pickAccount, type Account } from "./accounts";
