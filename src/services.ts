@@ -15,7 +15,7 @@ import { BandwidthLimiter } from "./policy/bandwidth";
 import { ImagePolicyFile } from "./policy/image-policy-file";
 import { ImagePolicy } from "./policy/image-rules";
 import { NetworkPolicy } from "./policy/network";
-import { MemoryRateLimitStore, RequestLimiter } from "./policy/rate-limiter";
+import { MemoryRateLimitStore, RequestLimiter, type RateLimitStore } from "./policy/rate-limiter";
 import { TokenProxy } from "./auth/token-proxy";
 import type { Config } from "./config/schema";
 import { prepareCertificates, type Certificates } from "./server/certificates";
@@ -26,6 +26,7 @@ import { PassThrough } from "./proxy/pass-through";
 import type { RegistryReads, UpstreamIdentity } from "./proxy/pull-request";
 import { openCache, type CacheHandle } from "./cache/open-cache";
 import { openFleet, type Fleet } from "./fleet/fleet";
+import { FleetRateLimitStore } from "./fleet/rate-limits";
 import { SendfileRedirects } from "./cache/sendfile-redirects";
 import { Metrics } from "./observability/metrics";
 import { RecentPulls } from "./observability/recent-pulls";
@@ -108,9 +109,11 @@ export async function createServices(config: Config, log: Logger, options: Servi
       .filter((entry) => entry.credentials?.length)
       .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
   );
-  upstreamAuth = new UpstreamAuth(client, discovery, accounts);
-  const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log) : undefined;
-  const guards = await openGuards(config, log);
+  upstreamAuth = new UpstreamAuth(client, discovery, accounts, fleet?.upstreamTokens);
+  // In a fleet the request and login counts are the fleet's, so a client's budget is not multiplied by the nodes.
+  const rateLimits = fleet ? new FleetRateLimitStore(fleet.redis) : new MemoryRateLimitStore();
+  const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log, rateLimits) : undefined;
+  const guards = await openGuards(config, log, rateLimits);
   const passThrough = new PassThrough(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
@@ -144,7 +147,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   };
 }
 
-async function openProxyAuth(auth: Config["auth"], log: Logger): Promise<ProxyAuth & { login: ProxyLogin }> {
+async function openProxyAuth(auth: Config["auth"], log: Logger, store: RateLimitStore): Promise<ProxyAuth & { login: ProxyLogin }> {
   const users = await ProxyUsers.open({
     htpasswdPath: auth.htpasswd || undefined,
     tokens: auth.tokens,
@@ -155,13 +158,12 @@ async function openProxyAuth(auth: Config["auth"], log: Logger): Promise<ProxyAu
     secret: ProxyTokens.secretFrom(auth.secret || undefined),
     ttlSeconds: Math.max(60, Math.round(auth.token_ttl / 1000)),
   });
-  const throttle = new LoginThrottle({ store: new MemoryRateLimitStore(), perAddress: auth.failed_logins_per_address, perName: auth.failed_logins_per_user });
+  const throttle = new LoginThrottle({ store, perAddress: auth.failed_logins_per_address, perName: auth.failed_logins_per_user });
   return { users, tokens, login: new ProxyLogin(users, tokens, throttle) };
 }
 
-async function openGuards(config: Config, log: Logger): Promise<Guards> {
+async function openGuards(config: Config, log: Logger, store: RateLimitStore): Promise<Guards> {
   const { access, policy, limits } = config;
-  const store = new MemoryRateLimitStore();
   const perMinute = (limit: number) => (limit > 0 ? new RequestLimiter({ store, limit, windowMs: 60_000 }) : undefined);
   const rules = { allow: policy.allow, deny: policy.deny, allowTags: policy.allow_tags };
   let images: () => ImagePolicy;

@@ -15,6 +15,7 @@
  * pass anyway, so a user in the middle of a pull is not cut off; only a
  * fresh login waits. Successful logins are never counted.
  */
+import { createHash } from "node:crypto";
 import { RegistryError } from "../oci/errors";
 import { limitKey, type RateLimitStore } from "../policy/rate-limiter";
 
@@ -79,7 +80,8 @@ export class LoginThrottle {
     const { perAddress, perName } = this.options;
     const limits: [string, number][] = [];
     if (perAddress > 0) limits.push([`login-address:${limitKey(address)}`, perAddress]);
-    if (perName > 0) limits.push([`login-name:${name}`, perName]);
+    // Hashed: a name that failed may be a password typed into the wrong field, and a fleet keeps these keys in Redis.
+    if (perName > 0) limits.push([`login-name:${createHash("sha256").update(name).digest("hex")}`, perName]);
     return limits;
   }
 }

@@ -11,10 +11,15 @@ import type { Logger } from "../observability/logger";
 import { FillLeases } from "./lease";
 import { FleetRedis, type RedisState } from "./redis";
 import { FleetSigner } from "./signing";
+import { FleetUpstreamTokens } from "./upstream-tokens";
 
 export interface Fleet {
   leases: FillLeases;
   signer: FleetSigner;
+  /** The one Redis client of this node (per-call timeouts, fallback): shared by everything kept in Redis. */
+  redis: FleetRedis;
+  /** docxy's own upstream tokens, shared encrypted under the fleet secret. */
+  upstreamTokens: FleetUpstreamTokens;
   /** shared while Redis answers; local while this node coordinates alone. */
   state(): RedisState;
   close(): void;
@@ -33,6 +38,8 @@ export function openFleet({ fleet: config, cache }: Config, log: Logger): Fleet 
   return {
     leases: new FillLeases(redis, config.advertise_url),
     signer: new FleetSigner(secret),
+    redis,
+    upstreamTokens: new FleetUpstreamTokens(redis, secret),
     state: () => redis.state,
     close: () => redis.close(),
   };

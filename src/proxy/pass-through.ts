@@ -107,7 +107,7 @@ export class PassThrough implements Remote {
       if (result.response.status !== 401 || attempt > 0) return result;
       // A cached token the upstream no longer accepts: drop it and try once with a fresh one.
       await discard(result.response);
-      this.upstreamAuth.invalidate(upstream, repository, account);
+      await this.upstreamAuth.invalidate(upstream, repository, account);
     }
   }
 

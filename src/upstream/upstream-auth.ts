@@ -4,9 +4,14 @@
  * no credentials of their own (and for every client when docxy has its own
  * users). Tokens are cached per (upstream, scope, account) until shortly
  * before they expire (Docker Hub's last 300 s), so a pull costs the token
- * service one request per repository, not one per layer.
+ * service one request per repository, not one per layer. In a fleet the
+ * tokens are shared too (SharedTokens): a token one node fetched serves the
+ * others until it expires, so N nodes cost the token service (and an
+ * account's quota of logins) what one does. Only docxy's own tokens go
+ * there; a client's never passes through this class.
  *
- * Tested through the binary against the real test registry: tests/integration/upstream/upstream-auth.test.ts.
+ * Tested through the binary against the real test registry: tests/integration/upstream/upstream-auth.test.ts;
+ * shared by a fleet: tests/fleet/upstream-tokens.test.ts, tests/integration/fleet/upstream-tokens.test.ts.
  */
 import { RegistryError } from "../oci/errors";
 import { pickAccount, type Account } from "./accounts";
@@ -25,13 +30,31 @@ export interface ProxyAuthorization {
   account: Account | undefined;
 }
 
+export interface CachedToken {
+  header: string;
+  /** Epoch ms, MARGIN_MS before the token really expires. */
+  expiresAt: number;
+}
+
+/**
+ * Tokens kept where other nodes find them (the fleet's Redis). Never throws:
+ * while the store is unavailable `get` finds nothing and the rest do nothing,
+ * and each node fetches its own tokens.
+ */
+export interface SharedTokens {
+  get(key: string): Promise<CachedToken | undefined>;
+  set(key: string, token: CachedToken): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
 export class UpstreamAuth {
-  private readonly tokens = new Map<string, { header: string; expiresAt: number }>();
+  private readonly tokens = new Map<string, CachedToken>();
 
   constructor(
     private readonly client: UpstreamClient,
     private readonly discovery: AuthDiscovery,
     private readonly accounts: ReadonlyMap<string, readonly Account[]>,
+    private readonly shared?: SharedTokens,
   ) {}
 
   hasAccounts(upstream: Upstream): boolean {
@@ -49,6 +72,11 @@ export class UpstreamAuth {
     const key = `${upstream.name}\n${scope}\n${account?.username ?? ""}`;
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > Date.now()) return { header: cached.header, account };
+    const shared = await this.shared?.get(key);
+    if (shared && shared.expiresAt > Date.now()) {
+      this.remember(key, shared.header, shared.expiresAt);
+      return { header: shared.header, account };
+    }
 
     let service;
     try {
@@ -87,12 +115,20 @@ export class UpstreamAuth {
     const expiresAt = (Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now())) + Math.max(lifetime, 60) * 1000 - MARGIN_MS;
     const header = `Bearer ${token}`;
     this.remember(key, header, expiresAt);
+    await this.shared?.set(key, { header, expiresAt });
     return { header, account };
   }
 
-  /** Forgets a token the upstream refused, so the next request gets a fresh one. */
-  invalidate(upstream: Upstream, repository: string, account: Account | undefined): void {
-    this.tokens.delete(`${upstream.name}\nrepository:${repository}:pull\n${account?.username ?? ""}`);
+  /**
+   * Forgets a token the upstream refused, here and in the fleet, so the next
+   * request gets a fresh one (resolves once the fleet forgot it: a retry
+   * must not find it there again). Other nodes that already hold it keep it
+   * until the upstream refuses it to them.
+   */
+  async invalidate(upstream: Upstream, repository: string, account: Account | undefined): Promise<void> {
+    const key = `${upstream.name}\nrepository:${repository}:pull\n${account?.username ?? ""}`;
+    this.tokens.delete(key);
+    await this.shared?.delete(key);
   }
 
   private remember(key: string, header: string, expiresAt: number): void {
