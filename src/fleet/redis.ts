@@ -99,7 +99,7 @@ export class FleetRedis {
   private transition(state: RedisState, reason?: string): void {
     if (state === this.current) return;
     this.current = state;
-    if (state === "local") this.options.log.warn("fleet: Redis unavailable, coordinating fills on this node alone", { reason: reason ?? "" });
-    else this.options.log.info("fleet: Redis reachable again, coordinating fills with the fleet");
+    if (state === "local") this.options.log.warn("fleet: Redis unavailable, this node coordinates fills, counts limits and keeps tokens alone", { reason: reason ?? "" });
+    else this.options.log.info("fleet: Redis reachable again, sharing fills, limits and tokens with the fleet");
   }
 }

@@ -91,7 +91,7 @@ test("Redis killed during pulls: pulls keep working on each node alone; Redis ba
   expect(back.map((h) => h.fleet)).toEqual(Array(3).fill({ coordination: "shared" }));
   expect(await (await fetch(`${nodes[0]!.url}/metrics`)).text()).toContain('docxy_fleet_coordination{state="shared"} 1');
   for (const node of nodes) {
-    expect(node.log()).toContain("fleet: Redis unavailable, coordinating fills on this node alone");
+    expect(node.log()).toContain("fleet: Redis unavailable, this node coordinates fills, counts limits and keeps tokens alone");
     expect(node.log()).toContain("fleet: Redis reachable again");
     expect(node.log()).not.toContain(FLEET_SECRET);
   }
