@@ -1,0 +1,130 @@
+/**
+ * 7. A fleet (issue 16): N (32) clients pull the same cold blob at once,
+ * spread round-robin over three docxy nodes that share one redis-server
+ * (fill leases: one node fetches, the others stream the fill from it),
+ * against the same N clients on one node alone (docxy's default, no Redis).
+ * Wall time until the last client has every byte, the CDN GETs of the blob
+ * in each run (the fleet must fetch it once, as one node does), and the peak
+ * RSS (VmHWM, reset per run) of each fleet node against the single node's.
+ *
+ * Every fleet run gets a new, empty Redis and new nodes on empty caches, so
+ * no lease or index entry of an earlier run (pointing at a node that is gone)
+ * is seen. The nodes keep their blobs on their own disks: the shared bucket
+ * (`[cache] storage = "s3"`) is not measured here.
+ */
+import { $ } from "bun";
+import { writeFileSync } from "node:fs";
+import { FLEET_SECRET } from "../../tests/support/fleet";
+import { freePort } from "../../tests/support/ports";
+import { startRedis } from "../../tests/support/redis";
+import { curlArgs, parseCurl } from "../lib/curl";
+import { memoryOf, startBenchDocxy, type BenchDocxy } from "../lib/docxy";
+import { MB, settle, type Context, type Scenario } from "../lib/context";
+import { alternate, type Measure, type Row } from "../lib/stats";
+import type { Upstream } from "../../tests/support/upstream";
+import { sizeLabel } from "./cold-blob";
+
+const NODES = 3;
+
+/** A fleet node: it must know its port beforehand to advertise it (as tests/support/fleet.ts's startNode). */
+async function startFleetNode(upstream: Upstream, redisUrl: string): Promise<BenchDocxy> {
+  const port = await freePort();
+  const config = `[fleet]\nredis_url = "${redisUrl}"\nadvertise_url = "http://127.0.0.1:${port}"\nsecret = "${FLEET_SECRET}"\n`;
+  return startBenchDocxy(upstream, { config, args: ["--http-port", String(port)] });
+}
+
+interface Spread {
+  seconds: number;
+  /** X-Cache of each client's response, per node */
+  caches: string[][];
+  /** VmHWM of each node during the pulls, bytes */
+  peaks: number[];
+}
+
+/**
+ * `n` curls at once, client i on node i mod nodes.length with that node's token;
+ * resolves with the wall time once all have every byte, and each node's peak RSS.
+ */
+async function pullSpread(nodes: BenchDocxy[], repository: string, digest: string, size: number, n: number): Promise<Spread> {
+  const tokens = await Promise.all(nodes.map((d) => d.token(repository)));
+  const args = nodes.map((d, i) => curlArgs(`${d.url}/v2/${repository}/blobs/${digest}`, { authorization: tokens[i] }));
+  await settle();
+  // Reset each node's peak (VmHWM) so it covers these pulls only (proc(5), clear_refs "5").
+  for (const d of nodes) writeFileSync(`/proc/${d.pid}/clear_refs`, "5");
+  const start = performance.now();
+  const outs = await Promise.all(Array.from({ length: n }, (_, i) => $`${args[i % nodes.length]!}`.quiet().nothrow().text()));
+  const seconds = (performance.now() - start) / 1000;
+  const peaks = await Promise.all(nodes.map(async (d) => (await memoryOf(d.pid)).hwm));
+  const results = outs.map(parseCurl);
+  const bad = results.filter((r) => r.status !== 200 || r.bytes !== size);
+  if (bad.length) throw new Error(`${bad.length} of ${n} pulls failed: ${bad.map((r) => `${r.status}/${r.bytes}`).join(", ")}`);
+  const caches = nodes.map((_, k) => results.filter((_, i) => i % nodes.length === k).map((r) => r.headers["x-cache"] ?? "-"));
+  return { seconds, caches, peaks };
+}
+
+const tally = (caches: string[]) =>
+  Object.entries(Object.groupBy(caches, (c) => c))
+    .map(([k, v]) => `${k}×${v!.length}`)
+    .join(" ");
+
+export const fleet: Scenario = {
+  id: "fleet",
+  title: `cold pulls spread over a ${NODES}-node fleet (one Redis) vs one node`,
+  async run({ world, settings, log }: Context) {
+    const { big, upstream } = world;
+    const n = settings.concurrent;
+    const fleetTime: Measure = { name: `${n} pulls over ${NODES} nodes`, unit: "s", samples: [] };
+    const singleTime: Measure = { name: `${n} pulls on 1 node`, unit: "s", samples: [] };
+    const fleetGets: Measure = { name: `CDN GETs per blob, ${NODES} nodes`, unit: "", samples: [] };
+    const singleGets: Measure = { name: "CDN GETs per blob, 1 node", unit: "", samples: [] };
+    const nodePeak: Measure = { name: "peak RSS of each fleet node", unit: "MB", samples: [] };
+    const busiestPeak: Measure = { name: "peak RSS of the busiest fleet node", unit: "MB", samples: [] };
+    const singlePeak: Measure = { name: "single node peak RSS", unit: "MB", samples: [] };
+
+    const runFleet = async () => {
+      const redis = await startRedis();
+      const nodes: BenchDocxy[] = [];
+      try {
+        nodes.push(...(await Promise.all(Array.from({ length: NODES }, () => startFleetNode(upstream, redis.url)))));
+        const before = world.cdnGets(big.digest);
+        const r = await pullSpread(nodes, big.repository, big.digest, big.size, n);
+        const got = world.cdnGets(big.digest) - before;
+        fleetTime.samples.push(r.seconds);
+        fleetGets.samples.push(got);
+        nodePeak.samples.push(...r.peaks.map((p) => p / MB));
+        busiestPeak.samples.push(Math.max(...r.peaks) / MB);
+        const perNode = r.caches.map((c, k) => `node ${k + 1}: ${tally(c)}, peak ${(r.peaks[k]! / MB).toFixed(0)} MB`);
+        log(`fleet ${n} cold pulls over ${NODES} nodes: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${perNode.join("; ")}`);
+      } finally {
+        await Promise.all(nodes.map((d) => d.stop()));
+        await redis.stop();
+      }
+    };
+    const runSingle = async () => {
+      const d = await startBenchDocxy(upstream);
+      try {
+        const before = world.cdnGets(big.digest);
+        const r = await pullSpread([d], big.repository, big.digest, big.size, n);
+        const got = world.cdnGets(big.digest) - before;
+        singleTime.samples.push(r.seconds);
+        singleGets.samples.push(got);
+        singlePeak.samples.push(r.peaks[0]! / MB);
+        log(`one node ${n} cold pulls: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${tally(r.caches[0]!)}, peak ${(r.peaks[0]! / MB).toFixed(0)} MB`);
+      } finally {
+        await d.stop();
+      }
+    };
+    await alternate(settings.reps, [runFleet, runSingle]);
+
+    const scenario = `7. ${n} cold pulls, ${sizeLabel(big.size)}, spread over ${NODES} fleet nodes (one Redis)`;
+    // Not the median: every run must have fetched the blob exactly once.
+    const once = { text: "1 upstream fetch in every run", on: "every", min: 1, max: 1 } as const;
+    return [
+      { scenario, a: fleetTime, b: singleTime },
+      { scenario, a: fleetGets, target: once },
+      { scenario, a: singleGets, target: once },
+      { scenario: `7. memory per node during the ${n} cold pulls`, a: nodePeak, b: singlePeak },
+      { scenario: `7. memory per node during the ${n} cold pulls`, a: busiestPeak, b: singlePeak },
+    ] satisfies Row[];
+  },
+};
