@@ -37,6 +37,8 @@ interface Spread {
   seconds: number;
   /** X-Cache of each client's response, per node */
   caches: string[][];
+  /** the slowest client's time to last byte, per node */
+  slowest: number[];
   /** VmHWM of each node during the pulls, bytes */
   peaks: number[];
 }
@@ -58,8 +60,10 @@ async function pullSpread(nodes: BenchDocxy[], repository: string, digest: strin
   const results = outs.map(parseCurl);
   const bad = results.filter((r) => r.status !== 200 || r.bytes !== size);
   if (bad.length) throw new Error(`${bad.length} of ${n} pulls failed: ${bad.map((r) => `${r.status}/${r.bytes}`).join(", ")}`);
-  const caches = nodes.map((_, k) => results.filter((_, i) => i % nodes.length === k).map((r) => r.headers["x-cache"] ?? "-"));
-  return { seconds, caches, peaks };
+  const of = (k: number) => results.filter((_, i) => i % nodes.length === k);
+  const caches = nodes.map((_, k) => of(k).map((r) => r.headers["x-cache"] ?? "-"));
+  const slowest = nodes.map((_, k) => Math.max(...of(k).map((r) => r.seconds)));
+  return { seconds, caches, slowest, peaks };
 }
 
 const tally = (caches: string[]) =>
@@ -93,7 +97,7 @@ export const fleet: Scenario = {
         fleetGets.samples.push(got);
         nodePeak.samples.push(...r.peaks.map((p) => p / MB));
         busiestPeak.samples.push(Math.max(...r.peaks) / MB);
-        const perNode = r.caches.map((c, k) => `node ${k + 1}: ${tally(c)}, peak ${(r.peaks[k]! / MB).toFixed(0)} MB`);
+        const perNode = r.caches.map((c, k) => `node ${k + 1}: ${tally(c)}, last byte ${r.slowest[k]!.toFixed(2)} s, peak ${(r.peaks[k]! / MB).toFixed(0)} MB`);
         log(`fleet ${n} cold pulls over ${NODES} nodes: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${perNode.join("; ")}`);
       } finally {
         await Promise.all(nodes.map((d) => d.stop()));
