@@ -6,6 +6,10 @@
  * Wall time until the last client has every byte, the CDN GETs of the blob
  * in each run (the fleet must fetch it once, as one node does), and the peak
  * RSS (VmHWM, reset per run) of each fleet node against the single node's.
+ * On loopback the CDN outruns the relays and the three nodes share two CPUs,
+ * so 7 measures fan-out CPU as much as coordination; 7b repeats the time
+ * and fetch rows against the WAN-rate upstream (as 3b does), where the
+ * upstream is the bottleneck.
  *
  * Every fleet run gets a new, empty Redis and new nodes on empty caches, so
  * no lease or index entry of an earlier run (pointing at a node that is gone)
@@ -20,6 +24,7 @@ import { startRedis } from "../../tests/support/redis";
 import { curlArgs, parseCurl } from "../lib/curl";
 import { memoryOf, startBenchDocxy, type BenchDocxy } from "../lib/docxy";
 import { MB, settle, type Context, type Scenario } from "../lib/context";
+import type { BigBlob, World } from "../lib/setup";
 import { alternate, type Measure, type Row } from "../lib/stats";
 import type { Upstream } from "../../tests/support/upstream";
 import { sizeLabel } from "./cold-blob";
@@ -27,10 +32,10 @@ import { sizeLabel } from "./cold-blob";
 const NODES = 3;
 
 /** A fleet node: it must know its port beforehand to advertise it (as tests/support/fleet.ts's startNode). */
-async function startFleetNode(upstream: Upstream, redisUrl: string): Promise<BenchDocxy> {
+async function startFleetNode(upstream: Upstream, redisUrl: string, registryUrl?: string): Promise<BenchDocxy> {
   const port = await freePort();
   const config = `[fleet]\nredis_url = "${redisUrl}"\nadvertise_url = "http://127.0.0.1:${port}"\nsecret = "${FLEET_SECRET}"\n`;
-  return startBenchDocxy(upstream, { config, args: ["--http-port", String(port)] });
+  return startBenchDocxy(upstream, { config, args: ["--http-port", String(port)], registryUrl });
 }
 
 interface Spread {
@@ -71,64 +76,99 @@ const tally = (caches: string[]) =>
     .map(([k, v]) => `${k}×${v!.length}`)
     .join(" ");
 
+interface Variant {
+  blob: BigBlob;
+  /** GETs of a digest its CDN has answered so far */
+  gets(digest: string): number;
+  /** the registry the nodes use instead of the upstream's own (same token service) */
+  registryUrl?: string;
+  label: string;
+}
+
+interface Comparison {
+  fleetTime: Measure;
+  singleTime: Measure;
+  fleetGets: Measure;
+  singleGets: Measure;
+  /** peak RSS of every fleet node in every run */
+  nodePeak: Measure;
+  /** the highest of the nodes' peaks in each run (the fill's owner) */
+  busiestPeak: Measure;
+  singlePeak: Measure;
+}
+
+/** `n` cold pulls over a new fleet on a new Redis, alternating with `n` on one new node, `reps` times each. */
+async function compare({ upstream }: World, variant: Variant, n: number, reps: number, log: (m: string) => void): Promise<Comparison> {
+  const { blob, gets, registryUrl, label } = variant;
+  const c: Comparison = {
+    fleetTime: { name: `${n} pulls over ${NODES} nodes`, unit: "s", samples: [] },
+    singleTime: { name: `${n} pulls on 1 node`, unit: "s", samples: [] },
+    fleetGets: { name: `CDN GETs per blob, ${NODES} nodes`, unit: "", samples: [] },
+    singleGets: { name: "CDN GETs per blob, 1 node", unit: "", samples: [] },
+    nodePeak: { name: "peak RSS of each fleet node", unit: "MB", samples: [] },
+    busiestPeak: { name: "peak RSS of the busiest fleet node", unit: "MB", samples: [] },
+    singlePeak: { name: "single node peak RSS", unit: "MB", samples: [] },
+  };
+  const runFleet = async () => {
+    const redis = await startRedis();
+    const nodes: BenchDocxy[] = [];
+    try {
+      nodes.push(...(await Promise.all(Array.from({ length: NODES }, () => startFleetNode(upstream, redis.url, registryUrl)))));
+      const before = gets(blob.digest);
+      const r = await pullSpread(nodes, blob.repository, blob.digest, blob.size, n);
+      const got = gets(blob.digest) - before;
+      c.fleetTime.samples.push(r.seconds);
+      c.fleetGets.samples.push(got);
+      c.nodePeak.samples.push(...r.peaks.map((p) => p / MB));
+      c.busiestPeak.samples.push(Math.max(...r.peaks) / MB);
+      const perNode = r.caches.map((x, k) => `node ${k + 1}: ${tally(x)}, last byte ${r.slowest[k]!.toFixed(2)} s, peak ${(r.peaks[k]! / MB).toFixed(0)} MB`);
+      log(`fleet ${n} cold pulls over ${NODES} nodes${label}: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${perNode.join("; ")}`);
+    } finally {
+      await Promise.all(nodes.map((d) => d.stop()));
+      await redis.stop();
+    }
+  };
+  const runSingle = async () => {
+    const d = await startBenchDocxy(upstream, { registryUrl });
+    try {
+      const before = gets(blob.digest);
+      const r = await pullSpread([d], blob.repository, blob.digest, blob.size, n);
+      const got = gets(blob.digest) - before;
+      c.singleTime.samples.push(r.seconds);
+      c.singleGets.samples.push(got);
+      c.singlePeak.samples.push(r.peaks[0]! / MB);
+      log(`one node ${n} cold pulls${label}: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${tally(r.caches[0]!)}, peak ${(r.peaks[0]! / MB).toFixed(0)} MB`);
+    } finally {
+      await d.stop();
+    }
+  };
+  await alternate(reps, [runFleet, runSingle]);
+  return c;
+}
+
+// Not the median: every run must have fetched the blob exactly once.
+const ONCE = { text: "1 upstream fetch in every run", on: "every", min: 1, max: 1 } as const;
+
+const timeAndFetches = (scenario: string, c: Comparison): Row[] => [
+  { scenario, a: c.fleetTime, b: c.singleTime },
+  { scenario, a: c.fleetGets, target: ONCE },
+  { scenario, a: c.singleGets, target: ONCE },
+];
+
 export const fleet: Scenario = {
   id: "fleet",
   title: `cold pulls spread over a ${NODES}-node fleet (one Redis) vs one node`,
   async run({ world, settings, log }: Context) {
-    const { big, upstream } = world;
     const n = settings.concurrent;
-    const fleetTime: Measure = { name: `${n} pulls over ${NODES} nodes`, unit: "s", samples: [] };
-    const singleTime: Measure = { name: `${n} pulls on 1 node`, unit: "s", samples: [] };
-    const fleetGets: Measure = { name: `CDN GETs per blob, ${NODES} nodes`, unit: "", samples: [] };
-    const singleGets: Measure = { name: "CDN GETs per blob, 1 node", unit: "", samples: [] };
-    const nodePeak: Measure = { name: "peak RSS of each fleet node", unit: "MB", samples: [] };
-    const busiestPeak: Measure = { name: "peak RSS of the busiest fleet node", unit: "MB", samples: [] };
-    const singlePeak: Measure = { name: "single node peak RSS", unit: "MB", samples: [] };
-
-    const runFleet = async () => {
-      const redis = await startRedis();
-      const nodes: BenchDocxy[] = [];
-      try {
-        nodes.push(...(await Promise.all(Array.from({ length: NODES }, () => startFleetNode(upstream, redis.url)))));
-        const before = world.cdnGets(big.digest);
-        const r = await pullSpread(nodes, big.repository, big.digest, big.size, n);
-        const got = world.cdnGets(big.digest) - before;
-        fleetTime.samples.push(r.seconds);
-        fleetGets.samples.push(got);
-        nodePeak.samples.push(...r.peaks.map((p) => p / MB));
-        busiestPeak.samples.push(Math.max(...r.peaks) / MB);
-        const perNode = r.caches.map((c, k) => `node ${k + 1}: ${tally(c)}, last byte ${r.slowest[k]!.toFixed(2)} s, peak ${(r.peaks[k]! / MB).toFixed(0)} MB`);
-        log(`fleet ${n} cold pulls over ${NODES} nodes: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${perNode.join("; ")}`);
-      } finally {
-        await Promise.all(nodes.map((d) => d.stop()));
-        await redis.stop();
-      }
-    };
-    const runSingle = async () => {
-      const d = await startBenchDocxy(upstream);
-      try {
-        const before = world.cdnGets(big.digest);
-        const r = await pullSpread([d], big.repository, big.digest, big.size, n);
-        const got = world.cdnGets(big.digest) - before;
-        singleTime.samples.push(r.seconds);
-        singleGets.samples.push(got);
-        singlePeak.samples.push(r.peaks[0]! / MB);
-        log(`one node ${n} cold pulls: ${r.seconds.toFixed(2)} s, ${got} CDN GET(s); ${tally(r.caches[0]!)}, peak ${(r.peaks[0]! / MB).toFixed(0)} MB`);
-      } finally {
-        await d.stop();
-      }
-    };
-    await alternate(settings.reps, [runFleet, runSingle]);
-
-    const scenario = `7. ${n} cold pulls, ${sizeLabel(big.size)}, spread over ${NODES} fleet nodes (one Redis)`;
-    // Not the median: every run must have fetched the blob exactly once.
-    const once = { text: "1 upstream fetch in every run", on: "every", min: 1, max: 1 } as const;
+    const { big, wan } = world;
+    const local = await compare(world, { blob: big, gets: world.cdnGets, label: "" }, n, settings.reps, log);
+    const slow = await compare(world, { blob: wan.blob, gets: wan.gets, registryUrl: wan.registryUrl, label: " over the WAN-rate upstream" }, n, settings.reps, log);
+    const memory = `7. memory per node during the ${n} cold pulls (loopback CDN)`;
     return [
-      { scenario, a: fleetTime, b: singleTime },
-      { scenario, a: fleetGets, target: once },
-      { scenario, a: singleGets, target: once },
-      { scenario: `7. memory per node during the ${n} cold pulls`, a: nodePeak, b: singlePeak },
-      { scenario: `7. memory per node during the ${n} cold pulls`, a: busiestPeak, b: singlePeak },
-    ] satisfies Row[];
+      ...timeAndFetches(`7. ${n} cold pulls, ${sizeLabel(big.size)}, loopback CDN, spread over ${NODES} fleet nodes (one Redis)`, local),
+      { scenario: memory, a: local.nodePeak, b: local.singlePeak },
+      { scenario: memory, a: local.busiestPeak, b: local.singlePeak },
+      ...timeAndFetches(`7b. ${n} cold pulls, ${sizeLabel(wan.blob.size)}, CDN at ${(wan.rate / 1e6).toFixed(0)} MB/s per download, over ${NODES} fleet nodes`, slow),
+    ];
   },
 };
