@@ -80,6 +80,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const fleet = openFleet(config, log);
   // The metrics read parts created below, at scrape time.
   let cache: CacheHandle | undefined;
+  let opened: Awaited<ReturnType<typeof openCache>> | undefined;
   let upstreamAuth: UpstreamAuth | undefined;
   const metrics = new Metrics({
     cacheBytes: () => cache?.index.totalBytes() ?? 0,
@@ -87,6 +88,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
     fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
     fleetCoordination: () => fleet?.state(),
+    storageFailures: () => opened?.storage?.().failures ?? 0,
     accounts: () =>
       upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
   });
@@ -110,7 +112,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const passThrough = new PassThrough(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
-  const opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, fleet });
+  opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, fleet, env });
   cache = opened.cache;
   const auth = upstreamAuth;
   return {
@@ -128,7 +130,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
       // them, and the others pull as docxy when it has an account for that upstream.
       proxyAuth || (!request.headers.has("authorization") && auth.hasAccounts(upstream)) ? "proxy" : "client",
     tokens: new TokenProxy(client, discovery, credentials),
-    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, fleet && (() => fleet.state())),
+    health: new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, opened.storage, fleet && (() => fleet.state())),
     metrics,
     recentPulls: new RecentPulls(),
     cache,

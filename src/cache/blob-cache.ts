@@ -3,6 +3,12 @@
  * filled is joined, a miss starts one fill that the first client and every
  * later one follow (cache/fill.ts). Responses say which in `X-Cache`.
  *
+ * On a store other nodes write too (a fleet's bucket, BlobStorage.shared),
+ * a blob this node's index does not know is looked up there (one HEAD)
+ * before anything goes upstream, and adopted into the index after the same
+ * access check as any hit. A store that fails costs the client a download
+ * from the upstream, never its pull.
+ *
  * Where a blob miss goes, one hop each: cache front (cache-front.ts) → here
  * → coordination (coordination.ts: join the fill in progress, or claim it)
  * → the remote (remote.ts: one GET of the whole blob) → a Fill into the
@@ -28,7 +34,7 @@ import { discard } from "../upstream/client";
 import { fileResponse } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
 import type { AccessGate } from "./access-gate";
-import type { BlobStorage, TempBlob } from "./blob-storage";
+import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { CacheIndex } from "./cache-index";
 import type { Answer } from "./cache-front";
 import type { Coordination, FillClaim, FillInProgress } from "./coordination";
@@ -96,7 +102,17 @@ export class BlobCache {
     const release = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
     let handedOver = false;
     try {
-      const stored = index.getBlob(digest) ? await storage.open(digest) : undefined;
+      const known = index.getBlob(digest) !== undefined;
+      // A shared store may hold what this node never saw (another node filled it): one HEAD there
+      // instead of a download from the upstream. Not while this node fills it: that is joined below.
+      const ask = known || (storage.shared === true && !coordination.isFilling(digest));
+      const stored = ask ? await this.open(digest) : undefined;
+      if (stored && !known) {
+        // Adopted: it goes through the same gate as any hit before a byte is served.
+        const refusal = await gate.check(request, digest);
+        if (refusal) return refusal;
+        index.putBlob(digest, stored.size);
+      }
       if (stored) {
         index.touch(digest);
         const location = request.method === "GET" && stored.path ? this.parts.sendfile?.location(request.origin, digest) : undefined;
@@ -211,9 +227,22 @@ export class BlobCache {
     return this.respond(request, size, "MISS", (start, end, init) => new Response(fill.read(start, end), init));
   }
 
+  /**
+   * The committed blob, or undefined to get it from the upstream: a store
+   * that fails (a bucket down) costs the client a download, not its pull.
+   */
+  private async open(digest: string): Promise<StoredBlob | undefined> {
+    try {
+      return await this.parts.storage.open(digest);
+    } catch (error) {
+      this.parts.log.warn("cache store failed, fetching the blob from the upstream", { digest, error: (error as Error).message });
+      return undefined;
+    }
+  }
+
   private async begin(digest: string): Promise<TempBlob | undefined> {
     try {
-      return await this.parts.storage.begin();
+      return await this.parts.storage.begin(digest);
     } catch (error) {
       this.parts.log.error("cache unwritable, passing the blob through", { digest, error: (error as Error).message });
       return undefined;
@@ -225,9 +254,9 @@ export class BlobCache {
    * undefined when it is not (or no longer) cached.
    */
   async committedFile(digest: string): Promise<{ path: string; size: number } | undefined> {
-    const { index, storage } = this.parts;
+    const { index } = this.parts;
     if (!index.getBlob(digest)) return undefined;
-    const stored = await storage.open(digest);
+    const stored = await this.open(digest);
     if (!stored?.path) return undefined;
     index.touch(digest);
     return { path: stored.path, size: stored.size };

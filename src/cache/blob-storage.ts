@@ -38,11 +38,21 @@ export interface TempBlob {
 
 export interface BlobStorage {
   /**
+   * True when other nodes write here too (a fleet's bucket): content this node's index does not
+   * know may still be stored, so a miss asks the store (one HEAD) before going upstream. A local
+   * directory only holds what this node committed, and its index was matched to it at start.
+   */
+  readonly shared?: boolean;
+  /**
    * A committed blob, or undefined. Its `stream`/`path` fail once the blob is
    * deleted, so a reader counts as "in use" (see Evictor) before opening it.
    */
   open(digest: string): Promise<StoredBlob | undefined>;
-  begin(): Promise<TempBlob>;
+  /**
+   * A fill whose digest is known: a store that can (S3) streams the bytes to their final place as
+   * they are written, and still shows nothing before `commit`. Without it they may be held locally.
+   */
+  begin(digest?: string): Promise<TempBlob>;
   delete(digest: string): Promise<void>;
   /** Every committed blob (digest and size), to rebuild the index after a crash or restart. */
   list(): AsyncIterable<{ digest: string; size: number }>;

@@ -17,7 +17,8 @@
  *   instead.
  * - If the disk fails mid-fill (full, I/O error), the bytes still reach the
  *   clients from a small in-memory window, whose size holds the upstream back
- *   to the slowest reader; nothing is committed.
+ *   to the slowest reader; nothing is committed. A commit that fails (the
+ *   store, a bucket, went away) likewise serves the verified bytes uncommitted.
  *
  * The bytes themselves (temp file, memory, window) are held by fill-spool.ts.
  * Tests: tests/cache/fill.test.ts; clients leaving, stalls and kill -9 through
@@ -226,20 +227,28 @@ export class Fill implements FillInProgress {
   }
 
   private async settleVerified(): Promise<void> {
-    if (this.spool.diskFailed) {
-      this.state = "served";
-      this.notify();
-      if (this.readers.size === 0) await this.options.temp.abort().catch(() => undefined);
-      this.options.onSettled({ committed: false, size: this.written, error: new Error("the disk failed during the fill") });
-      return;
-    }
+    if (this.spool.diskFailed) return this.serveUncommitted(new Error("the disk failed during the fill"));
     this.state = "committing";
     this.notify();
-    await this.options.temp.commit(this.digest);
+    try {
+      await this.options.temp.commit(this.digest);
+    } catch (error) {
+      // The bytes were verified: a store that refuses them (a bucket gone at the last moment)
+      // costs the cache this blob, not the clients their pull.
+      return this.serveUncommitted(new Error(`commit failed: ${(error as Error).message}`, { cause: error }));
+    }
     this.state = "done";
     this.spool.clear(); // readers continue from the committed file
     this.notify();
     this.options.onSettled({ committed: true, size: this.written });
+  }
+
+  /** Readers finish from the spool (temp blob and memory); nothing is committed. */
+  private async serveUncommitted(error: Error): Promise<void> {
+    this.state = "served";
+    this.notify();
+    if (this.readers.size === 0) await this.options.temp.abort().catch(() => undefined);
+    this.options.onSettled({ committed: false, size: this.written, error });
   }
 
   private async fail(error: Error): Promise<void> {

@@ -17,7 +17,10 @@
  * (cache-front.ts) as "pass-through": a HEAD by digest not cached, a GET by
  * tag whose HEAD said anything but 200 (the client needs that answer's body).
  * Manifests are stored in the blob storage and the index like blobs, with
- * their media type.
+ * their media type. A shared store (a fleet's bucket) may hold what this
+ * node's index does not know: a tag's HEAD names the digest and media type to
+ * look for there; a manifest by digest is looked up there too, and names its
+ * own media type.
  */
 import { RegistryError } from "../oci/errors";
 import { DOCKER_CONTENT_DIGEST } from "../oci/headers";
@@ -55,8 +58,34 @@ export class ManifestCache {
       const cached = await this.fromStore(request, { digest, mediaType: known.mediaType, size: known.size }, "HIT");
       if (cached) return cached;
     }
+    const shared = known ? undefined : await this.fromSharedStore(digest);
+    if (shared && accepts(request.headers.get("accept"), shared.mediaType)) {
+      // Adopted only past the same gate as any hit.
+      const refusal = await this.gate.check(request, digest);
+      if (refusal) return refusal;
+      this.index.putBlob(digest, shared.bytes.length, shared.mediaType);
+      return manifestResponse(request, { digest, mediaType: shared.mediaType, size: shared.bytes.length }, shared.bytes, "HIT");
+    }
     if (request.method === "HEAD") return "pass-through";
     return this.fetchAndStore(request, digest);
+  }
+
+  /**
+   * A manifest another node of a fleet stored in the shared bucket, which keeps no media type:
+   * the manifest's own `mediaType` names it (Docker's always do, OCI's in practice). Without one
+   * it is fetched as if not stored. Bytes in the bucket were verified against the digest at commit.
+   */
+  private async fromSharedStore(digest: string): Promise<{ mediaType: string; bytes: Uint8Array } | undefined> {
+    if (!this.storage.shared) return undefined;
+    const stored = await this.storage.open(digest).catch(() => undefined);
+    if (!stored || stored.size === 0 || stored.size > MANIFEST_LIMIT.bytes) return undefined;
+    try {
+      const bytes = new Uint8Array(await new Response(stored.stream(0, stored.size - 1)).arrayBuffer());
+      const { mediaType } = JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: unknown };
+      return typeof mediaType === "string" && mediaType !== "" ? { mediaType, bytes } : undefined;
+    } catch {
+      return undefined; // not JSON (a blob under that digest), or the store failed mid-read: the upstream answers
+    }
   }
 
   private async byTag(request: PullRequest): Promise<Answer> {
@@ -139,7 +168,7 @@ export class ManifestCache {
 
   private async store(digest: string, bytes: Uint8Array, mediaType: string): Promise<void> {
     try {
-      const temp = await this.storage.begin();
+      const temp = await this.storage.begin(digest);
       try {
         await temp.write(bytes);
         await temp.commit(digest);
@@ -163,11 +192,19 @@ export class ManifestCache {
    */
   private async fromStore(request: PullRequest, known: ManifestFacts, cache: string): Promise<Response | undefined> {
     if (request.method === "HEAD") return manifestResponse(request, known, null, cache);
-    const stored = await this.storage.open(known.digest);
+    // A store that fails (a bucket down) costs the client a round trip upstream, not its pull.
+    const stored = await this.storage.open(known.digest).catch(() => undefined);
     if (!stored) return undefined;
+    // Another node of a fleet may have stored it (a shared bucket): the tag's HEAD gave its media type.
+    if (!this.index.getBlob(known.digest)) this.index.putBlob(known.digest, stored.size, known.mediaType);
     this.index.touch(known.digest);
     const stream = stored.stream(0, stored.size - 1);
-    const body = stored.size <= MANIFEST_LIMIT.bytes ? new Uint8Array(await new Response(stream).arrayBuffer()) : stream;
+    let body: Uint8Array | ReadableStream<Uint8Array> = stream;
+    if (stored.size <= MANIFEST_LIMIT.bytes) {
+      const bytes = await new Response(stream).arrayBuffer().catch(() => undefined);
+      if (!bytes) return undefined; // the store failed between HEAD and GET: the upstream answers
+      body = new Uint8Array(bytes);
+    }
     return manifestResponse(request, { ...known, size: stored.size }, body, cache);
   }
 

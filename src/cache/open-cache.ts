@@ -4,14 +4,17 @@
  * logs why and runs as a pure forwarder.
  *
  * Here the cache's ports get their implementations: the blob storage
- * (FsStorage), the index (SqliteIndex), the coordination (LocalCoordination
- * of a single node, or RedisCoordination when the node is part of a fleet),
- * and the remote the composition root hands over (the pass-through). The
- * fleet (issue 16) chooses its S3 store and Redis index here too, and
- * nothing else in the cache changes.
+ * (FsStorage under `dir`, or with `storage = "s3"` the bucket of a fleet,
+ * S3Storage, spooling under `dir`), the index (SqliteIndex, under `dir` in
+ * both cases: a node's own knowledge, which a shared bucket completes on
+ * demand, see BlobStorage.shared), the coordination (LocalCoordination of a
+ * single node, or RedisCoordination when the node is part of a fleet), and
+ * the remote the composition root hands over (the pass-through). A bucket
+ * that does not answer at start is treated like an unusable directory:
+ * logged, and docxy forwards.
  */
 import { rmSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
 import type { Fleet } from "../fleet/fleet";
@@ -30,9 +33,11 @@ import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
 import { RedisCoordination } from "./redis-coordination";
 import type { Remote } from "./remote";
+import { S3Storage } from "./s3-storage";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { SqliteIndex } from "./sqlite-index";
 import { tagTtl } from "./tag-ttl";
+import { type StorageStatus, WatchedStorage } from "./watched-storage";
 
 export interface CacheParts {
   /** What the cache fills from, and what answers every read when the cache is off (proxy/pass-through.ts). */
@@ -44,6 +49,8 @@ export interface CacheParts {
   sendfile?: SendfileRedirects;
   /** Set when this node is part of a fleet: fills are coordinated through its Redis. */
   fleet?: Fleet;
+  /** Where `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` are read when `[cache.s3]` has no keys (default: process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 /** The cache's parts the operator-facing side (metrics, admin API, status page) reads. */
@@ -57,22 +64,45 @@ export interface CacheHandle {
   ownFill(digest: string): Promise<FillInProgress | undefined> | undefined;
 }
 
-export async function openCache(config: Config["cache"], parts: CacheParts): Promise<{ reads: RegistryReads; cache?: CacheHandle }> {
+export interface OpenedCache {
+  reads: RegistryReads;
+  cache?: CacheHandle;
+  /** The blob storage's state for `/health` and its failure count, read live; undefined when the cache is off. */
+  storage?: () => StorageStatus;
+}
+
+export async function openCache(config: Config["cache"], parts: CacheParts): Promise<OpenedCache> {
   const { remote, log } = parts;
   const passThrough: RegistryReads = { answer: (request) => remote.forward(request) };
   if (!config.enabled) return { reads: passThrough };
   const dir = resolve(config.dir);
-  let storage: FsStorage;
+  let storage: WatchedStorage;
   let index: SqliteIndex;
   try {
-    storage = await FsStorage.open(dir);
+    storage = new WatchedStorage(await openStorage(config, dir, parts.env ?? process.env), config.storage);
+  } catch (error) {
+    const reason = (error as Error).message;
+    log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, {
+      dir,
+      ...bucketOf(config),
+      error: reason,
+    });
+    const status = WatchedStorage.unusable(config.storage, reason);
+    return { reads: passThrough, storage: () => status };
+  }
+  try {
     index = openIndex(resolve(dir, "index.sqlite"), log);
-    const present: { digest: string; size: number }[] = [];
-    for await (const blob of storage.list()) present.push(blob);
-    index.syncBlobs(present);
+    // A bucket may hold more than a start should wait for: listed in the background (see syncIndex).
+    if (!storage.shared) await syncIndex(storage, index);
+    else {
+      void syncIndex(storage, index).then(
+        () => log.info("cache index matched to the bucket", { entries: index.entries() }),
+        (error) => log.warn("cache index not matched to the bucket: listing it failed", { error: (error as Error).message }),
+      );
+    }
   } catch (error) {
     log.error("cache disabled: its directory cannot be used; serving as a pure forwarder", { dir, error: (error as Error).message });
-    return { reads: passThrough };
+    return { reads: passThrough, storage: () => WatchedStorage.unusable(config.storage, (error as Error).message) };
   }
 
   const coordination = parts.fleet ? new RedisCoordination(parts.fleet.leases, parts.fleet.signer) : new LocalCoordination();
@@ -107,8 +137,10 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   });
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();
-  log.info("cache ready", { dir, max_size: String(config.max_size), bytes: index.totalBytes() });
-  return { reads: new CacheFront(blobs, manifests, remote), cache: {
+  log.info("cache ready", { dir, storage: config.storage, ...bucketOf(config), max_size: String(config.max_size), bytes: index.totalBytes() });
+  return {
+    reads: new CacheFront(blobs, manifests, remote),
+    cache: {
       dir,
       maxBytes,
       index,
@@ -116,7 +148,44 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
       blobs,
       ownFill: (digest) => (coordination instanceof RedisCoordination ? coordination.ownFill(digest) : undefined),
     },
+    storage: () => storage.status,
   };
+}
+
+/** Which bucket, for the log: the endpoint's origin only, as it could carry userinfo. */
+function bucketOf(config: Config["cache"]): { bucket?: string; endpoint?: string } {
+  return config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : {};
+}
+
+async function openStorage(config: Config["cache"], dir: string, env: Record<string, string | undefined>): Promise<BlobStorage> {
+  if (config.storage !== "s3") return FsStorage.open(dir);
+  const { endpoint, bucket, region, prefix } = config.s3;
+  return S3Storage.open({
+    endpoint,
+    bucket,
+    region,
+    prefix,
+    accessKeyId: config.s3.access_key_id || env.AWS_ACCESS_KEY_ID || "",
+    secretAccessKey: config.s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "",
+    spoolDir: join(dir, "spool"),
+  });
+}
+
+/**
+ * Matches the index to what the store holds (after a crash, a restart, or
+ * content deleted by hand or by another node). A shared bucket holds what
+ * every node stored: this node's index keeps to what it served, pruned of
+ * what is gone, and adopts the rest when asked for it (blob-cache.ts), so a
+ * node does not count, nor evict, the whole fleet's content as its own. In
+ * the background, a blob committed while its key was already listed loses
+ * its entry: the next request finds it in the bucket and adopts it again.
+ */
+async function syncIndex(storage: BlobStorage, index: SqliteIndex): Promise<void> {
+  const present: { digest: string; size: number }[] = [];
+  for await (const blob of storage.list()) {
+    if (!storage.shared || index.getBlob(blob.digest)) present.push(blob);
+  }
+  index.syncBlobs(present);
 }
 
 /**

@@ -17,7 +17,7 @@ import { type FileHandle, mkdir, open, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { S3Client } from "bun";
 import { isDigest } from "../oci/reference";
-import { MultipartUpload, s3Error, UPLOAD_OPTIONS } from "./s3-upload";
+import { MultipartUpload, s3Error, STALL_TIMEOUT_MS, UPLOAD_OPTIONS, within } from "./s3-upload";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 
 export interface S3StorageOptions {
@@ -31,9 +31,19 @@ export interface S3StorageOptions {
   prefix?: string;
   /** Local directory for the spool files of fills in progress (emptied at open). */
   spoolDir: string;
+  /**
+   * How long a request may hang before the bucket counts as failing: the first listing and each
+   * HEAD wait this long, an upload this long per stall (STALL_TIMEOUT_MS); tests shorten it.
+   */
+  timeoutMs?: { request: number; stall: number };
 }
 
+/** A HEAD or a one-key listing answers in milliseconds; beyond this the bucket is in trouble. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
 export class S3Storage implements BlobStorage {
+  /** Every node of a fleet commits here: what one node's index lacks, another may have stored. */
+  readonly shared = true;
   private readonly prefix: string;
 
   private constructor(
@@ -41,15 +51,17 @@ export class S3Storage implements BlobStorage {
     private readonly bucket: string,
     prefix: string,
     private readonly spoolDir: string,
+    private readonly timeoutMs: { request: number; stall: number },
   ) {
     this.prefix = prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`;
   }
 
-  /** Prepares the spool and lists the bucket once; throws a plain message when either is unusable. */
+  /** Prepares the spool and lists the bucket once; throws a plain message when either is unusable or the bucket does not answer in time. */
   static async open(options: S3StorageOptions): Promise<S3Storage> {
     const { endpoint, bucket, region, accessKeyId, secretAccessKey } = options;
     const client = new S3Client({ endpoint, bucket, region, accessKeyId, secretAccessKey });
-    const storage = new S3Storage(client, bucket, options.prefix ?? "", resolve(options.spoolDir));
+    const timeoutMs = options.timeoutMs ?? { request: REQUEST_TIMEOUT_MS, stall: STALL_TIMEOUT_MS };
+    const storage = new S3Storage(client, bucket, options.prefix ?? "", resolve(options.spoolDir), timeoutMs);
     try {
       await mkdir(storage.spoolDir, { recursive: true });
       // A leftover spool is a fill that died with the process: its upload was never completed.
@@ -58,7 +70,7 @@ export class S3Storage implements BlobStorage {
       throw new Error(`spool directory ${storage.spoolDir} is not usable: ${(error as Error).message}`, { cause: error });
     }
     try {
-      await client.list({ prefix: storage.prefix, maxKeys: 1 });
+      await within(client.list({ prefix: storage.prefix, maxKeys: 1 }), timeoutMs.request, "no answer");
     } catch (error) {
       // The origin only: an endpoint URL could carry userinfo.
       throw s3Error(`listing bucket ${bucket} at ${new URL(endpoint).origin}`, error);
@@ -71,7 +83,8 @@ export class S3Storage implements BlobStorage {
     const file = this.client.file(key);
     let size: number;
     try {
-      ({ size } = await file.stat()); // one HEAD; the bytes come by ranged GETs, as the client asks
+      // One HEAD; the bytes come by ranged GETs, as the client asks.
+      ({ size } = await within(file.stat(), this.timeoutMs.request, "no answer"));
     } catch (error) {
       if ((error as { code?: unknown }).code === "NoSuchKey") return undefined;
       throw s3Error(`HEAD ${this.where(key)}`, error);
@@ -86,13 +99,13 @@ export class S3Storage implements BlobStorage {
 
   /**
    * With `digest`, bytes stream to the bucket while they are written; without, they upload at
-   * `commit`. The `BlobStorage` callers that know the digest should pass it.
+   * `commit` (the blob and manifest caches always pass it).
    */
   async begin(digest?: string): Promise<TempBlob> {
     const key = digest === undefined ? undefined : this.key(digest); // an invalid digest throws before anything is opened
     const spool = join(this.spoolDir, randomUUID());
     const handle = await open(spool, "wx+");
-    const upload = key === undefined ? undefined : new MultipartUpload(this.client, key, this.where(key));
+    const upload = key === undefined ? undefined : new MultipartUpload(this.client, key, this.where(key), this.timeoutMs.stall);
     return new S3TempBlob(handle, spool, digest, upload, {
       upload: (key) => this.client.write(key, Bun.file(spool), UPLOAD_OPTIONS),
       key: (committed) => this.key(committed),

@@ -12,6 +12,13 @@ import type { S3Client } from "bun";
 export const UPLOAD_OPTIONS = { partSize: 5 * 1024 * 1024, queueSize: 2 };
 
 /**
+ * How long the bucket may take no bytes of an upload (or not complete it) before it counts as
+ * failing. A bucket that hangs must not hang the fill with it: its clients go on from memory
+ * (cache/fill.ts) and nothing is committed. Bun's S3 client has no timeout of its own.
+ */
+export const STALL_TIMEOUT_MS = 30_000;
+
+/**
  * One multipart upload fed chunk by chunk. A chunk is handed over only when Bun reads one
  * (highWaterMark 0), so a slow bucket holds the fill back instead of queueing chunks in memory.
  */
@@ -21,7 +28,12 @@ export class MultipartUpload {
   /** Settles when Bun's upload does; rejects with a domain error. */
   readonly done: Promise<void>;
 
-  constructor(client: S3Client, key: string, private readonly where: string) {
+  constructor(
+    client: S3Client,
+    key: string,
+    private readonly where: string,
+    private readonly stallMs = STALL_TIMEOUT_MS,
+  ) {
     const body = new ReadableStream<Uint8Array>(
       { start: (controller) => void (this.controller = controller), pull: () => this.demand.resolve() },
       { highWaterMark: 0 },
@@ -36,7 +48,7 @@ export class MultipartUpload {
   }
 
   async push(chunk: Uint8Array): Promise<void> {
-    await Promise.race([this.demand.promise, this.done]);
+    await within(Promise.race([this.demand.promise, this.done]), this.stallMs, `upload of ${this.where} took no bytes`);
     this.demand = Promise.withResolvers(); // before enqueue: it may make Bun ask for the next one at once
     await this.use((controller) => controller.enqueue(chunk));
   }
@@ -44,7 +56,7 @@ export class MultipartUpload {
   /** Ends the body: Bun sends the last part and CompleteMultipartUpload (or one PUT, if small). */
   async finish(): Promise<void> {
     await this.use((controller) => controller.close());
-    await this.done;
+    await within(this.done, this.stallMs, `upload of ${this.where} did not complete`);
   }
 
   /** A failed upload cancels its body: what it then refuses is reported with the upload's own failure. */
@@ -68,7 +80,20 @@ export class MultipartUpload {
     } catch {
       // already closed by finish(): nothing to cancel
     }
-    await this.done.catch(() => {});
+    await within(this.done, this.stallMs, "").catch(() => {}); // a hung bucket must not hang the abort
+  }
+}
+
+/** `promise`, or a rejection saying `what` did not happen within `ms`; the timer never outlives it. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: Timer | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000}s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

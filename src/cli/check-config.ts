@@ -6,6 +6,7 @@
  * Tested through the binary: tests/integration/cli/commands.test.ts.
  */
 import { ConfigError, loadConfig } from "../config/load";
+import type { Config } from "../config/schema";
 import { formatSize } from "../config/units";
 import { upstreamTableFromConfig } from "../upstream/table";
 
@@ -20,6 +21,7 @@ export async function checkConfig(args: string[], env: Record<string, string | u
         `  listeners: ${[config.server.http_enabled && `http :${config.server.http_port}`, config.server.https_enabled && `https :${config.server.https_port}`].filter(Boolean).join(", ")}\n` +
         `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry})`).join(", ")}; default ${table.default.name}\n` +
         `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${formatSize(config.cache.max_size)}` : "off"}\n` +
+        (config.cache.enabled ? `  storage: ${storage(config, env)}\n` : "") +
         `  proxy users: ${config.auth.enabled ? "on" : "off"}\n`,
     );
     return 0;
@@ -28,4 +30,12 @@ export async function checkConfig(args: string[], env: Record<string, string | u
     for (const problem of error.problems) process.stderr.write(`docxy: invalid configuration: ${problem}\n`);
     return 2;
   }
+}
+
+/** Where blobs live; for a bucket its endpoint, name and where the access key comes from, never the secret. */
+function storage({ cache }: Config, env: Record<string, string | undefined>): string {
+  if (cache.storage !== "s3") return `filesystem (${cache.dir})`;
+  const { endpoint, bucket, prefix, region } = cache.s3;
+  const key = cache.s3.access_key_id ? "access key from the configuration" : env.AWS_ACCESS_KEY_ID ? "access key from AWS_ACCESS_KEY_ID" : "no access key";
+  return `s3 bucket ${bucket}${prefix ? ` (prefix ${prefix})` : ""} at ${new URL(endpoint).origin}, region ${region}, ${key}; spool in ${cache.dir}`;
 }

@@ -55,7 +55,7 @@ export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> 
   // sizes and durations, then what the schema cannot express.
   if (problems.length === 0) {
     const config = decodeAll(ConfigSchema, written, "", problems) as Config;
-    if (problems.length === 0) problems.push(...checkSemantics(config), ...credentialProblems(config, request.env));
+    if (problems.length === 0) problems.push(...checkSemantics(config, request.env), ...credentialProblems(config, request.env));
     if (problems.length === 0) return { config, source: path ?? "embedded defaults", warnings };
   }
   throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
@@ -105,28 +105,48 @@ async function readToml(path: string): Promise<Record<string, unknown>> {
   }
 }
 
-/** `DOCXY_SERVER_HTTP_PORT=8080` → `server.http_port`; `DOCXY_REGISTRY_UPSTREAMS` takes a JSON array. */
+/**
+ * `DOCXY_SERVER_HTTP_PORT=8080` → `server.http_port`, and the keys of a table inside a section
+ * likewise: `DOCXY_CACHE_S3_BUCKET` → `cache.s3.bucket`. `DOCXY_REGISTRY_UPSTREAMS` takes a JSON array.
+ */
 function environmentOverrides(env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [section, schema] of Object.entries(ConfigSchema.properties)) {
-    for (const key of Object.keys(objectSchema(schema)?.properties ?? {})) {
-      const value = env[`DOCXY_${section}_${key}`.toUpperCase()];
-      if (value !== undefined) out[`${section}.${key}`] = value;
+  const visit = (schema: TSchema, path: string[]) => {
+    for (const [key, child] of Object.entries(tableSchema(schema)?.properties ?? {})) {
+      if (tableSchema(child)) visit(child, [...path, key]);
+      else {
+        const value = env[`DOCXY_${[...path, key].join("_")}`.toUpperCase()];
+        if (value !== undefined) out[[...path, key].join(".")] = value;
+      }
     }
-  }
+  };
+  for (const [section, schema] of Object.entries(ConfigSchema.properties)) visit(schema, [section]);
   return out;
 }
 
-/** Writes `section.key` string values into `raw`, converted to the type the schema expects there. */
+/** Writes `section.key` (or `section.table.key`) string values into `raw`, converted to the type the schema expects there. */
 function applyStrings(raw: Record<string, unknown>, values: Record<string, string>, problems: string[]): void {
   for (const [dotted, text] of Object.entries(values)) {
-    const [section, key] = dotted.split(".") as [string, string];
-    const keySchema = objectSchema(ConfigSchema.properties[section as keyof Config])?.properties[key];
-    if (!keySchema) {
+    const names = dotted.split(".");
+    const key = names.pop()!;
+    let schema: TSchema | undefined = ConfigSchema;
+    let table: Record<string, unknown> | undefined = raw;
+    for (const name of names) {
+      schema = tableSchema(schema)?.properties[name];
+      if (!tableSchema(schema) || !table) {
+        schema = undefined;
+        break;
+      }
+      const child: unknown = (table[name] ??= {});
+      // A key written as something else than a table is the schema check's to report.
+      table = typeof child === "object" && child !== null && !Array.isArray(child) ? (child as Record<string, unknown>) : undefined;
+    }
+    const keySchema = names.length > 0 ? tableSchema(schema)?.properties[key] : undefined;
+    if (!keySchema || tableSchema(keySchema)) {
       problems.push(`${dotted}: unknown key`);
       continue;
     }
-    const table = (raw[section] ??= {}) as Record<string, unknown>;
+    if (!table) continue;
     try {
       table[key] = fromString(keySchema, text);
     } catch {
@@ -153,6 +173,12 @@ function fromString(schema: TSchema, text: string): unknown {
 
 function objectSchema(schema: TSchema | undefined): { properties: Record<string, TSchema> } | undefined {
   return schema && schema.type === "object" ? (schema as unknown as { properties: Record<string, TSchema> }) : undefined;
+}
+
+/** A table with named keys (a section, or `[cache.s3]`); a record such as `tag_ttl_overrides` is a value. */
+function tableSchema(schema: TSchema | undefined): { properties: Record<string, TSchema> } | undefined {
+  const table = objectSchema(schema);
+  return table?.properties ? table : undefined;
 }
 
 /** Unknown keys are warnings, not errors: Wharf ignores them too, but a typo deserves a word. */

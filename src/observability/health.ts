@@ -1,8 +1,9 @@
 /**
- * Upstream reachability for `/health`. Probes run with the short ping budget
+ * Upstream reachability and the cache's storage state for `/health`. Probes run with the short ping budget
  * and their results are reused for a few seconds, so `/health` stays cheap
  * under a load balancer's polling and prompt when an upstream hangs.
  */
+import type { StorageStatus } from "../cache/watched-storage";
 import { discard, type UpstreamClient } from "../upstream/client";
 import type { Upstream, UpstreamTable } from "../upstream/table";
 
@@ -32,11 +33,20 @@ export interface UpstreamHealth {
   checked_at: string;
 }
 
+/** The cache's blob storage as its last operation left it (cache/watched-storage.ts). */
+export interface CacheHealth {
+  storage: StorageStatus["storage"];
+  state: StorageStatus["state"];
+  reason?: string;
+}
+
 export interface HealthReport {
   status: "ok" | "degraded";
   version: string;
   uptime_seconds: number;
   upstreams: UpstreamHealth[];
+  /** Absent when the cache is off. */
+  cache?: CacheHealth;
   /** In a fleet: shared while fills are coordinated through Redis, local while this node coordinates alone. */
   fleet?: { coordination: "shared" | "local" };
 }
@@ -52,19 +62,24 @@ export class HealthMonitor {
     private readonly client: UpstreamClient,
     private readonly version: string,
     private readonly probeTimeoutMs: number,
+    /** Read at each report: no probe of its own, the pulls exercise the store. */
+    private readonly storage: () => StorageStatus | undefined = () => undefined,
     /** How a fleet node coordinates fills now; absent on a single node. */
     private readonly fleetCoordination?: () => "shared" | "local",
   ) {}
 
   async report(): Promise<HealthReport> {
     const upstreams = await Promise.all(this.table.all.map((u) => this.check(u)));
+    const storage = this.storage();
+    const cache = storage && { storage: storage.storage, state: storage.state, ...(storage.reason === undefined ? {} : { reason: storage.reason }) };
     const coordination = this.fleetCoordination?.();
     return {
       // A fleet node coordinating alone still serves, but may fetch what another node fetches too.
-      status: upstreams.every((u) => u.state === "up") && coordination !== "local" ? "ok" : "degraded",
+      status: upstreams.every((u) => u.state === "up") && cache?.state !== "failing" && coordination !== "local" ? "ok" : "degraded",
       version: this.version,
       uptime_seconds: Math.round((Date.now() - this.started) / 1000),
       upstreams,
+      ...(cache ? { cache } : {}),
       ...(coordination && { fleet: { coordination } }),
     };
   }

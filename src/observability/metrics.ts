@@ -16,6 +16,8 @@ export interface Observed {
   fillsInProgress?: () => number;
   /** Blob fills the cache's fill limits refused so far, by reason (client, fills, bytes). */
   fillsRefused?: () => Readonly<Record<string, number>>;
+  /** Operations on the cache's blob storage that failed since start (cache/watched-storage.ts). */
+  storageFailures?: () => number;
   /** Docker Hub's `ratelimit-remaining` of each configured account (undefined until seen). */
   accounts?: () => { upstream: string; account: string; remaining: number | undefined }[];
   /** In a fleet: whether fills are coordinated through Redis (shared) or, Redis being unavailable, on this node alone. */
@@ -89,6 +91,15 @@ export class Metrics {
         // The counts live in the cache (cache/fill-limits.ts); a counter still, as they only grow.
         this.reset();
         for (const [reason, count] of Object.entries(observed.fillsRefused?.() ?? {})) this.inc({ reason }, count);
+      },
+    });
+    new Counter({
+      name: "docxy_cache_storage_failures_total",
+      help: "Operations on the cache's blob storage (a bucket or the cache directory) that failed; each cost a client a download from the upstream, not its pull",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(observed.storageFailures?.() ?? 0);
       },
     });
     new Gauge({

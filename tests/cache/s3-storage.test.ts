@@ -10,6 +10,7 @@ import { S3Storage } from "../../src/cache/s3-storage";
 import type { TempBlob } from "../../src/cache/blob-storage";
 import { sha256 } from "../support/layers";
 import { startSwift, type Swift } from "../support/swift";
+import { startTrouble } from "../support/trouble";
 
 const MiB = 1024 * 1024;
 let swift: Swift;
@@ -214,6 +215,35 @@ describe("S3Storage", () => {
     const error = (await attempt.then(() => undefined, (e: Error) => e))!;
     expect(error.message).toStartWith(`listing bucket docxy at ${swift.endpoint} failed: `);
     expect(`${error.message} ${String(error.cause)}`).not.toContain(secretAccessKey);
+  });
+
+  test("a store that takes connections and never answers fails open() within its timeout, saying so", async () => {
+    const trouble = await startTrouble(swift.endpoint);
+    await trouble.set({ kind: "hang" });
+    try {
+      const attempt = S3Storage.open({ ...swift, endpoint: trouble.url, bucket: "docxy", spoolDir, timeoutMs: { request: 300, stall: 300 } });
+      await expect(attempt).rejects.toThrow(`listing bucket docxy at ${trouble.url} failed: no answer within 0.3s`);
+      expect(trouble.faulted).toHaveLength(1); // it did ask
+    } finally {
+      await trouble.stop();
+    }
+  });
+
+  test("a store that stops answering mid-upload fails the write that waits on it, and abort does not hang", async () => {
+    const trouble = await startTrouble(swift.endpoint);
+    const { bytes, digest } = blob(16 * MiB, 17);
+    const key = keyOf(digest).slice("node/".length); // this store has no prefix
+    try {
+      const hung = await S3Storage.open({ ...swift, endpoint: trouble.url, bucket: "docxy", spoolDir, timeoutMs: { request: 300, stall: 500 } });
+      await trouble.set({ kind: "hang" });
+      const temp = await hung.begin(digest);
+      await expect(writeAll(temp, bytes)).rejects.toThrow(`upload of s3://docxy/${key} took no bytes within 0.5s`);
+      await temp.abort();
+      expect(readdirSync(spoolDir)).toEqual([]);
+    } finally {
+      await trouble.stop();
+    }
+    expect(await bucket.file(key).exists()).toBe(false);
   });
 
   test("the Swift proxy killed mid-fill: the fill fails, and no object is there once it is back", async () => {

@@ -253,3 +253,40 @@ secret_file = "${secretFile}"
   expect(lines).toEqual([`${path}: fleet.secret: set either secret or secret_file, not both`, `${path}: fleet.secret: must be at least 32 characters`]);
   expect(lines.join("\n")).not.toContain("too short");
 });
+
+test("[cache.s3]'s keys are overridable from the environment and by flag, as the keys of a section are", async () => {
+  const path = await write("s3-env.toml", `[cache]\nstorage = "s3"\n[cache.s3]\nendpoint = "http://127.0.0.1:9000"\nbucket = "from-file"\n`);
+  const env = {
+    DOCXY_CACHE_S3_ENDPOINT: "http://10.0.0.9:8080",
+    DOCXY_CACHE_S3_BUCKET: "from-env",
+    DOCXY_CACHE_S3_REGION: "eu-west-1",
+    DOCXY_CACHE_S3_ACCESS_KEY_ID: "AKIAENV",
+    DOCXY_CACHE_S3_SECRET_ACCESS_KEY: "env-secret",
+    DOCXY_CACHE_S3_PREFIX: "fleet/",
+  };
+  const { config } = await loadConfig({ path, env });
+  expect(config.cache.s3).toEqual({
+    endpoint: "http://10.0.0.9:8080",
+    bucket: "from-env",
+    region: "eu-west-1",
+    access_key_id: "AKIAENV",
+    secret_access_key: "env-secret",
+    prefix: "fleet/",
+  });
+  const flagged = await loadConfig({ path, env, overrides: { "cache.s3.bucket": "from-flag" } });
+  expect(flagged.config.cache.s3.bucket).toBe("from-flag");
+  // A table is set through its keys, and a key that is not there is named as written.
+  expect(await problems(path, {})).toEqual([
+    `${path}: cache.s3.access_key_id: required (or AWS_ACCESS_KEY_ID in the environment)`,
+    `${path}: cache.s3.secret_access_key: required (or AWS_SECRET_ACCESS_KEY in the environment)`,
+  ]);
+  await expect(loadConfig({ path, env, overrides: { "cache.s3.nope": "x" } })).rejects.toThrow("cache.s3.nope: unknown key");
+  await expect(loadConfig({ path, env, overrides: { "cache.s3": "x" } })).rejects.toThrow("cache.s3: unknown key");
+});
+
+test("S3 credentials may come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY of the environment given, not docxy's own", async () => {
+  const path = await write("s3-aws.toml", `[cache]\nstorage = "s3"\n[cache.s3]\nendpoint = "http://127.0.0.1:9000"\nbucket = "docxy"\n`);
+  const { config } = await loadConfig({ path, env: { AWS_ACCESS_KEY_ID: "AKIA", AWS_SECRET_ACCESS_KEY: "secret" } });
+  expect(config.cache.s3.access_key_id).toBe(""); // read at open, never copied into the configuration
+  expect((await problems(path, {})).length).toBe(2);
+});

@@ -2,9 +2,11 @@
  * `/health`'s view of an upstream in trouble, in process: the real
  * HealthMonitor and client against the raw-TCP fake registry behind the fault
  * switch (tests/support/trouble.ts). Each state comes with the reason, so an
- * operator sees "answered 429" rather than a bare "degraded".
+ * operator sees "answered 429" rather than a bare "degraded". The cache's
+ * storage state comes from its watcher (cache/watched-storage.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { StorageStatus } from "../../src/cache/watched-storage";
 import { HealthMonitor } from "../../src/observability/health";
 import { UpstreamClient } from "../../src/upstream/client";
 import { UpstreamTable } from "../../src/upstream/table";
@@ -54,4 +56,20 @@ test("no answer in time, a closed connection or a refused one is unreachable, sa
     expect({ state: got.state, status: got.status }).toEqual({ state: "unreachable", status: "degraded" });
     expect(got.reason).toContain("is unreachable");
   }
+});
+
+test("the cache's storage is reported as its watcher sees it, live; failing makes the whole report degraded", async () => {
+  await faulty.trouble.set({ kind: "pass" });
+  const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
+  let storage: StorageStatus = { storage: "s3", state: "up", failures: 0 };
+  const monitor = new HealthMonitor(table, client, "test", 300, () => storage);
+  expect(await monitor.report()).toMatchObject({ status: "ok", cache: { storage: "s3", state: "up" } });
+  expect((await monitor.report()).cache).not.toHaveProperty("reason");
+  storage = { storage: "s3", state: "failing", reason: "HEAD s3://docxy/blobs/sha256/ab failed: connection refused", failures: 3 };
+  const failing = await monitor.report();
+  expect(failing.status).toBe("degraded");
+  expect(failing.cache).toEqual({ storage: "s3", state: "failing", reason: "HEAD s3://docxy/blobs/sha256/ab failed: connection refused" });
+  expect(failing.upstreams[0]!.state).toBe("up");
+  // No cache, no section.
+  expect(await new HealthMonitor(table, client, "test", 300).report()).not.toHaveProperty("cache");
 });

@@ -1,5 +1,5 @@
 /**
- * Liveness and upstream reachability, for people, load balancers and
+ * Liveness, upstream reachability and the cache's storage state, for people, load balancers and
  * connectivity probes. These are the routes the OpenAPI page documents.
  *
  * Tested in process through the whole app: tests/http/app.test.ts.
@@ -22,11 +22,22 @@ const UpstreamHealth = t.Object({
   checked_at: t.String({ format: "date-time" }),
 });
 
+const CacheHealth = t.Object({
+  storage: t.Union([t.Literal("filesystem"), t.Literal("s3")]),
+  state: t.Union([t.Literal("up"), t.Literal("failing")], {
+    description: "as the last operation on the store left it; failing: pulls get their bytes from the upstream and nothing is stored",
+  }),
+  reason: t.Optional(t.String({ description: "the last failure, e.g. which object or directory and why" })),
+});
+
 const HealthReport = t.Object({
-  status: t.Union([t.Literal("ok"), t.Literal("degraded")], { description: "degraded: some upstream is not up (rate-limited, failing or unreachable), or a fleet node lost its Redis" }),
+  status: t.Union([t.Literal("ok"), t.Literal("degraded")], {
+    description: "degraded: some upstream is not up (rate-limited, failing or unreachable), the cache's storage is failing, or a fleet node lost its Redis",
+  }),
   version: t.String(),
   uptime_seconds: t.Integer(),
   upstreams: t.Array(UpstreamHealth),
+  cache: t.Optional(CacheHealth),
   fleet: t.Optional(
     t.Object({
       coordination: t.Union([t.Literal("shared"), t.Literal("local")], {

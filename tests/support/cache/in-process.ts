@@ -95,15 +95,19 @@ export class CountingStorage implements BlobStorage {
 
   constructor(private readonly inner: BlobStorage) {}
 
+  get shared(): boolean | undefined {
+    return this.inner.shared;
+  }
+
   open(digest: string): Promise<StoredBlob | undefined> {
     this.opens++;
     return this.inner.open(digest);
   }
 
-  async begin(): Promise<TempBlob> {
+  async begin(digest?: string): Promise<TempBlob> {
     this.begins++;
     if (this.refuseWrites) throw new Error("ENOSPC: no space left on device (refused by the test)");
-    const temp = await this.inner.begin();
+    const temp = await this.inner.begin(digest);
     return {
       write: (chunk) => temp.write(chunk),
       read: (position, length) => temp.read(position, length),
@@ -144,12 +148,14 @@ export type UpstreamAt = Pick<Upstream, "registryUrl" | "realm" | "service">;
 export interface InProcessOptions {
   continueWithoutReaders?: boolean;
   tagTtlMs?: number;
+  /** The store inside the counting wrapper, given the cache's own temp directory; default FsStorage there. */
+  storage?: (dir: string) => Promise<BlobStorage>;
 }
 
 export async function inProcessCache(upstream: UpstreamAt, options: InProcessOptions = {}): Promise<InProcessCache> {
   const dir = mkdtempSync(join(tmpdir(), "docxy-in-process-"));
   const remote = countingPassThrough();
-  const storage = new CountingStorage(await FsStorage.open(dir));
+  const storage = new CountingStorage(await (options.storage ?? FsStorage.open)(dir));
   const index = SqliteIndex.open(join(dir, "index.sqlite"));
   const coordination = new LocalCoordination();
   const gate = new AccessGate(index, remote, new CredentialMemory());
