@@ -17,6 +17,12 @@ const TOOLS: [command: string, pkg: string][] = [
   ["skopeo", "skopeo"],
   ["docker-registry", "docker-registry"],
   ["redis-server", "redis-server"],
+  // OpenStack Swift with s3api: the fleet scenario's bucket (tests/support/swift.ts)
+  ["swift-proxy-server", "swift-proxy"],
+  ["swift-account-server", "swift-account"],
+  ["swift-container-server", "swift-container"],
+  ["swift-object-server", "swift-object"],
+  ["memcached", "memcached"],
 ];
 
 // Bun.which, not `command -v`: Bun's shell has no `command` builtin.
@@ -83,6 +89,7 @@ export async function describeMachine(): Promise<MachineInfo> {
       curl: (await firstLine(["curl", "--version"])).split(" (")[0]!,
       skopeo: await firstLine(["skopeo", "--version"]),
       "redis-server": await firstLine([REDIS_BIN, "--version"]),
+      swift: `swift-proxy ${await firstLine(["dpkg-query", "-W", "-f=${Version}", "swift-proxy"])}`,
     },
   };
 }

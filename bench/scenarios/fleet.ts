@@ -16,13 +16,14 @@
  * is seen. The nodes keep their blobs on their own disks: the shared bucket
  * (`[cache] storage = "s3"`) is not measured here.
  */
-import { $ } from "bun";
+import { $, S3Client } from "bun";
 import { writeFileSync } from "node:fs";
 import { FLEET_SECRET } from "../../tests/support/fleet";
 import { freePort } from "../../tests/support/ports";
 import { startRedis } from "../../tests/support/redis";
-import { curlArgs, parseCurl } from "../lib/curl";
-import { memoryOf, startBenchDocxy, type BenchDocxy } from "../lib/docxy";
+import { startSwift } from "../../tests/support/swift";
+import { curlArgs, download, parseCurl } from "../lib/curl";
+import { memoryOf, startBenchDocxy, until, type BenchDocxy } from "../lib/docxy";
 import { MB, settle, type Context, type Scenario } from "../lib/context";
 import type { BigBlob, World } from "../lib/setup";
 import { alternate, type Measure, type Row } from "../lib/stats";
@@ -155,10 +156,78 @@ const timeAndFetches = (scenario: string, c: Comparison): Row[] => [
   { scenario, a: c.singleGets, target: ONCE },
 ];
 
+const BUCKET = "docxy-bench";
+
+/**
+ * 7c. The big blob as a hit from the bucket (`[cache] storage = "s3"` on a Swift of its own,
+ * started here) vs a hit from a node's own disk (the default), alternating; and the requests
+ * Swift's proxy answered during each hit from the bucket (its access log, as a client sent them).
+ */
+async function bucketHits({ world, settings, log }: Context): Promise<Row[]> {
+  const { big, upstream } = world;
+  const path = `/v2/${big.repository}/blobs/${big.digest}`;
+  const fromBucket: Measure = { name: "docxy hit from the bucket", unit: "MB/s", samples: [] };
+  const fromDisk: Measure = { name: "docxy hit from its disk", unit: "MB/s", samples: [] };
+  const requests: Measure = { name: "object-store requests per hit", unit: "", samples: [] };
+  const swift = await startSwift();
+  const nodes: BenchDocxy[] = [];
+  try {
+    await swift.createBucket(BUCKET);
+    const config = `[cache]\nstorage = "s3"\n[cache.s3]\nendpoint = "${swift.endpoint}"\nbucket = "${BUCKET}"\nregion = "${swift.region}"\n`;
+    const env = { AWS_ACCESS_KEY_ID: swift.accessKeyId, AWS_SECRET_ACCESS_KEY: swift.secretAccessKey };
+    const [s3, disk] = await Promise.all([startBenchDocxy(upstream, { config, env }), startBenchDocxy(upstream)]);
+    nodes.push(s3!, disk!);
+    const [s3Auth, diskAuth] = await Promise.all([s3!.token(big.repository), disk!.token(big.repository)]);
+    const bucket = new S3Client({ endpoint: swift.endpoint, bucket: BUCKET, region: swift.region, accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey });
+    const key = `blobs/sha256/${big.digest.slice("sha256:".length)}`;
+    await download(`${s3!.url}${path}`, big.size, { authorization: s3Auth, expectCache: "MISS" });
+    await download(`${disk!.url}${path}`, big.size, { authorization: diskAuth, expectCache: "MISS" });
+    const inBucket = async () => {
+      await Bun.sleep(200); // a HEAD every 200 ms, not every 20 (until's pace)
+      return bucket.exists(key);
+    };
+    await until(inBucket, "the blob to be committed to the bucket", 300_000);
+    await until(() => disk!.isCached(big.digest), "the blob to be committed to disk", 300_000);
+
+    const hit = async (node: BenchDocxy, authorization: string) => {
+      await settle();
+      const before = world.cdnGets(big.digest);
+      const r = await download(`${node.url}${path}`, big.size, { authorization, expectCache: "HIT" });
+      if (world.cdnGets(big.digest) !== before) throw new Error("a hit fetched from the CDN");
+      return r;
+    };
+    await alternate(settings.reps, [
+      async () => {
+        await swift.requests(); // every request answered so far is logged: only the hit's remain after the clear
+        swift.clearRequests();
+        const r = await hit(s3!, s3Auth);
+        const seen = await swift.requests();
+        fromBucket.samples.push(r.mbps);
+        requests.samples.push(seen.length);
+        log(`docxy hit from the bucket: ${r.mbps.toFixed(0)} MB/s, ${seen.length} object-store request(s): ${tally(seen.map((q) => `${q.method} ${q.status}`))}`);
+      },
+      async () => {
+        const r = await hit(disk!, diskAuth);
+        fromDisk.samples.push(r.mbps);
+        log(`docxy hit from its disk: ${r.mbps.toFixed(0)} MB/s`);
+      },
+    ]);
+  } finally {
+    await Promise.all(nodes.map((d) => d.stop()));
+    await swift.stop();
+  }
+  const scenario = `7c. hit of the ${sizeLabel(big.size)} blob from the bucket (Swift s3api on loopback)`;
+  return [
+    { scenario, a: fromBucket, b: fromDisk },
+    { scenario, a: requests },
+  ];
+}
+
 export const fleet: Scenario = {
   id: "fleet",
   title: `cold pulls spread over a ${NODES}-node fleet (one Redis) vs one node`,
-  async run({ world, settings, log }: Context) {
+  async run(ctx: Context) {
+    const { world, settings, log } = ctx;
     const n = settings.concurrent;
     const { big, wan } = world;
     const local = await compare(world, { blob: big, gets: world.cdnGets, label: "" }, n, settings.reps, log);
@@ -169,6 +238,7 @@ export const fleet: Scenario = {
       { scenario: memory, a: local.nodePeak, b: local.singlePeak },
       { scenario: memory, a: local.busiestPeak, b: local.singlePeak },
       ...timeAndFetches(`7b. ${n} cold pulls, ${sizeLabel(wan.blob.size)}, CDN at ${(wan.rate / 1e6).toFixed(0)} MB/s per download, over ${NODES} fleet nodes`, slow),
+      ...(await bucketHits(ctx)),
     ];
   },
 };
