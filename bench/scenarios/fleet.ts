@@ -13,8 +13,8 @@
  *
  * Every fleet run gets a new, empty Redis and new nodes on empty caches, so
  * no lease or index entry of an earlier run (pointing at a node that is gone)
- * is seen. The nodes keep their blobs on their own disks: the shared bucket
- * (`[cache] storage = "s3"`) is not measured here.
+ * is seen. These nodes keep their blobs on their own disks; 7c measures hits
+ * from the shared bucket (`[cache] storage = "s3"`).
  */
 import { $, S3Client } from "bun";
 import { writeFileSync } from "node:fs";
@@ -160,8 +160,10 @@ const BUCKET = "docxy-bench";
 
 /**
  * 7c. The big blob as a hit from the bucket (`[cache] storage = "s3"` on a Swift of its own,
- * started here) vs a hit from a node's own disk (the default), alternating; and the requests
- * Swift's proxy answered during each hit from the bucket (its access log, as a client sent them).
+ * started here) vs a hit from a node's own disk (the default), and vs the object streamed straight
+ * from Swift by Bun's S3 client in the bench process (what the store gives one reader), in turn;
+ * and the requests Swift's proxy answered during each hit from the bucket (its access log, as a
+ * client sent them).
  */
 async function bucketHits({ world, settings, log }: Context): Promise<Row[]> {
   const { big, upstream } = world;
@@ -169,6 +171,7 @@ async function bucketHits({ world, settings, log }: Context): Promise<Row[]> {
   const fromBucket: Measure = { name: "docxy hit from the bucket", unit: "MB/s", samples: [] };
   const fromDisk: Measure = { name: "docxy hit from its disk", unit: "MB/s", samples: [] };
   const requests: Measure = { name: "object-store requests per hit", unit: "", samples: [] };
+  const direct: Measure = { name: "object GET, Bun's S3 client", unit: "MB/s", samples: [] };
   const swift = await startSwift();
   const nodes: BenchDocxy[] = [];
   try {
@@ -207,6 +210,17 @@ async function bucketHits({ world, settings, log }: Context): Promise<Row[]> {
         log(`docxy hit from the bucket: ${r.mbps.toFixed(0)} MB/s, ${seen.length} object-store request(s): ${tally(seen.map((q) => `${q.method} ${q.status}`))}`);
       },
       async () => {
+        // What the store gives one reader: the object itself, streamed by Bun's S3 client (as docxy reads it) and dropped.
+        await settle();
+        const start = performance.now();
+        let bytes = 0;
+        for await (const chunk of bucket.file(key).stream()) bytes += chunk.length;
+        const mbps = bytes / ((performance.now() - start) / 1000) / MB;
+        if (bytes !== big.size) throw new Error(`GET s3://${BUCKET}/${key}: ${bytes} of ${big.size} bytes`);
+        direct.samples.push(mbps);
+        log(`object GET from the bucket (Bun's S3 client): ${mbps.toFixed(0)} MB/s`);
+      },
+      async () => {
         const r = await hit(disk!, diskAuth);
         fromDisk.samples.push(r.mbps);
         log(`docxy hit from its disk: ${r.mbps.toFixed(0)} MB/s`);
@@ -219,6 +233,7 @@ async function bucketHits({ world, settings, log }: Context): Promise<Row[]> {
   const scenario = `7c. hit of the ${sizeLabel(big.size)} blob from the bucket (Swift s3api on loopback)`;
   return [
     { scenario, a: fromBucket, b: fromDisk },
+    { scenario, a: fromBucket, b: direct },
     { scenario, a: requests },
   ];
 }
