@@ -240,7 +240,7 @@ async function bucketHits({ world, settings, log }: Context): Promise<Row[]> {
 
 export const fleet: Scenario = {
   id: "fleet",
-  title: `cold pulls spread over a ${NODES}-node fleet (one Redis) vs one node`,
+  title: `cold pulls spread over a ${NODES}-node fleet (one Redis) vs one node; hits from a bucket vs from disk`,
   async run(ctx: Context) {
     const { world, settings, log } = ctx;
     const n = settings.concurrent;
