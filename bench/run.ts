@@ -8,11 +8,11 @@
  *
  *   bun run bench                 full run (1 GiB blob, 3 repetitions), updates BENCHMARKS.md
  *   bun run bench --quick         256 MiB, 1 repetition, short loads; prints only (add --write to record)
- *   bun run bench --only cold,warm   some scenarios: cold warm concurrent manifest slow skopeo
+ *   bun run bench --only cold,warm   some scenarios: cold warm concurrent manifest slow skopeo fleet
  *   bun run bench --reps 5 --size-mib 2048
  *
- * Needs root on Debian for apt-get when nginx, wrk, curl, skopeo or
- * docker-registry are missing; uses dist/docxy (built when absent, or with --build).
+ * Needs root on Debian for apt-get when nginx, wrk, curl, skopeo,
+ * docker-registry or redis-server are missing; uses dist/docxy (built when absent, or with --build).
  */
 import { $ } from "bun";
 import { resolve } from "node:path";
@@ -25,12 +25,13 @@ import { startWorld } from "./lib/setup";
 import { textTable, verdict, type Row } from "./lib/stats";
 import { coldBlob } from "./scenarios/cold-blob";
 import { concurrentCold } from "./scenarios/concurrent-cold";
+import { fleet } from "./scenarios/fleet";
 import { imagePull } from "./scenarios/image-pull";
 import { manifestHead } from "./scenarios/manifest-head";
 import { slowClients } from "./scenarios/slow-clients";
 import { warmBlob } from "./scenarios/warm-blob";
 
-const SCENARIOS: Scenario[] = [coldBlob, warmBlob, concurrentCold, manifestHead, slowClients, imagePull];
+const SCENARIOS: Scenario[] = [coldBlob, warmBlob, concurrentCold, manifestHead, slowClients, imagePull, fleet];
 const ROOT = resolve(import.meta.dir, "..");
 
 const { values: flags } = parseArgs({
@@ -48,7 +49,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   console.log(
-    "usage: bun run bench [--quick] [--reps N] [--size-mib N] [--only cold,warm,concurrent,manifest,slow,skopeo] [--write | --no-write] [--build]",
+    "usage: bun run bench [--quick] [--reps N] [--size-mib N] [--only cold,warm,concurrent,manifest,slow,skopeo,fleet] [--write | --no-write] [--build]",
   );
   process.exit(0);
 }

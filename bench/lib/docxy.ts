@@ -20,16 +20,19 @@ export interface BenchDocxy extends Docxy {
   stop(options?: { keepCache?: boolean }): Promise<void>;
 }
 
-/** `registryUrl` replaces the upstream's registry (same token service), e.g. the WAN-rate one. */
+/**
+ * `registryUrl` replaces the upstream's registry (same token service), e.g. the WAN-rate one;
+ * `config` is TOML appended after the `[registry]` section (e.g. a `[fleet]` one).
+ */
 export async function startBenchDocxy(
   upstream: Upstream,
-  options: { args?: string[]; env?: Record<string, string>; registryUrl?: string; cacheDir?: string } = {},
+  options: { args?: string[]; env?: Record<string, string>; registryUrl?: string; cacheDir?: string; config?: string } = {},
 ): Promise<BenchDocxy> {
   const cacheDir = options.cacheDir ?? join(mkdtempSync(join(tmpdir(), "docxy-bench-cache-")), "cache");
   const dir = dirname(cacheDir);
   removeAtExit(dir);
   const docxy = await startDocxy({
-    config: `[registry]\nupstream_registry = "${options.registryUrl ?? upstream.registryUrl}"\nauth_realm = "${upstream.realm}"\nauth_service = "${upstream.service}"\n`,
+    config: `[registry]\nupstream_registry = "${options.registryUrl ?? upstream.registryUrl}"\nauth_realm = "${upstream.realm}"\nauth_service = "${upstream.service}"\n${options.config ?? ""}`,
     env: { DOCXY_CACHE_DIR: cacheDir, ...options.env },
     args: options.args,
   });

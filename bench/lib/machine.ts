@@ -6,6 +6,7 @@ import { $ } from "bun";
 import { statSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { DOCXY_BIN } from "../../tests/support/docxy-process";
+import { REDIS_BIN } from "../../tests/support/redis";
 import { REGISTRY_BIN } from "../../tests/support/registry";
 
 /** command → Debian package. nginx and wrk are the benchmark's own; the rest the tests also use. */
@@ -15,6 +16,13 @@ const TOOLS: [command: string, pkg: string][] = [
   ["wrk", "wrk"],
   ["skopeo", "skopeo"],
   ["docker-registry", "docker-registry"],
+  ["redis-server", "redis-server"],
+  // OpenStack Swift with s3api: the fleet scenario's bucket (tests/support/swift.ts)
+  ["swift-proxy-server", "swift-proxy"],
+  ["swift-account-server", "swift-account"],
+  ["swift-container-server", "swift-container"],
+  ["swift-object-server", "swift-object"],
+  ["memcached", "memcached"],
 ];
 
 // Bun.which, not `command -v`: Bun's shell has no `command` builtin.
@@ -80,6 +88,8 @@ export async function describeMachine(): Promise<MachineInfo> {
       wrk: (await firstLine(["wrk", "-v"])).replace(/\s*Copyright.*$/, ""),
       curl: (await firstLine(["curl", "--version"])).split(" (")[0]!,
       skopeo: await firstLine(["skopeo", "--version"]),
+      "redis-server": await firstLine([REDIS_BIN, "--version"]),
+      swift: `swift-proxy ${await firstLine(["dpkg-query", "-W", "-f=${Version}", "swift-proxy"])}`,
     },
   };
 }

@@ -15,8 +15,8 @@ export interface Measure {
 export interface Target {
   /** human wording, e.g. "≥ 1.3× distribution" */
   text: string;
-  /** which number is checked: the ratio a/b, or a's median */
-  on: "ratio" | "value";
+  /** which number is checked: the ratio a/b, a's median, or every one of a's samples (a count that must hold in each run) */
+  on: "ratio" | "value" | "every";
   min?: number;
   max?: number;
 }
@@ -44,6 +44,10 @@ export type Verdict = "met" | "missed" | "";
 export function verdict(row: Row): Verdict {
   const t = row.target;
   if (!t) return "";
+  if (t.on === "every") {
+    const ok = (x: number) => (t.min === undefined || x >= t.min) && (t.max === undefined || x <= t.max);
+    return row.a.samples.length > 0 && row.a.samples.every(ok) ? "met" : "missed";
+  }
   const x = t.on === "ratio" ? ratio(row) : median(row.a.samples);
   if (x === undefined || Number.isNaN(x)) return "missed";
   if (t.min !== undefined && !(x >= t.min)) return "missed";
