@@ -2,15 +2,23 @@
 // costs the bucket nothing the second time and comes back as a local file with its exact bytes;
 // a local copy is only ever one whose size and digest were verified, a cut one is not served, and
 // the tier keeps to its size. Bucket requests are counted from Swift's own log. One Swift per file.
+// Last, the tier as `[cache.s3] hot_tier_size` turns it on, through openCache and the cache front.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync, truncateSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CredentialMemory } from "../../src/auth/credential-memory";
+import { openCache } from "../../src/cache/open-cache";
 import { S3Storage } from "../../src/cache/s3-storage";
 import { TieredStorage } from "../../src/cache/tiered-storage";
 import type { StoredBlob } from "../../src/cache/blob-storage";
+import { loadConfig } from "../../src/config/load";
+import { createLogger } from "../../src/observability/logger";
+import { fileOf } from "../../src/util/file-response";
+import { countingPassThrough, digestOf, readsOf } from "../support/cache/in-process";
 import { sha256 } from "../support/layers";
 import { startSwift, type Swift } from "../support/swift";
+import { startUpstream, type Upstream } from "../support/upstream";
 
 const MiB = 1024 * 1024;
 let swift: Swift;
@@ -239,4 +247,68 @@ describe("TieredStorage", () => {
     expect(await tier.open(digest)).toBeUndefined();
     expect(await listed()).toEqual([]);
   }, 60_000);
+});
+
+describe("[cache.s3] hot_tier_size through openCache", () => {
+  let upstream: Upstream;
+  beforeAll(async () => {
+    upstream = await startUpstream({ onlyThroughProxy: true });
+  }, 120_000);
+  afterAll(async () => {
+    await upstream?.stop();
+  });
+
+  async function open(dir: string, hotTierSize: string) {
+    const none = join(dir, "none.toml");
+    writeFileSync(none, "");
+    const { endpoint, accessKeyId, secretAccessKey } = swift;
+    const overrides = {
+      "cache.dir": dir,
+      "cache.storage": "s3",
+      "cache.s3.endpoint": endpoint,
+      "cache.s3.bucket": "docxy",
+      "cache.s3.prefix": `node-${hotTierSize}`,
+      "cache.s3.access_key_id": accessKeyId,
+      "cache.s3.secret_access_key": secretAccessKey,
+      "cache.s3.hot_tier_size": hotTierSize,
+    };
+    const { config } = await loadConfig({ path: none, env: {}, overrides });
+    const log = createLogger("error", () => {});
+    const opened = await openCache(config.cache, { remote: countingPassThrough(), log, credentials: new CredentialMemory() });
+    const get = (digest: string) => opened.reads.answer(readsOf(upstream).request("blobs", "acme/app", digest));
+    return { ...opened, get };
+  }
+
+  test("on: a filled blob's hits are local files the edge sends itself, with no bucket request; off (the default): every hit reads the bucket", async () => {
+    const [onLayer, offLayer] = upstream.images.app.manifests[0]!.layers;
+    const on = await open(tempDir(), "64MiB");
+    const dir = on.cache!.dir;
+    const miss = await on.get(onLayer!.digest);
+    expect(miss.headers.get("x-cache")).toBe("MISS");
+    expect(await digestOf(miss)).toEqual({ digest: onLayer!.digest, length: onLayer!.size });
+    // The local twin of the fill is kept in the background: its file appears once fsynced and renamed.
+    while (!existsSync(hotFile(join(dir, "hot"), onLayer!.digest))) await Bun.sleep(10);
+    swift.clearRequests();
+    for (let hit = 0; hit < 2; hit++) {
+      const response = await on.get(onLayer!.digest);
+      expect(response.headers.get("x-cache")).toBe("HIT");
+      expect(fileOf(response)?.path).toBe(hotFile(join(dir, "hot"), onLayer!.digest));
+      expect(await digestOf(response)).toEqual({ digest: onLayer!.digest, length: onLayer!.size });
+    }
+    expect(await bucketRequests(onLayer!.digest)).toEqual([]);
+    on.cache!.index.close();
+
+    const off = await open(tempDir(), "0");
+    expect(await digestOf(await off.get(offLayer!.digest))).toEqual({ digest: offLayer!.digest, length: offLayer!.size });
+    expect(existsSync(join(off.cache!.dir, "hot"))).toBe(false);
+    swift.clearRequests();
+    for (let hit = 0; hit < 2; hit++) {
+      const response = await off.get(offLayer!.digest);
+      expect(response.headers.get("x-cache")).toBe("HIT");
+      expect(fileOf(response)).toBeUndefined();
+      expect(await digestOf(response)).toEqual({ digest: offLayer!.digest, length: offLayer!.size });
+    }
+    expect(await bucketRequests(offLayer!.digest)).toEqual(["HEAD", "GET", "HEAD", "GET"]);
+    off.cache!.index.close();
+  }, 120_000);
 });
