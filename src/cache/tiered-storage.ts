@@ -43,6 +43,8 @@ export class TieredStorage implements BlobStorage {
   /** Bytes promised to copies in progress, so that concurrent copies cannot overshoot the bound together. */
   private reserved = 0;
   private readonly copies = new Map<string, Promise<void>>();
+  /** Deleted while being copied: the copy, verified as it may be, must not bring the blob back on this node. */
+  private readonly deletedWhileCopying = new Set<string>();
 
   private constructor(
     private readonly bucket: BlobStorage,
@@ -93,6 +95,7 @@ export class TieredStorage implements BlobStorage {
   }
 
   async delete(digest: string): Promise<void> {
+    if (this.copies.has(digest)) this.deletedWhileCopying.add(digest);
     const [bucket] = await Promise.allSettled([this.bucket.delete(digest), this.evict([digest])]);
     if (bucket.status === "rejected") throw bucket.reason;
   }
@@ -122,13 +125,13 @@ export class TieredStorage implements BlobStorage {
     });
   }
 
-  /** A fill's local twin, after the bucket committed the same bytes: kept in the background (its fsync is no client's wait). */
-  private keep(digest: string, size: number, temp: TempBlob): void {
-    if (this.hot.has(digest) || this.copies.has(digest)) {
-      void temp.abort();
-      return;
-    }
-    if (!this.track(digest, size, () => temp.commit(digest))) void temp.abort();
+  /**
+   * A fill's local twin, after the bucket committed the same bytes: kept in the background (its
+   * fsync is no client's wait); when it is not wanted, the returned promise is its removal.
+   */
+  private async keep(digest: string, size: number, temp: TempBlob): Promise<void> {
+    const wanted = !this.hot.has(digest) && !this.copies.has(digest) && this.track(digest, size, () => temp.commit(digest));
+    if (!wanted) await temp.abort();
   }
 
   /** Runs `commit` with `size` bytes reserved; false when the tier cannot make room. */
@@ -145,6 +148,7 @@ export class TieredStorage implements BlobStorage {
       .finally(() => {
         this.reserved -= size;
         this.copies.delete(digest);
+        if (this.deletedWhileCopying.delete(digest)) return this.evict([digest]);
       });
     this.copies.set(digest, done);
     return true;
@@ -201,12 +205,14 @@ async function copyVerified(stored: StoredBlob, digest: string, temp: TempBlob):
  */
 class TieredTempBlob implements TempBlob {
   private written = 0;
+  /** The local side's abort, once dropped: waited for by commit and abort, so no temp file outlives the fill. */
+  private dropping: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly bucket: TempBlob,
     private local: TempBlob | undefined,
     private readonly maxBytes: number,
-    private readonly keep: (digest: string, size: number, local: TempBlob) => void,
+    private readonly keep: (digest: string, size: number, local: TempBlob) => Promise<void>,
   ) {}
 
   write(chunk: Uint8Array): Promise<void> {
@@ -226,20 +232,23 @@ class TieredTempBlob implements TempBlob {
       await this.bucket.commit(digest);
     } catch (error) {
       this.dropLocal(); // nothing in the bucket: no copy of it either
+      await this.dropping;
       throw error;
     }
     const local = this.local;
     this.local = undefined;
-    if (local) this.keep(digest, this.written, local);
+    if (local) await this.keep(digest, this.written, local);
+    await this.dropping;
   }
 
   async abort(): Promise<void> {
     this.dropLocal();
-    await this.bucket.abort();
+    await Promise.all([this.bucket.abort(), this.dropping]);
   }
 
   private dropLocal(): void {
-    void this.local?.abort();
+    if (!this.local) return;
+    this.dropping = this.local.abort();
     this.local = undefined;
   }
 }

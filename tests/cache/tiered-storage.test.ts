@@ -134,6 +134,32 @@ describe("TieredStorage", () => {
     expect(readdirSync(join(dir, "tmp"))).toEqual([]);
   }, 60_000);
 
+  test("a fill larger than the tier goes to the bucket only", async () => {
+    const dir = tempDir();
+    const tier = await TieredStorage.open({ bucket, dir, maxBytes: MiB, inUse: () => false });
+    const { bytes, digest } = blob(2 * MiB);
+    const temp = await tier.begin(digest);
+    for (let offset = 0; offset < bytes.length; offset += 256 * 1024) await temp.write(bytes.slice(offset, offset + 256 * 1024));
+    await temp.commit(digest);
+    await tier.copied();
+    expect(existsSync(hotFile(dir, digest))).toBe(false);
+    expect(readdirSync(join(dir, "tmp"))).toEqual([]);
+    expect(sha256(await readAll((await tier.open(digest))!))).toBe(digest);
+  }, 60_000);
+
+  test("a blob deleted while it is being copied does not come back locally", async () => {
+    const dir = tempDir();
+    const tier = await TieredStorage.open({ bucket, dir, maxBytes: 64 * MiB, inUse: () => false });
+    const { bytes, digest } = blob(MiB);
+    const temp = await tier.begin(digest);
+    await temp.write(bytes);
+    await temp.commit(digest); // the local twin is being kept in the background
+    await tier.delete(digest);
+    await tier.copied();
+    expect(existsSync(hotFile(dir, digest))).toBe(false);
+    expect(await tier.open(digest)).toBeUndefined();
+  }, 60_000);
+
   test("an aborted fill leaves nothing, locally or in the bucket", async () => {
     const dir = tempDir();
     const tier = await TieredStorage.open({ bucket, dir, maxBytes: 64 * MiB, inUse: () => false });
