@@ -5,7 +5,8 @@
  *
  * Here the cache's ports get their implementations: the blob storage
  * (FsStorage under `dir`, or with `storage = "s3"` the bucket of a fleet,
- * S3Storage, spooling under `dir`), the index (SqliteIndex, under `dir` in
+ * S3Storage, spooling under `dir`, behind a TieredStorage hot tier under
+ * `dir` when `[cache.s3] hot_tier_size` is set), the index (SqliteIndex, under `dir` in
  * both cases: a node's own knowledge, which a shared bucket completes on
  * demand, see BlobStorage.shared), the coordination (LocalCoordination of a
  * single node, or RedisCoordination when the node is part of a fleet), and
@@ -37,6 +38,7 @@ import { S3Storage } from "./s3-storage";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { SqliteIndex } from "./sqlite-index";
 import { tagTtl } from "./tag-ttl";
+import { TieredStorage } from "./tiered-storage";
 import { type StorageStatus, WatchedStorage } from "./watched-storage";
 
 export interface CacheParts {
@@ -78,8 +80,11 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   const dir = resolve(config.dir);
   let storage: WatchedStorage;
   let index: SqliteIndex;
+  let blobs: BlobCache | undefined;
+  // The hot tier spares the copies clients read, as eviction does (blobs exists before any read).
+  const inUse = (digest: string) => blobs?.inUse(digest) ?? false;
   try {
-    storage = new WatchedStorage(await openStorage(config, dir, parts.env ?? process.env), config.storage);
+    storage = new WatchedStorage(await openStorage(config, dir, parts.env ?? process.env, inUse), config.storage);
   } catch (error) {
     const reason = (error as Error).message;
     log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, {
@@ -107,7 +112,6 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
 
   const coordination = parts.fleet ? new RedisCoordination(parts.fleet.leases, parts.fleet.signer) : new LocalCoordination();
   const gate = new AccessGate(index, remote, parts.credentials);
-  let blobs: BlobCache | undefined;
   const maxBytes = config.max_size;
   const evictor = new Evictor({
     index,
@@ -115,7 +119,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     coordination,
     maxBytes,
     maxAgeMs: config.max_age,
-    inUse: (digest) => blobs?.inUse(digest) ?? false,
+    inUse,
     log: (message, fields) => log.warn(message, fields),
   });
   const limits = new FillLimits({
@@ -157,10 +161,15 @@ function bucketOf(config: Config["cache"]): { bucket?: string; endpoint?: string
   return config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : {};
 }
 
-async function openStorage(config: Config["cache"], dir: string, env: Record<string, string | undefined>): Promise<BlobStorage> {
+async function openStorage(
+  config: Config["cache"],
+  dir: string,
+  env: Record<string, string | undefined>,
+  inUse: (digest: string) => boolean,
+): Promise<BlobStorage> {
   if (config.storage !== "s3") return FsStorage.open(dir);
-  const { endpoint, bucket, region, prefix } = config.s3;
-  return S3Storage.open({
+  const { endpoint, bucket, region, prefix, hot_tier_size } = config.s3;
+  const s3 = await S3Storage.open({
     endpoint,
     bucket,
     region,
@@ -169,6 +178,7 @@ async function openStorage(config: Config["cache"], dir: string, env: Record<str
     secretAccessKey: config.s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "",
     spoolDir: join(dir, "spool"),
   });
+  return hot_tier_size > 0 ? TieredStorage.open({ bucket: s3, dir: join(dir, "hot"), maxBytes: hot_tier_size, inUse }) : s3;
 }
 
 /**

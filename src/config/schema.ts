@@ -165,6 +165,11 @@ export const ConfigSchema = t.Object({
           access_key_id: t.String({ default: "", description: "docxy: empty = AWS_ACCESS_KEY_ID from the environment" }),
           secret_access_key: t.String({ default: "", description: "docxy: empty = AWS_SECRET_ACCESS_KEY from the environment; never logged" }),
           prefix: t.String({ default: "", description: 'docxy: key prefix inside the bucket, e.g. "docxy/"' }),
+          hot_tier_size: size({
+            default: 0,
+            description:
+              'docxy: a local copy of the most read blobs under dir/hot, served as local files with no bucket request, e.g. "50GiB"; 0 = off (every hit reads the bucket)',
+          }),
         },
         { default: {} },
       ),

@@ -231,6 +231,7 @@ region = "us-east-1"
 access_key_id = "AKIAEXAMPLE"
 secret_access_key = "example-secret"
 prefix = "eu/"
+hot_tier_size = "50GiB"
 [fleet]
 redis_url = "redis://127.0.0.1:6379"
 advertise_url = "http://10.0.0.5:5000"
@@ -247,6 +248,7 @@ secret_file = "${secretFile}"
     access_key_id: "AKIAEXAMPLE",
     secret_access_key: "example-secret",
     prefix: "eu/",
+    hot_tier_size: 50 * 1024 ** 3,
   });
   expect(config.fleet).toEqual({ redis_url: "redis://127.0.0.1:6379", advertise_url: "http://10.0.0.6:5000", secret: "", secret_file: secretFile });
   const lines = await problems(path, { DOCXY_FLEET_SECRET: "too short" });
@@ -263,6 +265,7 @@ test("[cache.s3]'s keys are overridable from the environment and by flag, as the
     DOCXY_CACHE_S3_ACCESS_KEY_ID: "AKIAENV",
     DOCXY_CACHE_S3_SECRET_ACCESS_KEY: "env-secret",
     DOCXY_CACHE_S3_PREFIX: "fleet/",
+    DOCXY_CACHE_S3_HOT_TIER_SIZE: "1GiB",
   };
   const { config } = await loadConfig({ path, env });
   expect(config.cache.s3).toEqual({
@@ -272,6 +275,7 @@ test("[cache.s3]'s keys are overridable from the environment and by flag, as the
     access_key_id: "AKIAENV",
     secret_access_key: "env-secret",
     prefix: "fleet/",
+    hot_tier_size: 1024 ** 3,
   });
   const flagged = await loadConfig({ path, env, overrides: { "cache.s3.bucket": "from-flag" } });
   expect(flagged.config.cache.s3.bucket).toBe("from-flag");
