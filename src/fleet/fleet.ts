@@ -15,6 +15,8 @@ import { FleetSigner } from "./signing";
 export interface Fleet {
   leases: FillLeases;
   signer: FleetSigner;
+  /** The shared Redis itself, for the ledger of a shared bucket (shared-lru.ts). */
+  redis: FleetRedis;
   /** shared while Redis answers; local while this node coordinates alone. */
   state(): RedisState;
   close(): void;
@@ -33,6 +35,7 @@ export function openFleet({ fleet: config, cache }: Config, log: Logger): Fleet 
   return {
     leases: new FillLeases(redis, config.advertise_url),
     signer: new FleetSigner(secret),
+    redis,
     state: () => redis.state,
     close: () => redis.close(),
   };
