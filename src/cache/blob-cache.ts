@@ -206,6 +206,9 @@ export class BlobCache {
   ): Response {
     const { digest, size, body, temp, slot, claim } = started;
     const { storage, index, evictor, gate, log, continueWithoutReaders } = this.parts;
+    // Followers read a committed fill from the store (a bucket) until they finish, maybe after the
+    // fleet's lease on it lapsed: registered as a reader fleet-wide until then.
+    const fleetReader = this.parts.readers?.hold(digest);
     const fill = new Fill({
       digest,
       size,
@@ -215,12 +218,16 @@ export class BlobCache {
       continueWithoutReaders,
       onIdle: () => {
         this.followed.delete(digest);
+        fleetReader?.release();
         evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
       },
       onSettled: ({ committed, size, error }) => {
         slot.release();
         claim.release(committed);
-        if (fill.readerCount === 0) this.followed.delete(digest);
+        if (fill.readerCount === 0) {
+          this.followed.delete(digest);
+          fleetReader?.release();
+        }
         if (committed) {
           index.putBlob(digest, size);
           void evictor.run();
