@@ -7,8 +7,8 @@
  * A run takes the fleet's eviction lock (`docxy:lock:eviction`, SET NX PX,
  * renewed while it runs, released by compare-and-delete). For each victim,
  * oldest first: skip it while this node reads or fills it; otherwise take it
- * out of the ledger in one script that also finds no reader and no fill
- * lease anywhere, and only then DELETE its object. Other nodes' indexes keep
+ * out of the ledger in one script that also finds no reader on any node
+ * (a fill's followers count), and only then DELETE its object. Other nodes' indexes keep
  * a row until their next open of it fails (the blob cache then fetches it
  * again). A DELETE that fails puts the entry back, so the next run retries.
  *

@@ -33,7 +33,7 @@ const SIZE = "docxy:size";
 const BYTES = "docxy:bytes";
 const READING = "docxy:reading:";
 const EVICTING = "docxy:evicting:";
-const FILL = "docxy:fill:"; // the fill lease (lease.ts): a blob being filled is not evicted
+const FILL = "docxy:fill:"; // the fill lease (lease.ts)
 const FLUSH_MS = 1_000;
 const READER_TTL_MS = 30_000;
 /** Longer than any DELETE of one object: a reader registering within it is turned away. */
@@ -80,16 +80,22 @@ end
 return 1`;
 
 /**
- * KEYS: lru, size, bytes, reading, fill, evicting; ARGV: digest, now, evicting ms, last use seen.
- * The blob's size when it left the ledger; -1 read or filled somewhere, -2 gone, -3 used since listed.
+ * KEYS: lru, size, bytes, reading, evicting, fill; ARGV: digest, now, evicting ms, last use seen.
+ * The blob's size when it left the ledger; -1 read somewhere, -2 gone, -3 used since listed.
+ * The fill lease does not stop it: a committed fill keeps its lease for a minute only to point
+ * other nodes at the owner, which would now find nothing to serve, so the lease goes with the
+ * blob and the next request fills it again (a fill in progress registers its followers as
+ * readers; one whose upstream answer is still on its way may lose its lease: at worst a second
+ * download, never a wrong byte).
  */
 const CLAIM = `
 redis.call('zremrangebyscore', KEYS[4], '-inf', ARGV[2])
-if redis.call('zcard', KEYS[4]) > 0 or redis.call('exists', KEYS[5]) == 1 then return -1 end
+if redis.call('zcard', KEYS[4]) > 0 then return -1 end
 local score = redis.call('zscore', KEYS[1], ARGV[1])
 if not score then return -2 end
 if tonumber(score) > tonumber(ARGV[4]) then return -3 end
-redis.call('set', KEYS[6], '1', 'PX', ARGV[3])
+redis.call('set', KEYS[5], '1', 'PX', ARGV[3])
+redis.call('del', KEYS[6])
 redis.call('zrem', KEYS[1], ARGV[1])
 local size = redis.call('hget', KEYS[2], ARGV[1]) or '0'
 redis.call('hdel', KEYS[2], ARGV[1])
@@ -203,10 +209,10 @@ export class SharedLru {
     }));
   }
 
-  /** Takes `entry` out of the ledger unless someone reads or fills it, or used it since it was listed. */
+  /** Takes `entry` out of the ledger unless a node reads it (or follows its fill), or used it since it was listed. */
   async claim(entry: LedgerEntry): Promise<Claimed | undefined> {
     const { digest } = entry;
-    const keys = [LRU, SIZE, BYTES, READING + digest, FILL + digest, EVICTING + digest];
+    const keys = [LRU, SIZE, BYTES, READING + digest, EVICTING + digest, FILL + digest];
     const answer = await this.redis.send("EVAL", [CLAIM, "6", ...keys, digest, String(this.now()), String(EVICTING_MS), String(entry.lastAccess)]);
     if (!answer) return undefined;
     const value = Number(answer.value);
