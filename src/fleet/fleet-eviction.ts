@@ -30,6 +30,8 @@ const LISTED = "docxy:lru:listed";
 /** How often the ledger is matched to the bucket again, beyond a Redis restart: objects put by hand, records lost in an outage. */
 const RELIST_MS = 24 * 3600_000;
 const BATCH = 64;
+/** A blob skipped for a reader on another node: this node cannot hear that read end, so it looks again after this. */
+const RETRY_MS = 30_000;
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 const RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
@@ -45,6 +47,8 @@ export interface FleetEvictorOptions {
   inUse: (digest: string) => boolean;
   now?: () => number;
   log?: (message: string, fields: Record<string, string | number>) => void;
+  /** Overrides RETRY_MS (tests). */
+  retryMs?: number;
 }
 
 const NOTHING: EvictionResult = { removed: 0, freedBytes: 0 };
@@ -55,6 +59,7 @@ export class FleetEvictor implements Eviction {
   private skippedInUse = false;
   /** Whether the last run was skipped for want of Redis (logged on the change only). */
   private redisAway = false;
+  private retry: Timer | undefined;
 
   constructor(private readonly options: FleetEvictorOptions) {}
 
@@ -121,6 +126,7 @@ export class FleetEvictor implements Eviction {
         if (claimed === "gone") continue;
         if (claimed === "in-use" || claimed === "used-since") {
           skipped++;
+          if (claimed === "in-use") this.retryLater();
           continue;
         }
         try {
@@ -153,6 +159,14 @@ export class FleetEvictor implements Eviction {
     }
     await redis.send("DEL", [LISTED]); // the next run lists again
     return false;
+  }
+
+  private retryLater(): void {
+    this.retry ??= setTimeout(() => {
+      this.retry = undefined;
+      void this.run();
+    }, this.options.retryMs ?? RETRY_MS);
+    this.retry.unref?.();
   }
 
   private noteRedis(answered: boolean): void {

@@ -61,7 +61,7 @@ interface Node {
   lru: SharedLru;
   remote: CountingRemote;
   /** A fresh evictor of the shared bucket on this node, with these limits. */
-  evictor(limits: Pick<FleetEvictorOptions, "maxBytes" | "maxAgeMs">): FleetEvictor;
+  evictor(limits: Pick<FleetEvictorOptions, "maxBytes" | "maxAgeMs" | "retryMs">): FleetEvictor;
 }
 
 let buckets = 0;
@@ -184,6 +184,22 @@ test("eviction on one node never deletes a blob another node's client is reading
   expect(await digestOf(again)).toEqual({ digest: layer.digest, length: layer.size });
   expect(b.remote.callsFor(layer.digest, "GET")).toHaveLength(1);
   expect(await inBucket(bucket, layer.digest)).toBe(true); // stored again by B's fill
+}, 60_000);
+
+test("a blob skipped for a reader on another node is evicted once that read ends, with no new commit to trigger a run", async () => {
+  const { bucket, node } = await fleet();
+  const [a, b] = [await node("a"), await node("b")];
+  const [{ repository, layer }] = layers(1) as [{ repository: string; layer: Layer }];
+  await digestOf(await a.get(repository, layer.digest));
+  const reading = await b.get(repository, layer.digest);
+  const reader = reading.body!.getReader();
+  await reader.read();
+  expect(await a.evictor({ maxBytes: 0, retryMs: 50 }).run()).toEqual({ removed: 0, freedBytes: 0 });
+  expect(await inBucket(bucket, layer.digest)).toBe(true);
+  while (!(await reader.read()).done);
+  // A's evictor looks again by itself (every 50 ms here) and finds the read over.
+  while (await inBucket(bucket, layer.digest)) await Bun.sleep(20);
+  expect(await ledger()).toEqual([]);
 }, 60_000);
 
 test("a reader registered while the evictor deletes its blob is told it is gone and served from the upstream", async () => {
