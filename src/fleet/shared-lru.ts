@@ -170,8 +170,14 @@ export class SharedLru {
     else {
       const allowed = this.redis
         .send("EVAL", [REGISTER, "2", READING + digest, EVICTING + digest, this.nodeId, String(this.now()), String(READER_TTL_MS)])
-        .then((answer) => answer?.value !== 0);
-      this.held.set(digest, (entry = { count: 1, allowed }));
+        .then((answer) => {
+          // Refused (being evicted): not registered, so the next reader asks again instead of
+          // inheriting the refusal for as long as these holders last (a refill may follow).
+          if (answer?.value === 0 && this.held.get(digest) === fresh) this.held.delete(digest);
+          return answer?.value !== 0;
+        });
+      const fresh = { count: 1, allowed };
+      this.held.set(digest, (entry = fresh));
     }
     const mine = entry;
     let released = false;
