@@ -17,9 +17,10 @@
  *   reader or the evictor wins, never both.
  *
  * Commits, adoptions and hits are recorded in batches every FLUSH_MS, never
- * awaited by a request: a hit costs no Redis round trip. Registering a
- * reader is awaited (its answer decides whether the blob may be served), in
- * parallel with the store's HEAD. Redis unavailable (fleet/redis.ts): records
+ * awaited by a request. Registering a reader is awaited, since its answer
+ * decides whether the blob may be served: one round trip per digest a node
+ * starts reading (concurrent readers share it), in parallel with the
+ * store's HEAD. Redis unavailable (fleet/redis.ts): records
  * are dropped, readers proceed unregistered, and the evictor does not run,
  * so nothing is deleted blindly. A Redis that lost its data is refilled from
  * the bucket's listing (`adopt`): the bucket is the truth.
