@@ -38,7 +38,7 @@ import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { CacheIndex } from "./cache-index";
 import type { Answer } from "./cache-front";
 import type { Coordination, FillClaim, FillInProgress } from "./coordination";
-import type { Evictor } from "./eviction";
+import type { Eviction } from "./eviction";
 import { Fill } from "./fill";
 import type { FillLimits, FillSlot, RefusalReason } from "./fill-limits";
 import type { Remote } from "./remote";
@@ -51,12 +51,19 @@ export interface BlobCacheParts {
   remote: Remote;
   coordination: Coordination;
   gate: AccessGate;
-  evictor: Evictor;
+  evictor: Eviction;
   limits: FillLimits;
   log: Logger;
   /** Keep filling when every client has gone (`continue_on_disconnect`). */
   continueWithoutReaders: boolean;
   sendfile?: SendfileRedirects;
+  /**
+   * On a fleet's shared bucket, readers are registered fleet-wide
+   * (fleet/shared-lru.ts) so another node's eviction spares them. `allowed`
+   * is false while that eviction is deleting the blob: it is then treated as
+   * gone. Absent on a store of this node's own.
+   */
+  readers?: { hold(digest: string): { allowed: Promise<boolean>; release(): void } };
 }
 
 export class BlobCache {
@@ -99,14 +106,16 @@ export class BlobCache {
       if (refusal) return refusal;
     }
     // Looked up after the access check, which may have taken a round trip during which a fill ended.
-    const release = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
+    const { release, allowed } = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
     let handedOver = false;
     try {
       const known = index.getBlob(digest) !== undefined;
       // A shared store may hold what this node never saw (another node filled it): one HEAD there
       // instead of a download from the upstream. Not while this node fills it: that is joined below.
       const ask = known || (storage.shared === true && !coordination.isFilling(digest));
-      const stored = ask ? await this.open(digest) : undefined;
+      // The fleet-wide registration answers in parallel with the HEAD: one wait, not two.
+      const [opened, mayRead] = await Promise.all([ask ? this.open(digest) : undefined, allowed]);
+      const stored = mayRead ? opened : undefined;
       if (stored && !known) {
         // Adopted: it goes through the same gate as any hit before a byte is served.
         const refusal = await gate.check(request, digest);
@@ -197,6 +206,9 @@ export class BlobCache {
   ): Response {
     const { digest, size, body, temp, slot, claim } = started;
     const { storage, index, evictor, gate, log, continueWithoutReaders } = this.parts;
+    // Followers read a committed fill from the store (a bucket) until they finish, maybe after the
+    // fleet's lease on it lapsed: registered as a reader fleet-wide until then.
+    const fleetReader = this.parts.readers?.hold(digest);
     const fill = new Fill({
       digest,
       size,
@@ -206,12 +218,16 @@ export class BlobCache {
       continueWithoutReaders,
       onIdle: () => {
         this.followed.delete(digest);
+        fleetReader?.release();
         evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
       },
       onSettled: ({ committed, size, error }) => {
         slot.release();
         claim.release(committed);
-        if (fill.readerCount === 0) this.followed.delete(digest);
+        if (fill.readerCount === 0) {
+          this.followed.delete(digest);
+          fleetReader?.release();
+        }
         if (committed) {
           index.putBlob(digest, size);
           void evictor.run();
@@ -269,9 +285,9 @@ export class BlobCache {
    * or `done` is called (when no stream is read).
    */
   async committedForPeer(digest: string): Promise<{ size: number; read(start: number, end: number): ReadableStream<Uint8Array>; done(): void } | undefined> {
-    const release = this.acquire(digest);
-    const stored = await this.parts.storage.open(digest).catch(() => undefined);
-    if (!stored) {
+    const { release, allowed } = this.acquire(digest);
+    const [stored, mayRead] = await Promise.all([this.parts.storage.open(digest).catch(() => undefined), allowed]);
+    if (!stored || !mayRead) {
       release();
       return undefined;
     }
@@ -304,13 +320,19 @@ export class BlobCache {
     return withBody(head.start, head.end, { status, headers });
   }
 
-  /** Counts a reader of a committed blob until `release` is called (once; later calls do nothing). */
-  private acquire(digest: string): () => void {
+  /**
+   * Counts a reader of a committed blob until `release` is called (once;
+   * later calls do nothing); in a fleet, registers it fleet-wide too, and
+   * `allowed` says whether the blob may be read (see `readers`).
+   */
+  private acquire(digest: string): { release: () => void; allowed: Promise<boolean> } {
     this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
+    const fleet = this.parts.readers?.hold(digest);
     let released = false;
-    return () => {
+    const release = () => {
       if (released) return;
       released = true;
+      fleet?.release();
       const left = (this.reading.get(digest) ?? 1) - 1;
       if (left > 0) this.reading.set(digest, left);
       else {
@@ -318,5 +340,6 @@ export class BlobCache {
         this.parts.evictor.runIfSkipped(); // it may have skipped this blob while it was being read
       }
     };
+    return { release, allowed: fleet?.allowed ?? Promise.resolve(true) };
   }
 }

@@ -3,6 +3,10 @@
  * than the maximum age, then least recently used entries until the total fits
  * the maximum size. An entry being read or filled is never removed; a
  * client streaming it would be cut off.
+ *
+ * This Evictor works from this node's index: a single node, or a fleet node
+ * whose store is its own disk. A fleet's shared bucket is evicted from the
+ * fleet's ledger instead (fleet/fleet-eviction.ts), one node at a time.
  */
 import type { BlobStorage } from "./blob-storage";
 import type { CacheIndex, IndexedBlob } from "./cache-index";
@@ -26,10 +30,18 @@ export interface EvictionResult {
   freedBytes: number;
 }
 
+/** What the blob cache asks of either evictor. */
+export interface Eviction {
+  /** Evicts what exceeds the limits (runs coalesce). */
+  run(): Promise<EvictionResult>;
+  /** Runs again only if the last run had to skip content in use (call when a reader finishes). */
+  runIfSkipped(): void;
+}
+
 /** Rows read from the index per query while walking from the oldest entry. */
 const BATCH = 64;
 
-export class Evictor {
+export class Evictor implements Eviction {
   private running: Promise<EvictionResult> | undefined;
   private again = false;
   /** The last run left something it should have removed because it was in use. */

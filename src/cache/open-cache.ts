@@ -10,7 +10,10 @@
  * both cases: a node's own knowledge, which a shared bucket completes on
  * demand, see BlobStorage.shared), the coordination (LocalCoordination of a
  * single node, or RedisCoordination when the node is part of a fleet), and
- * the remote the composition root hands over (the pass-through). A bucket
+ * the remote the composition root hands over (the pass-through). On a
+ * fleet's shared bucket, the index also records into the fleet's ledger and
+ * the bucket is evicted from that ledger, one node at a time
+ * (fleet/shared-lru.ts, fleet/fleet-eviction.ts). A bucket
  * that does not answer at start is treated like an unusable directory:
  * logged, and docxy forwards.
  */
@@ -19,6 +22,8 @@ import { join, resolve } from "node:path";
 import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
 import type { Fleet } from "../fleet/fleet";
+import { FleetEvictor } from "../fleet/fleet-eviction";
+import { recordingInto, SharedLru } from "../fleet/shared-lru";
 import type { Logger } from "../observability/logger";
 import type { RegistryReads } from "../proxy/pull-request";
 import { AccessGate } from "./access-gate";
@@ -111,17 +116,21 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   }
 
   const coordination = parts.fleet ? new RedisCoordination(parts.fleet.leases, parts.fleet.signer) : new LocalCoordination();
+  // A fleet's shared bucket is accounted and evicted from the fleet's ledger in Redis, one node at
+  // a time; a store of this node's own (a single node, or a fleet node on its disk) from its index.
+  const lru = parts.fleet && storage.shared ? new SharedLru(parts.fleet.redis) : undefined;
+  if (lru) index = recordingInto(index, lru);
   const gate = new AccessGate(index, remote, parts.credentials);
   const maxBytes = config.max_size;
-  const evictor = new Evictor({
-    index,
+  const limitsOf = {
     storage,
-    coordination,
+    index,
     maxBytes,
     maxAgeMs: config.max_age,
     inUse,
-    log: (message, fields) => log.warn(message, fields),
-  });
+    log: (message: string, fields: Record<string, string | number>) => log.warn(message, fields),
+  };
+  const evictor = lru ? new FleetEvictor({ ...limitsOf, redis: parts.fleet!.redis, lru }) : new Evictor({ ...limitsOf, coordination });
   const limits = new FillLimits({
     maxFills: config.max_fills,
     maxFillsPerClient: config.max_fills_per_client,
@@ -138,6 +147,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     log,
     continueWithoutReaders: config.continue_on_disconnect,
     sendfile: parts.sendfile,
+    readers: lru,
   });
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
   void evictor.run();

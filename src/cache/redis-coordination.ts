@@ -20,8 +20,11 @@
  * (`ownFill`): a node never relays a fill it follows, so two nodes can never
  * wait on each other.
  *
- * Eviction runs per node (`exclusive` stays local) while each node has its
- * own index; a shared index would take it fleet-wide.
+ * `exclusive` stays local: what it guards is the eviction of this node's own
+ * store (a fleet node on its disk keeps its own copies, and must keep
+ * evicting them while Redis is away). A fleet's shared bucket is evicted by
+ * fleet/fleet-eviction.ts, which takes a lock in Redis so one node at a time
+ * does it, and does nothing while Redis is away.
  */
 import type { FillLeases, Lease } from "../fleet/lease";
 import { PeerFill } from "../fleet/peer-fill";
