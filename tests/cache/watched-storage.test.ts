@@ -44,11 +44,13 @@ test("failures turn the store failing with their reason and are counted; the nex
   expect(storage.status).toEqual({ storage: "filesystem", state: "up", failures: 2 });
   expect(new TextDecoder().decode(await new Response(stored!.stream(0, bytes.length - 1)).arrayBuffer())).toBe("watched");
 
-  // Gone between the lookup and the read, as an object can vanish from a bucket mid-hit: the read fails, and counts.
+  // A local file's stream is handed on unwrapped (hits are served by its path; the wrapper cost
+  // cached manifests a fifth of their rate): gone between lookup and read, the read still fails,
+  // uncounted. A bucket's stream is watched: tests/cache/s3-blob-cache.test.ts.
+  expect(stored!.path).toBeDefined();
   await storage.delete(sha256(bytes));
   await expect(new Response(stored!.stream(0, bytes.length - 1)).arrayBuffer()).rejects.toThrow();
-  expect(storage.status).toMatchObject({ state: "failing", failures: 3 });
-  expect(storage.status.reason).toContain("ENOENT");
+  expect(storage.status).toEqual({ storage: "filesystem", state: "up", failures: 2 });
 });
 
 test("a store that could not be opened is failing from the start, with why", () => {
