@@ -91,7 +91,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
     fleetCoordination: () => fleet?.state(),
     storageFailures: () => opened?.storage?.().failures ?? 0,
-    upstreams: async () => (await health?.upstreams()) ?? [],
+    upstreams: () => health?.known() ?? [],
     accounts: () =>
       upstreams.all.flatMap((u) => (upstreamAuth?.accountsOf(u) ?? []).map((a) => ({ upstream: u.name, account: a.username, remaining: a.remaining }))),
   });

@@ -55,7 +55,7 @@ const FRESH_MS = 10_000;
 
 export class HealthMonitor {
   private readonly started = Date.now();
-  private readonly results = new Map<string, { at: number; health: Promise<UpstreamHealth> }>();
+  private readonly results = new Map<string, { at: number; health: Promise<UpstreamHealth>; last?: UpstreamHealth }>();
 
   constructor(
     private readonly table: UpstreamTable,
@@ -84,17 +84,28 @@ export class HealthMonitor {
     };
   }
 
-  /** Each upstream's state, from a probe at most FRESH_MS old (also for the metrics). */
+  /** Each upstream's state, from a probe at most FRESH_MS old. */
   upstreams(): Promise<UpstreamHealth[]> {
     return Promise.all(this.table.all.map((u) => this.check(u)));
+  }
+
+  /**
+   * What the last finished probes said, without waiting for one (the metrics): a scrape must not
+   * hang for the ping budget on an upstream that does not answer. Stale or missing results start a
+   * probe in the background, which the next call reports.
+   */
+  known(): UpstreamHealth[] {
+    for (const upstream of this.table.all) void this.check(upstream);
+    return this.table.all.flatMap((u) => this.results.get(u.name)?.last ?? []);
   }
 
   private check(upstream: Upstream): Promise<UpstreamHealth> {
     const cached = this.results.get(upstream.name);
     if (cached && Date.now() - cached.at < FRESH_MS) return cached.health;
-    const health = this.probe(upstream);
-    this.results.set(upstream.name, { at: Date.now(), health });
-    return health;
+    const entry: { at: number; health: Promise<UpstreamHealth>; last?: UpstreamHealth } = { at: Date.now(), health: this.probe(upstream), last: cached?.last };
+    void entry.health.then((health) => (entry.last = health));
+    this.results.set(upstream.name, entry);
+    return entry.health;
   }
 
   private async probe(upstream: Upstream): Promise<UpstreamHealth> {

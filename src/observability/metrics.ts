@@ -18,8 +18,8 @@ export interface Observed {
   fillsRefused?: () => Readonly<Record<string, number>>;
   /** Operations on the cache's blob storage that failed since start (cache/watched-storage.ts). */
   storageFailures?: () => number;
-  /** Each upstream's state as /health reports it (probed at most every few seconds, observability/health.ts). */
-  upstreams?: () => Promise<{ name: string; state: string; reason?: string }[]>;
+  /** Each upstream's state as the last /health probe found it (observability/health.ts), never waited for. */
+  upstreams?: () => { name: string; state: string; reason?: string }[];
   /** Docker Hub's `ratelimit-remaining` of each configured account (undefined until seen). */
   accounts?: () => { upstream: string; account: string; remaining: number | undefined }[];
   /** In a fleet: whether fills are coordinated through Redis (shared) or, Redis being unavailable, on this node alone. */
@@ -117,14 +117,12 @@ export class Metrics {
     });
     new Gauge({
       name: "docxy_upstream_state",
-      help: "1 for each upstream's state now (up, rate-limited, failing, unreachable), with the reason when it is not up (as /health reports it)",
+      help: "1 for each upstream's state (up, rate-limited, failing, unreachable) as the last /health probe found it, with the reason when it is not up",
       labelNames: ["upstream", "state", "reason"] as const,
       registers: [this.registry],
-      async collect() {
-        // Fetched before the reset: a scrape never sees the gauge half filled.
-        const upstreams = (await observed.upstreams?.()) ?? [];
+      collect() {
         this.reset();
-        for (const u of upstreams) this.set({ upstream: u.name, state: u.state, reason: u.reason ?? "" }, 1);
+        for (const u of observed.upstreams?.() ?? []) this.set({ upstream: u.name, state: u.state, reason: u.reason ?? "" }, 1);
       },
     });
     new Gauge({

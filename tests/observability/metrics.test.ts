@@ -80,14 +80,18 @@ test("cache size, fills and account quota are read when scraped", async () => {
   expect(text).not.toContain('account="unseen"');
 });
 
-test("each upstream's state and reason, as /health sees it, against the real monitor and an upstream in trouble", async () => {
+test("each upstream's state and reason, as the last /health probe saw it, against the real monitor and an upstream in trouble", async () => {
   const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
   const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");
   const scrape = async (mode: TroubleMode) => {
     await faulty.trouble.set(mode);
     // A fresh monitor per mode: its probes are reused for a few seconds.
     const health = new HealthMonitor(table, client, "test", 300);
-    const text = await new Metrics({ upstreams: () => health.upstreams() }).registry.metrics();
+    const metrics = new Metrics({ upstreams: () => health.known() });
+    // The first scrape never waits for a probe: it starts one and shows nothing yet.
+    expect((await metrics.registry.metrics()).split("\n").filter((line) => line.startsWith("docxy_upstream_state{"))).toEqual([]);
+    await health.upstreams();
+    const text = await metrics.registry.metrics();
     await faulty.trouble.set({ kind: "pass" });
     return text.split("\n").filter((line) => line.startsWith("docxy_upstream_state{"));
   };
