@@ -90,12 +90,10 @@ export class HealthMonitor {
   }
 
   /**
-   * What the last finished probes said, without waiting for one (the metrics): a scrape must not
-   * hang for the ping budget on an upstream that does not answer. Stale or missing results start a
-   * probe in the background, which the next call reports.
+   * What the last finished probes of `/health` said, without probing (the metrics): a scrape must
+   * not wait for the ping budget on an upstream that does not answer, nor send probes of its own.
    */
   known(): UpstreamHealth[] {
-    for (const upstream of this.table.all) void this.check(upstream);
     return this.table.all.flatMap((u) => this.results.get(u.name)?.last ?? []);
   }
 

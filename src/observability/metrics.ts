@@ -117,7 +117,7 @@ export class Metrics {
     });
     new Gauge({
       name: "docxy_upstream_state",
-      help: "1 for each upstream's state (up, rate-limited, failing, unreachable) as the last /health probe found it, with the reason when it is not up",
+      help: "1 for each upstream's state (up, rate-limited, failing, unreachable) as the last /health probe found it (a scrape does not probe), with the reason when it is not up",
       labelNames: ["upstream", "state", "reason"] as const,
       registers: [this.registry],
       collect() {

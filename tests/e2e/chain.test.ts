@@ -113,6 +113,11 @@ describe("a private image needs the registry user's login through both hops", ()
       expect([blob.status, sha256(await blob.arrayBuffer())]).toEqual([200, d.digest]);
     }
 
+    // The far hop logs an exchange when it ends, which can be after the near hop's client had every
+    // byte: wait for those lines, so none of them lands after the mark below.
+    const fetched = [secret().config, ...secret().layers].map((d) => `GET /v2/private/secret/blobs/${d.digest} 200`);
+    await waitFor(() => fetched.every((line) => farContentGets(0).includes(line)), "the far hop logging the blob GETs");
+
     // cached now at the near hop: served from there, still only with a token for the user
     const mark = far.log().length;
     const again = await fetch(`${near.url}/v2/private/secret/manifests/latest`, { headers });

@@ -88,7 +88,7 @@ test("each upstream's state and reason, as the last /health probe saw it, agains
     // A fresh monitor per mode: its probes are reused for a few seconds.
     const health = new HealthMonitor(table, client, "test", 300);
     const metrics = new Metrics({ upstreams: () => health.known() });
-    // The first scrape never waits for a probe: it starts one and shows nothing yet.
+    // A scrape never probes: before /health has, it shows nothing.
     expect((await metrics.registry.metrics()).split("\n").filter((line) => line.startsWith("docxy_upstream_state{"))).toEqual([]);
     await health.upstreams();
     const text = await metrics.registry.metrics();
