@@ -90,9 +90,10 @@ export class Metrics {
       help: "On a fleet's shared bucket: bytes of content in the bucket as the fleet's ledger in Redis counts them, read in the background (docxy_cache_size_bytes is this node's own index)",
       registers: [this.registry],
       collect() {
-        this.reset();
+        // No sample at all off a fleet's shared bucket, or before Redis answered once (a 0 would read as empty).
         const bytes = observed.fleetCacheBytes?.();
-        if (bytes !== undefined) this.set(bytes);
+        if (bytes === undefined) this.remove({});
+        else this.set(bytes);
       },
     });
     gauge("docxy_cache_fills_in_progress", "Blob downloads being filled into the cache now", observed.fillsInProgress);
