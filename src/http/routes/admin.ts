@@ -22,7 +22,7 @@ const CacheStats = t.Object({
 
 const Kept = t.Array(
   t.Object({ digest: t.String(), reason: t.Union([t.Literal("in-use"), t.Literal("unavailable")]) }),
-  { description: "On a fleet's shared bucket: orphans not deleted, as a client on some node reads them, or as the fleet's Redis did not answer" },
+  { description: "Orphans not deleted: a client reads them (on a fleet's shared bucket: on any node), or the fleet's Redis did not answer" },
 );
 
 const CachedTag = t.Object({
@@ -115,7 +115,10 @@ export function adminRoutes(services: Services) {
         const orphans = c.index.removeRepository(upstream.name, query.repository);
         const kept: { digest: string; reason: "in-use" | "unavailable" }[] = [];
         for (const digest of orphans) {
-          if (c.blobs.inUse(digest)) continue;
+          if (c.blobs.inUse(digest)) {
+            kept.push({ digest, reason: "in-use" }); // read here: left in place, as eviction does
+            continue;
+          }
           const result = await c.purge(digest);
           if (result === "in-use" || result === "unavailable") kept.push({ digest, reason: result });
         }
