@@ -87,6 +87,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const metrics = new Metrics({
     cacheBytes: () => cache?.index.totalBytes() ?? 0,
     cacheEntries: () => cache?.index.entries() ?? 0,
+    fleetCacheBytes: () => cache?.fleetBytes(),
     fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
     fleetCoordination: () => fleet?.state(),

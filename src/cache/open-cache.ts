@@ -22,7 +22,7 @@ import { join, resolve } from "node:path";
 import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
 import type { Fleet } from "../fleet/fleet";
-import { FleetEvictor } from "../fleet/fleet-eviction";
+import { FleetEvictor, type PurgeResult } from "../fleet/fleet-eviction";
 import { recordingInto, SharedLru } from "../fleet/shared-lru";
 import type { Logger } from "../observability/logger";
 import type { RegistryReads } from "../proxy/pull-request";
@@ -67,6 +67,14 @@ export interface CacheHandle {
   index: CacheIndex;
   storage: BlobStorage;
   blobs: BlobCache;
+  /**
+   * Purges one blob for the admin API. On a fleet's shared bucket through the fleet's evictor
+   * (never under a reader on any node, the ledger kept right; see FleetEvictor.purge); otherwise
+   * from this node's index and store, as eviction here does.
+   */
+  purge(digest: string): Promise<PurgeResult>;
+  /** On a fleet's shared bucket: the fleet's cached bytes per its ledger, as last read in the background (undefined elsewhere, or until Redis answered). */
+  fleetBytes(): number | undefined;
   /** The fill of a blob this node downloads for the fleet (always undefined on a single node). */
   ownFill(digest: string): Promise<FillInProgress | undefined> | undefined;
 }
@@ -160,10 +168,20 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
       index,
       storage,
       blobs,
+      purge: evictor instanceof FleetEvictor ? (digest) => evictor.purge(digest) : (digest) => purgeOwn(index, storage, digest),
+      fleetBytes: () => lru?.fleetBytes,
       ownFill: (digest) => (coordination instanceof RedisCoordination ? coordination.ownFill(digest) : undefined),
     },
     storage: () => storage.status,
   };
+}
+
+/** A purge from a store of this node's own: whatever reads it (the admin's call, as before). */
+async function purgeOwn(index: CacheIndex, storage: BlobStorage, digest: string): Promise<PurgeResult> {
+  if (index.getBlob(digest) === undefined) return "absent";
+  index.removeBlob(digest);
+  await storage.delete(digest);
+  return "removed";
 }
 
 /** Which bucket, for the log: the endpoint's origin only, as it could carry userinfo. */

@@ -51,6 +51,14 @@ export interface FleetEvictorOptions {
   retryMs?: number;
 }
 
+/**
+ * What an admin's purge of one blob did: removed (object deleted, out of the ledger and this
+ * node's index), absent (neither this node's index nor the ledger knew it), in-use (a client on
+ * some node reads it: nothing deleted), unavailable (Redis does not answer: nothing deleted, as
+ * no reader could be ruled out).
+ */
+export type PurgeResult = "removed" | "absent" | "in-use" | "unavailable";
+
 const NOTHING: EvictionResult = { removed: 0, freedBytes: 0 };
 
 export class FleetEvictor implements Eviction {
@@ -92,7 +100,9 @@ export class FleetEvictor implements Eviction {
     if (!taken || taken.value === null) return NOTHING;
     const renew = setInterval(() => void redis.send("EVAL", [RENEW, "1", LOCK, token, String(LOCK_TTL_MS)]), LOCK_TTL_MS / 3);
     try {
-      return await this.evict();
+      const result = await this.evict();
+      void this.options.lru.refreshTotal(); // the metrics show the fleet's total after the run
+      return result;
     } finally {
       clearInterval(renew);
       await redis.send("EVAL", [RELEASE, "1", LOCK, token]);
@@ -144,6 +154,41 @@ export class FleetEvictor implements Eviction {
         result.freedBytes += claimed.size;
       }
     }
+  }
+
+  /**
+   * An admin's purge of `digest` from the shared bucket, through the same claim as eviction: the
+   * object is deleted only once the ledger found no reader on any node, and the ledger's total
+   * drops by the size it counted. Refused while a read runs, rather than deferred: the admin gets
+   * a definite answer now, and nothing has to remember a pending delete across nodes and restarts
+   * (the admin retries; eviction takes it anyway once the read ends, if it is due). No eviction
+   * lock: the claim alone makes this and a run delete an object once.
+   */
+  async purge(digest: string): Promise<PurgeResult> {
+    const { lru, storage, index, inUse, log } = this.options;
+    if (inUse(digest)) return "in-use";
+    await lru.flush(); // this node's record of it, if not yet sent, lands before the claim
+    const claimed = await lru.claimForPurge(digest);
+    if (claimed === undefined) return "unavailable";
+    if (claimed === "in-use") return "in-use";
+    const known = index.getBlob(digest) !== undefined;
+    if (claimed === "being-evicted") {
+      index.removeBlob(digest);
+      return known ? "removed" : "absent";
+    }
+    try {
+      // Deleted even when neither the ledger nor this index knew it: the bucket may hold it anyway.
+      await storage.delete(digest);
+    } catch (error) {
+      if (claimed.size > 0) await lru.restore({ digest, size: claimed.size, lastAccess: Date.now() });
+      else await lru.deleted(digest);
+      log?.("cache purge could not delete a blob", { digest, error: (error as Error).message ?? String(error) });
+      throw error;
+    }
+    await lru.deleted(digest);
+    index.removeBlob(digest);
+    void lru.refreshTotal();
+    return known || claimed.size > 0 ? "removed" : "absent";
   }
 
   /** Matches the ledger to the bucket when Redis has no record of having done so; false when that could not finish. */

@@ -103,6 +103,25 @@ redis.call('hdel', KEYS[2], ARGV[1])
 redis.call('decrby', KEYS[3], size)
 return tonumber(size)`;
 
+/**
+ * An admin's purge (FleetEvictor.purge): CLAIM without the eviction order's checks, and for a blob
+ * the ledger may not know (a Redis that lost it, a record not yet flushed). KEYS as CLAIM; ARGV:
+ * digest, now, evicting ms. -1 read somewhere, -3 another claim deletes it now; otherwise the
+ * object may be deleted: the size the ledger counted, -2 when it counted none.
+ */
+const PURGE = `
+redis.call('zremrangebyscore', KEYS[4], '-inf', ARGV[2])
+if redis.call('zcard', KEYS[4]) > 0 then return -1 end
+if redis.call('exists', KEYS[5]) == 1 then return -3 end
+redis.call('set', KEYS[5], '1', 'PX', ARGV[3])
+redis.call('del', KEYS[6])
+redis.call('zrem', KEYS[1], ARGV[1])
+local size = redis.call('hget', KEYS[2], ARGV[1])
+if not size then return -2 end
+redis.call('hdel', KEYS[2], ARGV[1])
+redis.call('decrby', KEYS[3], size)
+return tonumber(size)`;
+
 /** Puts back a claimed blob whose DELETE failed: the next run retries it. */
 const RESTORE = `
 if redis.call('hsetnx', KEYS[2], ARGV[1], ARGV[2]) == 1 then redis.call('incrby', KEYS[3], ARGV[2]) end
@@ -119,6 +138,12 @@ export interface LedgerEntry {
 /** What claiming a victim found; undefined from the methods below: Redis unavailable. */
 export type Claimed = { size: number } | "in-use" | "gone" | "used-since";
 
+/** What claiming a blob for a purge found: its size in the ledger (0: it counted none), or why not. */
+export type PurgeClaimed = { size: number } | "in-use" | "being-evicted";
+
+/** How often the fleet's total is read for the metrics and the status views (never during a scrape). */
+const TOTAL_MS = 10_000;
+
 export class SharedLru {
   /** digest → size (a commit or adoption) or "" (a hit), and when, sent at the next flush. */
   private pending = new Map<string, { size: string; at: number }>();
@@ -127,6 +152,9 @@ export class SharedLru {
   private readonly held = new Map<string, { count: number; allowed: Promise<boolean> }>();
   private readonly refresher: Timer;
   private readonly nodeId = randomUUID();
+  private readonly totalReader: Timer;
+  /** The fleet's cached bytes as last read (refreshTotal); undefined until Redis answered once. */
+  private lastTotal: number | undefined;
 
   constructor(
     private readonly redis: FleetRedis,
@@ -134,6 +162,25 @@ export class SharedLru {
   ) {
     this.refresher = setInterval(() => void this.refresh(), READER_TTL_MS / 3);
     this.refresher.unref();
+    this.totalReader = setInterval(() => void this.refreshTotal(), TOTAL_MS);
+    this.totalReader.unref();
+    void this.refreshTotal();
+  }
+
+  /**
+   * The fleet's cached bytes as last read from Redis, at most TOTAL_MS old (a purge or an
+   * eviction here reads it again at once): what the metrics and status views show, never
+   * waiting on Redis. Undefined until Redis answered once; while it is away, the last value.
+   */
+  get fleetBytes(): number | undefined {
+    return this.lastTotal;
+  }
+
+  /** Reads the fleet's total again for `fleetBytes`; resolves once Redis answered or was given up on. */
+  async refreshTotal(): Promise<number | undefined> {
+    const total = await this.totalBytes();
+    if (total !== undefined) this.lastTotal = total;
+    return this.lastTotal;
   }
 
   /** A blob committed or adopted here. */
@@ -226,6 +273,19 @@ export class SharedLru {
     return value >= 0 ? { size: value } : value === -1 ? "in-use" : value === -2 ? "gone" : "used-since";
   }
 
+  /**
+   * Takes `digest` out of the ledger for an admin's purge unless a node reads it (or follows its
+   * fill) or another claim is deleting it; then its object may be deleted, and `deleted` or
+   * `restore` must follow as after `claim`.
+   */
+  async claimForPurge(digest: string): Promise<PurgeClaimed | undefined> {
+    const keys = [LRU, SIZE, BYTES, READING + digest, EVICTING + digest, FILL + digest];
+    const answer = await this.redis.send("EVAL", [PURGE, "6", ...keys, digest, String(this.now()), String(EVICTING_MS)]);
+    if (!answer) return undefined;
+    const value = Number(answer.value);
+    return value >= 0 ? { size: value } : value === -2 ? { size: 0 } : value === -1 ? "in-use" : "being-evicted";
+  }
+
   /** The claimed blob's object is deleted: readers may register again (and will find it gone). */
   async deleted(digest: string): Promise<void> {
     await this.redis.send("DEL", [EVICTING + digest]);
@@ -254,6 +314,7 @@ export class SharedLru {
 
   close(): void {
     clearInterval(this.refresher);
+    clearInterval(this.totalReader);
     clearTimeout(this.flushTimer);
   }
 

@@ -13,6 +13,8 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 export interface Observed {
   cacheBytes?: () => number;
   cacheEntries?: () => number;
+  /** On a fleet's shared bucket: the fleet's cached bytes per its ledger, as last read in the background (never waited for). */
+  fleetCacheBytes?: () => number | undefined;
   fillsInProgress?: () => number;
   /** Blob fills the cache's fill limits refused so far, by reason (client, fills, bytes). */
   fillsRefused?: () => Readonly<Record<string, number>>;
@@ -83,6 +85,17 @@ export class Metrics {
       });
     gauge("docxy_cache_size_bytes", "Bytes of content in the cache", observed.cacheBytes);
     gauge("docxy_cache_entries", "Blobs and manifests in the cache", observed.cacheEntries);
+    new Gauge({
+      name: "docxy_fleet_cache_size_bytes",
+      help: "On a fleet's shared bucket: bytes of content in the bucket as the fleet's ledger in Redis counts them, read in the background (docxy_cache_size_bytes is this node's own index)",
+      registers: [this.registry],
+      collect() {
+        // No sample at all off a fleet's shared bucket, or before Redis answered once (a 0 would read as empty).
+        const bytes = observed.fleetCacheBytes?.();
+        if (bytes === undefined) this.remove({});
+        else this.set(bytes);
+      },
+    });
     gauge("docxy_cache_fills_in_progress", "Blob downloads being filled into the cache now", observed.fillsInProgress);
     new Counter({
       name: "docxy_cache_fills_refused_total",

@@ -80,6 +80,15 @@ test("cache size, fills and account quota are read when scraped", async () => {
   expect(text).not.toContain('account="unseen"');
 });
 
+test("the fleet's cache size is a sample only when the node is on a fleet's shared bucket and its ledger was read", async () => {
+  let fleetBytes: number | undefined;
+  const metrics = new Metrics({ fleetCacheBytes: () => fleetBytes });
+  expect(sample(await metrics.registry.metrics(), "docxy_fleet_cache_size_bytes")).toBeUndefined();
+  fleetBytes = 123_456;
+  expect(sample(await metrics.registry.metrics(), "docxy_fleet_cache_size_bytes")).toBe(123_456);
+  expect(sample(await new Metrics().registry.metrics(), "docxy_fleet_cache_size_bytes")).toBeUndefined();
+});
+
 test("each upstream's state and reason, as the last /health probe saw it, against the real monitor and an upstream in trouble", async () => {
   const table = new UpstreamTable([{ name: "fake", registry: "fake.io", url: faulty.trouble.url, hosts: [], autoLibraryPrefix: false }], "fake");
   const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 3 }, "docxy/test");

@@ -17,7 +17,13 @@ const CacheStats = t.Object({
   max_bytes: t.Optional(t.Integer()),
   entries: t.Integer({ description: "Blobs and manifests" }),
   fills_in_progress: t.Integer(),
+  fleet_bytes: t.Optional(t.Integer({ description: "On a fleet's shared bucket: the fleet's cached bytes per its ledger in Redis, read in the background (bytes is this node's own index)" })),
 });
+
+const Kept = t.Array(
+  t.Object({ digest: t.String(), reason: t.Union([t.Literal("in-use"), t.Literal("unavailable")]) }),
+  { description: "Orphans not deleted: a client reads them (on a fleet's shared bucket: on any node), or the fleet's Redis did not answer" },
+);
 
 const CachedTag = t.Object({
   upstream: t.String(),
@@ -53,7 +59,16 @@ export function adminRoutes(services: Services) {
       () => {
         const c = services.cache;
         if (!c) return { enabled: false, bytes: 0, entries: 0, fills_in_progress: 0 };
-        return { enabled: true, dir: c.dir, bytes: c.index.totalBytes(), max_bytes: c.maxBytes, entries: c.index.entries(), fills_in_progress: c.blobs.fillsInProgress };
+        const fleetBytes = c.fleetBytes();
+        return {
+          enabled: true,
+          dir: c.dir,
+          bytes: c.index.totalBytes(),
+          max_bytes: c.maxBytes,
+          entries: c.index.entries(),
+          fills_in_progress: c.blobs.fillsInProgress,
+          ...(fleetBytes === undefined ? {} : { fleet_bytes: fleetBytes }),
+        };
       },
       { response: CacheStats, detail: { summary: "Cache size and activity" } },
     )
@@ -73,15 +88,23 @@ export function adminRoutes(services: Services) {
       "/cache/blobs/:digest",
       async ({ params }) => {
         if (!isDigest(params.digest)) throw new RegistryError("DIGEST_INVALID", `invalid digest: ${params.digest}`);
-        const c = cache();
-        const cached = c.index.getBlob(params.digest) !== undefined;
-        if (cached) {
-          c.index.removeBlob(params.digest);
-          await c.storage.delete(params.digest);
+        const result = await cache().purge(params.digest);
+        if (result === "in-use") {
+          throw new RegistryError("DENIED", `${params.digest} is being read by a client on a node of the fleet: not purged; purge it again once the read ends`, { status: 409 });
         }
-        return { removed: cached ? [params.digest] : [] };
+        if (result === "unavailable") {
+          throw new RegistryError("UNAVAILABLE", `the fleet's Redis does not answer, so no reader of ${params.digest} can be ruled out: not purged`);
+        }
+        return { removed: result === "removed" ? [params.digest] : [] };
       },
-      { params: t.Object({ digest: t.String() }), response: t.Object({ removed: t.Array(t.String()) }), detail: { summary: "Purge one blob or manifest" } },
+      {
+        params: t.Object({ digest: t.String() }),
+        response: t.Object({ removed: t.Array(t.String()) }),
+        detail: {
+          summary: "Purge one blob or manifest",
+          description: "On a fleet's shared bucket: 409 (DENIED) while a client on any node reads it, 503 while the fleet's Redis does not answer; nothing is deleted then",
+        },
+      },
     )
     .delete(
       "/cache/repositories",
@@ -90,16 +113,21 @@ export function adminRoutes(services: Services) {
         const upstream = services.upstreams.byName(query.upstream);
         if (!upstream) throw new RegistryError("NOT_FOUND", `no upstream named ${JSON.stringify(query.upstream)}`);
         const orphans = c.index.removeRepository(upstream.name, query.repository);
+        const kept: { digest: string; reason: "in-use" | "unavailable" }[] = [];
         for (const digest of orphans) {
-          if (c.blobs.inUse(digest)) continue;
-          c.index.removeBlob(digest);
-          await c.storage.delete(digest);
+          if (c.blobs.inUse(digest)) {
+            kept.push({ digest, reason: "in-use" }); // read here: left in place, as eviction does
+            continue;
+          }
+          const result = await c.purge(digest);
+          if (result === "in-use" || result === "unavailable") kept.push({ digest, reason: result });
         }
-        return { removed: orphans };
+        const removed = kept.length === 0 ? orphans : orphans.filter((digest) => !kept.some((k) => k.digest === digest));
+        return { removed, ...(kept.length === 0 ? {} : { kept }) };
       },
       {
         query: t.Object({ upstream: t.String({ description: "Upstream name, e.g. dockerhub" }), repository: t.String({ description: "As the upstream names it, e.g. library/alpine" }) }),
-        response: t.Object({ removed: t.Array(t.String()) }),
+        response: t.Object({ removed: t.Array(t.String()), kept: t.Optional(Kept) }),
         detail: { summary: "Purge a repository: its tags, and content no other repository uses" },
       },
     )

@@ -47,6 +47,7 @@ export function statusPageRoutes(services: Services) {
     const served = count("HIT") + count("STALE") + count("REVALIDATED");
     const total = served + count("MISS") + count("COALESCED");
     const cache = services.cache;
+    const fleetBytes = cache?.fleetBytes();
     const quota = (name: string) =>
       services.upstreams.byName(name)
         ? services.upstreamAuth
@@ -88,7 +89,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .6
 <p>Status <b class="${report.status === "ok" ? "ok" : "bad"}">${report.status}</b>, up ${report.uptime_seconds} s. <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
 <div class="figures">
 <div class="figure"><b>${cache ? mib(cache.index.totalBytes()) : "off"}</b>cache size${cache ? ` of ${mib(cache.maxBytes)}` : ""}</div>
-<div class="figure"><b>${cache ? cache.index.entries() : 0}</b>cached items</div>
+<div class="figure"><b>${cache ? cache.index.entries() : 0}</b>cached items</div>${fleetBytes === undefined ? "" : `\n<div class="figure"><b>${mib(fleetBytes)}</b>in the fleet's shared bucket</div>`}
 <div class="figure"><b>${total ? `${Math.round((100 * served) / total)} %` : "–"}</b>served from cache (${served} of ${total})</div>
 <div class="figure"><b>${cache?.blobs.fillsInProgress ?? 0}</b>downloads in progress</div>
 </div>

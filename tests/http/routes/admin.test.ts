@@ -62,6 +62,39 @@ test("pre-warm pulls an image into the cache step by step; the statistics and th
   expect(((await invalid.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("DIGEST_INVALID");
 });
 
+test("a purge refused by a fleet's shared bucket answers in registry JSON: 409 DENIED while a client reads the blob, 503 UNAVAILABLE while Redis does not answer; a repository purge lists what it kept", async () => {
+  const cache = services.cache!;
+  const purge = cache.purge;
+  const digest = `sha256:${"ab".repeat(32)}`;
+  try {
+    cache.purge = async () => "in-use";
+    const busy = await admin(`/cache/blobs/${digest}`, { method: "DELETE" });
+    expect(busy.status).toBe(409);
+    const error = ((await busy.json()) as { errors: { code: string; message: string }[] }).errors[0]!;
+    expect(error.code).toBe("DENIED");
+    expect(error.message).toContain("is being read");
+    cache.purge = async () => "unavailable";
+    const away = await admin(`/cache/blobs/${digest}`, { method: "DELETE" });
+    expect(away.status).toBe(503);
+    expect(((await away.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("UNAVAILABLE");
+
+    // A repository's orphans: one read somewhere (kept), the others purged.
+    const image = upstream.images.app;
+    await (await admin("/prewarm", { method: "POST", body: JSON.stringify({ image: "acme/app:v1" }) })).text();
+    const busyLayer = image.manifests[0]!.layers[1]!.digest;
+    cache.purge = async (d) => (d === busyLayer ? "in-use" : purge(d));
+    const answer = (await (await admin("/cache/repositories?upstream=dockerhub&repository=acme/app", { method: "DELETE" })).json()) as {
+      removed: string[];
+      kept?: { digest: string; reason: string }[];
+    };
+    expect(answer.kept).toEqual([{ digest: busyLayer, reason: "in-use" }]);
+    expect(answer.removed).not.toContain(busyLayer);
+    expect(answer.removed.length).toBeGreaterThan(0);
+  } finally {
+    cache.purge = purge;
+  }
+});
+
 test("reload re-reads the certificate: none without HTTPS", async () => {
   const response = await admin("/reload", { method: "POST" });
   expect(response.status).toBe(200);
