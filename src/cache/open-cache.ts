@@ -15,7 +15,8 @@
  * the bucket is evicted from that ledger, one node at a time
  * (fleet/shared-lru.ts, fleet/fleet-eviction.ts). A bucket
  * that does not answer at start is treated like an unusable directory:
- * logged, and docxy forwards.
+ * logged, and docxy forwards. A fleet node fans out the fills it follows
+ * from other nodes through its own store or `dir/follow` (followTarget).
  */
 import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -23,6 +24,7 @@ import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
 import type { Fleet } from "../fleet/fleet";
 import { FleetEvictor, type PurgeResult } from "../fleet/fleet-eviction";
+import { type FollowTarget, followPeers } from "../fleet/followed-fill";
 import { recordingInto, SharedLru } from "../fleet/shared-lru";
 import type { Logger } from "../observability/logger";
 import type { RegistryReads } from "../proxy/pull-request";
@@ -123,7 +125,13 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return { reads: passThrough, storage: () => WatchedStorage.unusable(config.storage, (error as Error).message) };
   }
 
-  const coordination = parts.fleet ? new RedisCoordination(parts.fleet.leases, parts.fleet.signer) : new LocalCoordination();
+  const follow = parts.fleet ? await followTarget(storage, dir, log, config.continue_on_disconnect, (digest, size) => {
+    index.putBlob(digest, size);
+    void evictor.run();
+  }) : undefined;
+  const coordination = parts.fleet
+    ? new RedisCoordination(parts.fleet.leases, parts.fleet.signer, follow && followPeers(follow))
+    : new LocalCoordination();
   // A fleet's shared bucket is accounted and evicted from the fleet's ledger in Redis, one node at
   // a time; a store of this node's own (a single node, or a fleet node on its disk) from its index.
   const lru = parts.fleet && storage.shared ? new SharedLru(parts.fleet.redis) : undefined;
@@ -182,6 +190,32 @@ async function purgeOwn(index: CacheIndex, storage: BlobStorage, digest: string)
   index.removeBlob(digest);
   await storage.delete(digest);
   return "removed";
+}
+
+/**
+ * Where a fleet node fans out a fill it follows from another node
+ * (fleet/followed-fill.ts): its own store when that is a directory (the copy
+ * stays, verified, and is indexed), or, on the shared bucket the owner
+ * commits to, `<dir>/follow`, emptied at start (what a crash left there was
+ * only ever a pass-through copy). Undefined when that directory is unusable:
+ * clients then follow the owner per read.
+ */
+async function followTarget(
+  storage: BlobStorage,
+  dir: string,
+  log: Logger,
+  continueWithoutReaders: boolean,
+  committed: (digest: string, size: number) => void,
+): Promise<FollowTarget | undefined> {
+  if (!storage.shared) return { storage, keep: true, continueWithoutReaders, committed, log };
+  const followDir = join(dir, "follow");
+  try {
+    rmSync(followDir, { recursive: true, force: true });
+    return { storage: await FsStorage.open(followDir), keep: false, continueWithoutReaders: false, log };
+  } catch (error) {
+    log.warn("no directory to fan out followed fills; clients follow the owner node per read", { dir: followDir, error: (error as Error).message });
+    return undefined;
+  }
 }
 
 /** Which bucket, for the log: the endpoint's origin only, as it could carry userinfo. */

@@ -16,6 +16,11 @@
  * - Redis unavailable (fleet/redis.ts: every call times out on its own): this
  *   node fills on its own, as a single node would, and tries Redis again later.
  *
+ * With `follow` (fleet/followed-fill.ts) a fill followed from another node
+ * is ONE stream from it, fanned out here to every client of this node that
+ * joins the local entry, which lasts until that fan-out is over; without it
+ * (or when it cannot start) each client read is its own stream from the owner.
+ *
  * Only the fills this node downloads itself are served to other nodes
  * (`ownFill`): a node never relays a fill it follows, so two nodes can never
  * wait on each other.
@@ -26,6 +31,7 @@
  * fleet/fleet-eviction.ts, which takes a lock in Redis so one node at a time
  * does it, and does nothing while Redis is away.
  */
+import type { FollowPeer } from "../fleet/followed-fill";
 import type { FillLeases, Lease } from "../fleet/lease";
 import { PeerFill } from "../fleet/peer-fill";
 import type { FleetSigner } from "../fleet/signing";
@@ -42,6 +48,7 @@ export class RedisCoordination implements Coordination {
   constructor(
     private readonly leases: FillLeases,
     private readonly signer: FleetSigner,
+    private readonly follow?: FollowPeer,
   ) {}
 
   get fillsInProgress(): number {
@@ -76,6 +83,8 @@ export class RedisCoordination implements Coordination {
       if (!lease) return { claim: this.owning(digest, local, NO_LEASE) };
       if ("won" in lease) return { claim: this.owning(digest, local, lease.won) };
       const peer = await PeerFill.open(lease.owner, digest, this.signer);
+      const followed = peer instanceof PeerFill ? await this.follow?.(digest, peer, local) : undefined;
+      if (followed) return { joined: followed }; // the local entry now ends with the fan-out
       if (peer instanceof PeerFill || attempt === 2) {
         const joined = peer instanceof PeerFill ? peer : undefined;
         // Clients of this node that joined the local entry meanwhile follow the same answer; the
