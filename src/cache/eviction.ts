@@ -10,6 +10,7 @@
  */
 import type { BlobStorage } from "./blob-storage";
 import type { CacheIndex, IndexedBlob } from "./cache-index";
+import { CoalescedRuns } from "./coalesced-runs";
 import type { Coordination } from "./coordination";
 
 export interface EvictorOptions {
@@ -42,31 +43,15 @@ export interface Eviction {
 const BATCH = 64;
 
 export class Evictor implements Eviction {
-  private running: Promise<EvictionResult> | undefined;
-  private again = false;
+  private readonly runs = new CoalescedRuns(() => this.evictAlone());
   /** The last run left something it should have removed because it was in use. */
   private skippedInUse = false;
 
   constructor(private readonly options: EvictorOptions) {}
 
-  /**
-   * Calls made while a run is under way get that run's result, and one more
-   * run follows it: content committed meanwhile may have pushed the cache
-   * over its size again.
-   */
+  /** One run at a time: calls during a run share it, and one more run follows (coalesced-runs.ts). */
   run(): Promise<EvictionResult> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = this.evictAlone().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.run();
-      }
-    });
-    return this.running;
+    return this.runs.run();
   }
 
   /** Runs again only if the last run had to skip content in use (call when a reader finishes). */

@@ -17,6 +17,7 @@
  * A Redis that lost its data (restarted) is refilled from the bucket's
  * listing by the first run after it (`docxy:lru:listed` marks it done).
  */
+import { CoalescedRuns } from "../cache/coalesced-runs";
 import { randomUUID } from "node:crypto";
 import type { BlobStorage } from "../cache/blob-storage";
 import type { CacheIndex } from "../cache/cache-index";
@@ -62,8 +63,7 @@ export type PurgeResult = "removed" | "absent" | "in-use" | "unavailable";
 const NOTHING: EvictionResult = { removed: 0, freedBytes: 0 };
 
 export class FleetEvictor implements Eviction {
-  private running: Promise<EvictionResult> | undefined;
-  private again = false;
+  private readonly runs = new CoalescedRuns(() => this.locked());
   private skippedInUse = false;
   /** Whether the last run was skipped for want of Redis (logged on the change only). */
   private redisAway = false;
@@ -73,18 +73,7 @@ export class FleetEvictor implements Eviction {
 
   /** As Evictor.run: calls during a run share it, and one more run follows. */
   run(): Promise<EvictionResult> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = this.locked().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.run();
-      }
-    });
-    return this.running;
+    return this.runs.run();
   }
 
   runIfSkipped(): void {
