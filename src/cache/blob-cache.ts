@@ -34,6 +34,7 @@ import { discard } from "../upstream/client";
 import { fileResponse } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
 import type { AccessGate } from "./access-gate";
+import { BlobReaders, type FleetReaders } from "./blob-readers";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { CacheIndex } from "./cache-index";
 import type { Answer } from "./cache-front";
@@ -57,26 +58,16 @@ export interface BlobCacheParts {
   /** Keep filling when every client has gone (`continue_on_disconnect`). */
   continueWithoutReaders: boolean;
   sendfile?: SendfileRedirects;
-  /**
-   * On a fleet's shared bucket, readers are registered fleet-wide
-   * (fleet/shared-lru.ts) so another node's eviction spares them. `allowed`
-   * is false while that eviction is deleting the blob: it is then treated as
-   * gone. Absent on a store of this node's own.
-   */
-  readers?: { hold(digest: string): { allowed: Promise<boolean>; release(): void } };
+  /** On a fleet's shared bucket: readers registered fleet-wide too (blob-readers.ts). */
+  readers?: FleetReaders;
 }
 
 export class BlobCache {
-  /**
-   * Fills followed by a reader here, until the last one has finished: their
-   * committed blob must not be evicted meanwhile. (A fill in progress is the
-   * coordination's; this is only who reads it.)
-   */
-  private readonly followed = new Map<string, Fill>();
-  /** Readers of committed blobs, by digest. */
-  private readonly reading = new Map<string, number>();
+  private readonly readers: BlobReaders;
 
-  constructor(private readonly parts: BlobCacheParts) {}
+  constructor(private readonly parts: BlobCacheParts) {
+    this.readers = new BlobReaders(parts.coordination, parts.evictor, parts.readers);
+  }
 
   /** Blob downloads being filled now. */
   get fillsInProgress(): number {
@@ -90,11 +81,7 @@ export class BlobCache {
 
   /** Content being read, filled or followed must not be evicted. */
   inUse(digest: string): boolean {
-    if ((this.reading.get(digest) ?? 0) > 0 || this.parts.coordination.isFilling(digest)) return true;
-    const fill = this.followed.get(digest);
-    if (fill && fill.readerCount > 0) return true;
-    this.followed.delete(digest);
-    return false;
+    return this.readers.inUse(digest);
   }
 
   /** The blob `request` names (a sha256 digest: the only kind verified), or "pass-through". */
@@ -106,7 +93,7 @@ export class BlobCache {
       if (refusal) return refusal;
     }
     // Looked up after the access check, which may have taken a round trip during which a fill ended.
-    const { release, allowed } = this.acquire(digest); // before opening: eviction must not pull it away meanwhile
+    const { release, allowed } = this.readers.acquire(digest); // before opening: eviction must not pull it away meanwhile
     let handedOver = false;
     try {
       const known = index.getBlob(digest) !== undefined;
@@ -206,9 +193,7 @@ export class BlobCache {
   ): Response {
     const { digest, size, body, temp, slot, claim } = started;
     const { storage, index, evictor, gate, log, continueWithoutReaders } = this.parts;
-    // Followers read a committed fill from the store (a bucket) until they finish, maybe after the
-    // fleet's lease on it lapsed: registered as a reader fleet-wide until then.
-    const fleetReader = this.parts.readers?.hold(digest);
+    let unfollow = () => {};
     const fill = new Fill({
       digest,
       size,
@@ -217,17 +202,13 @@ export class BlobCache {
       storage,
       continueWithoutReaders,
       onIdle: () => {
-        this.followed.delete(digest);
-        fleetReader?.release();
+        unfollow();
         evictor.runIfSkipped(); // it may have skipped this blob while it was still being read
       },
       onSettled: ({ committed, size, error }) => {
         slot.release();
         claim.release(committed);
-        if (fill.readerCount === 0) {
-          this.followed.delete(digest);
-          fleetReader?.release();
-        }
+        if (fill.readerCount === 0) unfollow();
         if (committed) {
           index.putBlob(digest, size);
           void evictor.run();
@@ -236,7 +217,7 @@ export class BlobCache {
         }
       },
     });
-    this.followed.set(digest, fill);
+    unfollow = this.readers.follow(digest, fill);
     gate.learn(request, digest);
     claim.started(fill);
     void fill.start();
@@ -285,7 +266,7 @@ export class BlobCache {
    * or `done` is called (when no stream is read).
    */
   async committedForPeer(digest: string): Promise<{ size: number; read(start: number, end: number): ReadableStream<Uint8Array>; done(): void } | undefined> {
-    const { release, allowed } = this.acquire(digest);
+    const { release, allowed } = this.readers.acquire(digest);
     const [stored, mayRead] = await Promise.all([this.parts.storage.open(digest).catch(() => undefined), allowed]);
     if (!stored || !mayRead) {
       release();
@@ -318,28 +299,5 @@ export class BlobCache {
     const headers = withNamespace(head.headers, request.route);
     if (head.status === 416 || request.method === "HEAD" || size === 0) return new Response(null, { status, headers });
     return withBody(head.start, head.end, { status, headers });
-  }
-
-  /**
-   * Counts a reader of a committed blob until `release` is called (once;
-   * later calls do nothing); in a fleet, registers it fleet-wide too, and
-   * `allowed` says whether the blob may be read (see `readers`).
-   */
-  private acquire(digest: string): { release: () => void; allowed: Promise<boolean> } {
-    this.reading.set(digest, (this.reading.get(digest) ?? 0) + 1);
-    const fleet = this.parts.readers?.hold(digest);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      fleet?.release();
-      const left = (this.reading.get(digest) ?? 1) - 1;
-      if (left > 0) this.reading.set(digest, left);
-      else {
-        this.reading.delete(digest);
-        this.parts.evictor.runIfSkipped(); // it may have skipped this blob while it was being read
-      }
-    };
-    return { release, allowed: fleet?.allowed ?? Promise.resolve(true) };
   }
 }

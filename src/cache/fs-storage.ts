@@ -9,10 +9,11 @@
  * was never committed (a crash, a kill -9) and is deleted.
  */
 import { randomUUID } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { isDigest } from "../oci/reference";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
+import { SpoolFile } from "./spool-file";
 
 export class FsStorage implements BlobStorage {
   private constructor(private readonly dir: string) {}
@@ -50,7 +51,7 @@ export class FsStorage implements BlobStorage {
 
   async begin(): Promise<TempBlob> {
     const path = join(this.tmpDir, randomUUID());
-    return new FsTempBlob(await open(path, "wx+"), path, (digest) => this.blobPath(digest));
+    return new FsTempBlob(await SpoolFile.create(path), (digest) => this.blobPath(digest));
   }
 
   async delete(digest: string): Promise<void> {
@@ -82,59 +83,30 @@ export class FsStorage implements BlobStorage {
   }
 }
 
-/**
- * A temp blob dropped without commit or abort (a caller's bug) would get its
- * FileHandle garbage-collected, which Bun, like Node, reports as an uncaught
- * error that ends the process. Holding the handle here prevents that; the
- * handle is closed and the temp file removed once the blob is collected.
- */
-const dropped = new FinalizationRegistry<{ handle: FileHandle; path: string }>(({ handle, path }) => {
-  handle
-    .close()
-    .then(() => rm(path, { force: true }))
-    .catch(() => {}); // what is left is deleted at the next start
-});
-
-/**
- * One fill's temp file. Writes are queued so each appends at the end even if a
- * caller does not await the previous one; `written` only counts completed
- * writes, so a reader never sees bytes that are not on disk yet.
- */
+/** One fill's spool file, renamed into place at commit (an atomic rename within one filesystem). */
 class FsTempBlob implements TempBlob {
-  private written = 0;
-  private writes: Promise<void> = Promise.resolve();
-  /** The first failed write; the temp then holds a hole or a torn chunk and can only be aborted. */
-  private writeError: unknown;
   /** Resolves to the committed path. */
   private committing: Promise<string> | undefined;
   private aborting: Promise<void> | undefined;
 
   constructor(
-    private readonly handle: FileHandle,
-    private readonly path: string,
+    private readonly spool: SpoolFile,
     private readonly blobPath: (digest: string) => string,
-  ) {
-    dropped.register(this, { handle, path }, this);
-  }
+  ) {}
 
   write(chunk: Uint8Array): Promise<void> {
     // Checked at the call, not when the queue reaches it: a write issued before commit() is part of the blob.
     if (this.committing || this.aborting) return Promise.reject(new Error("the temp blob is already committed or aborted"));
-    const done = this.writes.then(() => this.append(chunk));
-    this.writes = done.catch(() => {}); // the error belongs to this write's caller; later writes see writeError
-    return done;
+    return this.spool.append(chunk);
   }
 
   async read(position: number, length: number): Promise<Uint8Array> {
-    const end = Math.min(position + length, this.written);
+    const end = Math.min(position + length, this.spool.written);
     if (end <= position) return new Uint8Array(0);
     // A follower may still be behind when the fill commits: it goes on from the committed file.
     if (this.committing) return Bun.file(await this.committing).slice(position, end).bytes();
     if (this.aborting) throw new Error("the temp blob was aborted");
-    // Issued before any close: FileHandle.close waits for pending operations, so this read completes.
-    const buffer = new Uint8Array(end - position);
-    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
-    return buffer.subarray(0, bytesRead);
+    return this.spool.read(position, length);
   }
 
   async commit(digest: string): Promise<void> {
@@ -149,47 +121,22 @@ class FsTempBlob implements TempBlob {
     return this.aborting;
   }
 
-  private async append(chunk: Uint8Array): Promise<void> {
-    if (this.aborting) throw new Error("the temp blob was aborted"); // no point writing what is being deleted
-    if (this.writeError !== undefined) throw new Error("an earlier write to this temp blob failed", { cause: this.writeError });
-    try {
-      for (let offset = 0; offset < chunk.length; ) {
-        const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, this.written + offset);
-        offset += bytesWritten;
-      }
-    } catch (error) {
-      this.writeError = error;
-      throw error;
-    }
-    this.written += chunk.length;
-  }
-
   private async moveTo(target: string): Promise<string> {
-    await this.writes;
-    if (this.writeError !== undefined) throw new Error("cannot commit a temp blob after a failed write", { cause: this.writeError });
-    // Without it a power loss can leave the committed name on blocks that were never written.
-    await this.handle.sync();
-    await this.close();
+    await this.spool.settled();
+    await this.spool.sync();
+    await this.spool.close();
     await mkdir(dirname(target), { recursive: true });
     if (await stat(target).then(() => true, ifMissing(false))) {
-      await rm(this.path); // another fill committed the same digest first: same bytes, keep theirs
+      await rm(this.spool.path); // another fill committed the same digest first: same bytes, keep theirs
     } else {
-      await rename(this.path, target);
+      await rename(this.spool.path, target);
     }
     return target;
   }
 
-  private close(): Promise<void> {
-    dropped.unregister(this);
-    return this.handle.close();
-  }
-
   private async discard(): Promise<void> {
     if (this.committing && (await this.committing.then(() => true, () => false))) return; // nothing left to discard
-    await this.writes; // let a write in flight finish; queued ones now reject
-    // A leftover temp file is deleted at the next start; an error here would only hide the caller's own.
-    await this.close().catch(() => {});
-    await rm(this.path, { force: true }).catch(() => {});
+    await this.spool.remove();
   }
 }
 

@@ -13,12 +13,13 @@
  * a digest at `begin()` the spool is all there is, and `commit` uploads it from disk.
  */
 import { randomUUID } from "node:crypto";
-import { type FileHandle, mkdir, open, readdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { S3Client } from "bun";
 import { isDigest } from "../oci/reference";
 import { MultipartUpload, s3Error, STALL_TIMEOUT_MS, UPLOAD_OPTIONS, within } from "./s3-upload";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
+import { SpoolFile } from "./spool-file";
 
 export interface S3StorageOptions {
   endpoint: string;
@@ -104,9 +105,10 @@ export class S3Storage implements BlobStorage {
   async begin(digest?: string): Promise<TempBlob> {
     const key = digest === undefined ? undefined : this.key(digest); // an invalid digest throws before anything is opened
     const spool = join(this.spoolDir, randomUUID());
-    const handle = await open(spool, "wx+");
-    const upload = key === undefined ? undefined : new MultipartUpload(this.client, key, this.where(key), this.timeoutMs.stall);
-    return new S3TempBlob(handle, spool, digest, upload, {
+    let upload: MultipartUpload | undefined; // opened once the spool is: a failed open leaves no upload behind
+    const file = await SpoolFile.create(spool, () => void upload?.cancel());
+    if (key !== undefined) upload = new MultipartUpload(this.client, key, this.where(key), this.timeoutMs.stall);
+    return new S3TempBlob(file, digest, upload, {
       upload: (key) => this.client.write(key, Bun.file(spool), UPLOAD_OPTIONS),
       key: (committed) => this.key(committed),
       where: (key) => this.where(key),
@@ -164,62 +166,37 @@ interface Bucket {
 }
 
 /**
- * A temp blob dropped without commit or abort (a caller's bug) would get its FileHandle
- * garbage-collected, which Bun reports as an uncaught error that ends the process, and would
- * leave its upload open for ever. Holding both here prevents that (as in fs-storage.ts).
- */
-const dropped = new FinalizationRegistry<{ handle: FileHandle; spool: string; upload: MultipartUpload | undefined }>(
-  ({ handle, spool, upload }) => {
-    void upload?.cancel();
-    handle
-      .close()
-      .then(() => rm(spool, { force: true }))
-      .catch(() => {}); // what is left is deleted at the next open
-  },
-);
-
-/**
- * One fill: every chunk goes to the spool, then to the upload. Writes are queued so each appends
- * at the end even when a caller does not await the previous one; `written` counts only bytes on
- * the spool, so a reader never sees bytes that are not there yet.
+ * One fill: every chunk goes to the spool, then to the upload (spool-file.ts queues them). A temp
+ * blob dropped without commit or abort (a caller's bug) would leave its upload open for ever: the
+ * spool cancels it when collected.
  */
 class S3TempBlob implements TempBlob {
-  private written = 0;
-  private writes: Promise<void> = Promise.resolve();
-  private writeError: unknown;
   private committing: Promise<void> | undefined;
   /** The key, once the object is complete; the spool goes away then. */
   private committed: string | undefined;
   private aborting: Promise<void> | undefined;
 
   constructor(
-    private readonly handle: FileHandle,
-    private readonly spool: string,
+    private readonly spool: SpoolFile,
     private readonly digest: string | undefined,
     private readonly upload: MultipartUpload | undefined,
     private readonly bucket: Bucket,
-  ) {
-    dropped.register(this, { handle, spool, upload }, this);
-  }
+  ) {}
 
   write(chunk: Uint8Array): Promise<void> {
     // Checked at the call, not when the queue reaches it: a write issued before commit() is part of the blob.
     if (this.committing || this.aborting) return Promise.reject(new Error("the temp blob is already committed or aborted"));
-    const done = this.writes.then(() => this.append(chunk));
-    this.writes = done.catch(() => {}); // the error belongs to this write's caller; later writes see writeError
-    return done;
+    const { upload } = this;
+    return this.spool.append(chunk, upload && ((chunk) => upload.push(chunk)));
   }
 
   async read(position: number, length: number): Promise<Uint8Array> {
-    const end = Math.min(position + length, this.written);
+    const end = Math.min(position + length, this.spool.written);
     if (end <= position) return new Uint8Array(0);
     // A follower still behind when the fill commits goes on from the committed object.
     if (this.committed !== undefined) return this.bucket.read(this.committed, position, end);
     if (this.aborting) throw new Error("the temp blob was aborted");
-    // Issued before any close: FileHandle.close waits for pending operations, so this read completes.
-    const buffer = new Uint8Array(end - position);
-    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
-    return buffer.subarray(0, bytesRead);
+    return this.spool.read(position, length);
   }
 
   async commit(digest: string): Promise<void> {
@@ -236,25 +213,8 @@ class S3TempBlob implements TempBlob {
     return this.aborting;
   }
 
-  private async append(chunk: Uint8Array): Promise<void> {
-    if (this.aborting) throw new Error("the temp blob was aborted");
-    if (this.writeError !== undefined) throw new Error("an earlier write to this temp blob failed", { cause: this.writeError });
-    try {
-      for (let offset = 0; offset < chunk.length; ) {
-        const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, this.written + offset);
-        offset += bytesWritten;
-      }
-      this.written += chunk.length;
-      await this.upload?.push(chunk);
-    } catch (error) {
-      this.writeError = error;
-      throw error;
-    }
-  }
-
   private async complete(key: string): Promise<void> {
-    await this.writes;
-    if (this.writeError !== undefined) throw new Error("cannot commit a temp blob after a failed write", { cause: this.writeError });
+    await this.spool.settled();
     if (this.upload) await this.upload.finish();
     else {
       await this.bucket.upload(key).catch((error) => {
@@ -262,21 +222,13 @@ class S3TempBlob implements TempBlob {
       });
     }
     this.committed = key;
-    await this.removeSpool();
+    await this.spool.remove();
   }
 
   private async discard(): Promise<void> {
     if (this.committing && (await this.committing.then(() => true, () => false))) return; // nothing left to discard
     await this.upload?.cancel(); // first: a write waiting for the upload to want more is released
-    await this.writes;
-    await this.removeSpool();
-  }
-
-  /** A leftover spool file is deleted at the next open; an error here would only hide the caller's own. */
-  private async removeSpool(): Promise<void> {
-    dropped.unregister(this);
-    await this.handle.close().catch(() => {});
-    await rm(this.spool, { force: true }).catch(() => {});
+    await this.spool.remove();
   }
 }
 

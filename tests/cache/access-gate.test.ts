@@ -5,20 +5,13 @@
  * upstream, and the refusal a client gets. Through the binary, with offline
  * tokens and outages: tests/integration/cache/access-gate.test.ts.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { inProcessCache, type InProcessCache } from "../support/cache/in-process";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { expect, test } from "bun:test";
+import { inProcessSuite, type InProcessCache } from "../support/cache/in-process";
+import type { Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 let cache: InProcessCache;
-beforeAll(async () => {
-  upstream = await startUpstream({ onlyThroughProxy: true });
-  cache = await inProcessCache(upstream);
-}, 120_000);
-afterAll(async () => {
-  cache?.close();
-  await upstream?.stop();
-});
+inProcessSuite((started) => ({ upstream, cache } = started));
 
 const blob = (repository: string, digest: string, headers: Record<string, string> = {}) => cache.request("blobs", repository, digest, { headers });
 

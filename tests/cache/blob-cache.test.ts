@@ -5,21 +5,14 @@
  * scenario states what it cost upstream. Through the binary, with real
  * clients and eviction: tests/integration/cache/blob-cache.test.ts.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { digestOf, inProcessCache, type InProcessCache } from "../support/cache/in-process";
-import { blobPath, startUpstream, type Layer, type TestImage, type Upstream } from "../support/upstream";
+import { digestOf, inProcessSuite, type InProcessCache } from "../support/cache/in-process";
+import { blobPath, type Layer, type TestImage, type Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 let cache: InProcessCache;
-beforeAll(async () => {
-  upstream = await startUpstream({ onlyThroughProxy: true });
-  cache = await inProcessCache(upstream);
-}, 120_000);
-afterAll(async () => {
-  cache?.close();
-  await upstream?.stop();
-});
+inProcessSuite((started) => ({ upstream, cache } = started));
 
 /** Each test takes a layer no other test has touched: a cold blob. */
 let taken = 0;

@@ -4,20 +4,13 @@
  * counted, so each case shows whether the caches answered or the request
  * went through as the client sent it.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { digestOf, inProcessCache, type InProcessCache } from "../support/cache/in-process";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { expect, test } from "bun:test";
+import { digestOf, inProcessSuite, type InProcessCache } from "../support/cache/in-process";
+import type { Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 let cache: InProcessCache;
-beforeAll(async () => {
-  upstream = await startUpstream({ onlyThroughProxy: true });
-  cache = await inProcessCache(upstream);
-}, 120_000);
-afterAll(async () => {
-  cache?.close();
-  await upstream?.stop();
-});
+inProcessSuite((started) => ({ upstream, cache } = started));
 
 const forwards = () => cache.remote.calls.filter((call) => call.kind === "forward");
 

@@ -5,22 +5,15 @@
  * cached and costs the upstream no GET. Through the admin API:
  * tests/http/routes/admin.test.ts.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { parseImage, prewarm, type PrewarmStep } from "../../src/cache/prewarm";
 import { UpstreamTable } from "../../src/upstream/table";
-import { inProcessCache, upstreamEntry, type InProcessCache } from "../support/cache/in-process";
-import { startUpstream, type Upstream } from "../support/upstream";
+import { inProcessSuite, upstreamEntry, type InProcessCache } from "../support/cache/in-process";
+import type { Upstream } from "../support/upstream";
 
 let upstream: Upstream;
 let cache: InProcessCache;
-beforeAll(async () => {
-  upstream = await startUpstream({ onlyThroughProxy: true });
-  cache = await inProcessCache(upstream);
-}, 120_000);
-afterAll(async () => {
-  cache?.close();
-  await upstream?.stop();
-});
+inProcessSuite((started) => ({ upstream, cache } = started));
 
 async function run(image: string, platforms: string[]): Promise<PrewarmStep[]> {
   const steps: PrewarmStep[] = [];

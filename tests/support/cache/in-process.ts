@@ -7,6 +7,7 @@
  * commits. The store wrapper can also refuse new temp blobs, as a full or
  * read-only disk does.
  */
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +31,7 @@ import { AuthDiscovery } from "../../../src/upstream/auth-discovery";
 import { UpstreamClient, type UpstreamResponse } from "../../../src/upstream/client";
 import type { Upstream as UpstreamEntry } from "../../../src/upstream/table";
 import { UpstreamAuth } from "../../../src/upstream/upstream-auth";
-import type { Upstream } from "../upstream";
+import { startUpstream, type Upstream } from "../upstream";
 
 export interface UpstreamCall {
   /** "fetch" (the cache asked for something) or "forward" (the request was passed through). */
@@ -150,6 +151,24 @@ export interface InProcessOptions {
   tagTtlMs?: number;
   /** The store inside the counting wrapper, given the cache's own temp directory; default FsStorage there. */
   storage?: (dir: string) => Promise<BlobStorage>;
+}
+
+/**
+ * What most in-process cache tests share for the whole file: the real registry, reachable only
+ * through docxy, and one cache in front of it; `started` receives both once they are up.
+ */
+export function inProcessSuite(started: (parts: { upstream: Upstream; cache: InProcessCache }) => void, options: InProcessOptions = {}): void {
+  let upstream: Upstream | undefined;
+  let cache: InProcessCache | undefined;
+  beforeAll(async () => {
+    upstream = await startUpstream({ onlyThroughProxy: true });
+    cache = await inProcessCache(upstream, options);
+    started({ upstream, cache });
+  }, 120_000);
+  afterAll(async () => {
+    cache?.close();
+    await upstream?.stop();
+  });
 }
 
 export async function inProcessCache(upstream: UpstreamAt, options: InProcessOptions = {}): Promise<InProcessCache> {
