@@ -129,9 +129,14 @@ export class BlobCache {
       }
       if (stored) {
         index.touch(digest);
-        const location = request.method !== "GET" ? undefined
-          : stored.path ? this.parts.sendfile?.location(request.origin, digest)
-          : this.parts.presigned?.location(digest); // nothing streams through here: the reader is released below
+        // A local file may go to the sendfile port, a bucket's object to the bucket itself; either
+        // way nothing streams through here, and the reader is released below.
+        const location =
+          request.method !== "GET"
+            ? undefined
+            : stored.path
+              ? this.parts.sendfile?.location(request.origin, digest)
+              : this.parts.presigned?.location(digest);
         if (location) return this.redirect(request, location);
         return this.respond(request, stored.size, "HIT", (start, end, init) => {
           handedOver = true;
