@@ -23,8 +23,10 @@
  * (Docker resumes a layer with `Range: bytes=N-` and needs a 206); an answer
  * that turns out uncacheable is relayed from that same request
  * (uncacheable.ts). With a sendfile port, a GET of a committed blob is
- * redirected there (sendfile-redirects.ts). Starting a fill takes a slot of
- * the fill limits (fill-limits.ts); joining one is free.
+ * redirected there (sendfile-redirects.ts), and with presigned redirects a
+ * GET of one that would stream from a bucket goes to the bucket itself
+ * (presigned-redirects.ts). Starting a fill takes a slot of the fill
+ * limits (fill-limits.ts); joining one is free.
  */
 import { API_VERSION, API_VERSION_HEADER, DOCKER_CONTENT_DIGEST } from "../oci/headers";
 import { blobHead, withNamespace } from "../oci/responses";
@@ -42,6 +44,7 @@ import type { Coordination, FillClaim, FillInProgress } from "./coordination";
 import type { Eviction } from "./eviction";
 import { Fill } from "./fill";
 import type { FillLimits, FillSlot, RefusalReason } from "./fill-limits";
+import type { PresignedRedirects } from "./presigned-redirects";
 import type { Remote } from "./remote";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { relayUncacheable } from "./uncacheable";
@@ -58,6 +61,8 @@ export interface BlobCacheParts {
   /** Keep filling when every client has gone (`continue_on_disconnect`). */
   continueWithoutReaders: boolean;
   sendfile?: SendfileRedirects;
+  /** Set when a hit not on this node's disk goes to the bucket itself (presigned-redirects.ts). */
+  presigned?: PresignedRedirects;
   /** On a fleet's shared bucket: readers registered fleet-wide too (blob-readers.ts). */
   readers?: FleetReaders;
 }
@@ -111,7 +116,14 @@ export class BlobCache {
       }
       if (stored) {
         index.touch(digest);
-        const location = request.method === "GET" && stored.path ? this.parts.sendfile?.location(request.origin, digest) : undefined;
+        // A local file may go to the sendfile port, a bucket's object to the bucket itself; either
+        // way nothing streams through here, and the reader is released below.
+        const location =
+          request.method !== "GET"
+            ? undefined
+            : stored.path
+              ? this.parts.sendfile?.location(request.origin, digest)
+              : this.parts.presigned?.location(digest);
         if (location) return this.redirect(request, location);
         return this.respond(request, stored.size, "HIT", (start, end, init) => {
           handedOver = true;
@@ -275,7 +287,7 @@ export class BlobCache {
     return { size: stored.size, read: (start, end) => onStreamEnd(stored.stream(start, end), release), done: release };
   }
 
-  /** A hit sent to the sendfile port; the client's Range goes along with it (clients resend it). */
+  /** A hit sent to the sendfile port or the bucket; the client's Range goes along with it (clients resend it). */
   private redirect(request: PullRequest, location: string): Response {
     const headers = new Headers({
       location,

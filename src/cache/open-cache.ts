@@ -15,7 +15,9 @@
  * the bucket is evicted from that ledger, one node at a time
  * (fleet/shared-lru.ts, fleet/fleet-eviction.ts). A bucket
  * that does not answer at start is treated like an unusable directory:
- * logged, and docxy forwards. A fleet node fans out the fills it follows
+ * logged, and docxy forwards. With `[cache.s3] presigned_redirect`, the
+ * bucket also signs the URLs blob hits are redirected to (presigned-redirects.ts).
+ * A fleet node fans out the fills it follows
  * from other nodes through its own store or `dir/follow` (followTarget).
  */
 import { rmSync } from "node:fs";
@@ -40,6 +42,7 @@ import { FsStorage } from "./fs-storage";
 import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
 import { RedisCoordination } from "./redis-coordination";
+import { PresignedRedirects } from "./presigned-redirects";
 import type { Remote } from "./remote";
 import { S3Storage } from "./s3-storage";
 import type { SendfileRedirects } from "./sendfile-redirects";
@@ -96,10 +99,13 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   let storage: WatchedStorage;
   let index: SqliteIndex;
   let blobs: BlobCache | undefined;
+  let presigned: PresignedRedirects | undefined;
   // The hot tier spares the copies clients read, as eviction does (blobs exists before any read).
   const inUse = (digest: string) => blobs?.inUse(digest) ?? false;
   try {
-    storage = new WatchedStorage(await openStorage(config, dir, parts.env ?? process.env, inUse), config.storage);
+    const opened = await openStorage(config, dir, parts.env ?? process.env, inUse);
+    storage = new WatchedStorage(opened.storage, config.storage);
+    if (opened.bucket && config.s3.presigned_redirect) presigned = new PresignedRedirects(opened.bucket, config.s3.presigned_ttl);
   } catch (error) {
     const reason = (error as Error).message;
     log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, {
@@ -163,6 +169,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     log,
     continueWithoutReaders: config.continue_on_disconnect,
     sendfile: parts.sendfile,
+    presigned,
     readers: lru,
   });
   const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
@@ -228,8 +235,8 @@ async function openStorage(
   dir: string,
   env: Record<string, string | undefined>,
   inUse: (digest: string) => boolean,
-): Promise<BlobStorage> {
-  if (config.storage !== "s3") return FsStorage.open(dir);
+): Promise<{ storage: BlobStorage; bucket?: S3Storage }> {
+  if (config.storage !== "s3") return { storage: await FsStorage.open(dir) };
   const { endpoint, bucket, region, prefix, hot_tier_size } = config.s3;
   const s3 = await S3Storage.open({
     endpoint,
@@ -240,7 +247,9 @@ async function openStorage(
     secretAccessKey: config.s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "",
     spoolDir: join(dir, "spool"),
   });
-  return hot_tier_size > 0 ? TieredStorage.open({ bucket: s3, dir: join(dir, "hot"), maxBytes: hot_tier_size, inUse }) : s3;
+  const storage = hot_tier_size > 0 ? await TieredStorage.open({ bucket: s3, dir: join(dir, "hot"), maxBytes: hot_tier_size, inUse }) : s3;
+  // The bucket itself too: it signs presigned redirects (whatever tier is in front of it).
+  return { storage, bucket: s3 };
 }
 
 /**

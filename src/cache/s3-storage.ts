@@ -17,6 +17,7 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { S3Client } from "bun";
 import { isDigest } from "../oci/reference";
+import { presignGet } from "./s3-presign";
 import { MultipartUpload, s3Error, STALL_TIMEOUT_MS, UPLOAD_OPTIONS, within } from "./s3-upload";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import { SpoolFile } from "./spool-file";
@@ -53,6 +54,8 @@ export class S3Storage implements BlobStorage {
     prefix: string,
     private readonly spoolDir: string,
     private readonly timeoutMs: { request: number; stall: number },
+    /** What `presign` signs with: the same endpoint and keys as the client. */
+    private readonly signing: Pick<S3StorageOptions, "endpoint" | "region" | "accessKeyId" | "secretAccessKey">,
   ) {
     this.prefix = prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`;
   }
@@ -62,7 +65,8 @@ export class S3Storage implements BlobStorage {
     const { endpoint, bucket, region, accessKeyId, secretAccessKey } = options;
     const client = new S3Client({ endpoint, bucket, region, accessKeyId, secretAccessKey });
     const timeoutMs = options.timeoutMs ?? { request: REQUEST_TIMEOUT_MS, stall: STALL_TIMEOUT_MS };
-    const storage = new S3Storage(client, bucket, options.prefix ?? "", resolve(options.spoolDir), timeoutMs);
+    const signing = { endpoint, region, accessKeyId, secretAccessKey };
+    const storage = new S3Storage(client, bucket, options.prefix ?? "", resolve(options.spoolDir), timeoutMs, signing);
     try {
       await mkdir(storage.spoolDir, { recursive: true });
       // A leftover spool is a fill that died with the process: its upload was never completed.
@@ -144,6 +148,14 @@ export class S3Storage implements BlobStorage {
       }
       continuationToken = page.isTruncated ? page.nextContinuationToken : undefined;
     } while (continuationToken);
+  }
+
+  /**
+   * A URL of the blob's object (path-style, as the client addresses the bucket) that lets whoever
+   * holds it GET the object for `expiresInSeconds`, with no request to the store now.
+   */
+  presign(digest: string, expiresInSeconds: number): string {
+    return presignGet({ ...this.signing, path: `/${this.bucket}/${this.key(digest)}`, expiresInSeconds });
   }
 
   /** The digest grammar has no `/`, so a validated digest names exactly one key under `blobs/`. */

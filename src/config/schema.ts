@@ -170,6 +170,15 @@ export const ConfigSchema = t.Object({
             description:
               'docxy: a local copy of the most read blobs under dir/hot, served as local files with no bucket request, e.g. "50GiB"; 0 = off (every hit reads the bucket)',
           }),
+          presigned_redirect: t.Boolean({
+            default: false,
+            description:
+              "docxy: a GET of a cached blob that is not on this node's disk answers 307 to a presigned URL of its object, after the same access checks: clients read the bucket, not the node (clients must reach the endpoint)",
+          }),
+          presigned_ttl: duration({
+            default: "5m",
+            description: "docxy: how long a presigned URL stays valid (1s to 7d); whoever holds the URL may read the blob until then",
+          }),
         },
         { default: {} },
       ),

@@ -107,10 +107,15 @@ export function checkSemantics(config: Config, env: Record<string, string | unde
 /** S3 bucket names (AWS's rules, which Swift's s3api applies too): 3–63 of a-z 0-9 . -, a letter or digit at each end. */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
+const PRESIGNED_TTL_MAX_MS = 7 * 24 * 3600 * 1000;
+
 /** What S3 storage needs to start; secrets are checked for presence only, never echoed. */
 function storageProblems({ cache }: Config, env: Record<string, string | undefined>): string[] {
-  if (cache.storage !== "s3") return [];
   const { s3 } = cache;
+  // Only an object in a bucket has a URL to presign: on the filesystem the key would do nothing.
+  if (cache.storage !== "s3") {
+    return s3.presigned_redirect ? ['cache.s3.presigned_redirect: needs cache.storage = "s3" (blobs on the filesystem have no URL to presign)'] : [];
+  }
   const problems: string[] = [];
   if (!s3.endpoint) problems.push('cache.s3.endpoint: required when cache.storage = "s3"');
   else {
@@ -127,6 +132,8 @@ function storageProblems({ cache }: Config, env: Record<string, string | undefin
     problems.push("cache.s3.secret_access_key: required (or AWS_SECRET_ACCESS_KEY in the environment)");
   }
   if (s3.prefix.startsWith("/")) problems.push(`cache.s3.prefix: must not start with "/" (got ${JSON.stringify(s3.prefix)})`);
+  // SigV4's X-Amz-Expires is whole seconds, at most a week (S3 refuses longer).
+  if (s3.presigned_redirect && (s3.presigned_ttl < 1000 || s3.presigned_ttl > PRESIGNED_TTL_MAX_MS)) problems.push("cache.s3.presigned_ttl: must be between 1s and 7d");
   return problems;
 }
 

@@ -232,6 +232,8 @@ access_key_id = "AKIAEXAMPLE"
 secret_access_key = "example-secret"
 prefix = "eu/"
 hot_tier_size = "50GiB"
+presigned_redirect = true
+presigned_ttl = "10m"
 [fleet]
 redis_url = "redis://127.0.0.1:6379"
 advertise_url = "http://10.0.0.5:5000"
@@ -249,6 +251,8 @@ secret_file = "${secretFile}"
     secret_access_key: "example-secret",
     prefix: "eu/",
     hot_tier_size: 50 * 1024 ** 3,
+    presigned_redirect: true,
+    presigned_ttl: 10 * 60_000,
   });
   expect(config.fleet).toEqual({ redis_url: "redis://127.0.0.1:6379", advertise_url: "http://10.0.0.6:5000", secret: "", secret_file: secretFile });
   const lines = await problems(path, { DOCXY_FLEET_SECRET: "too short" });
@@ -266,6 +270,8 @@ test("[cache.s3]'s keys are overridable from the environment and by flag, as the
     DOCXY_CACHE_S3_SECRET_ACCESS_KEY: "env-secret",
     DOCXY_CACHE_S3_PREFIX: "fleet/",
     DOCXY_CACHE_S3_HOT_TIER_SIZE: "1GiB",
+    DOCXY_CACHE_S3_PRESIGNED_REDIRECT: "true",
+    DOCXY_CACHE_S3_PRESIGNED_TTL: "90s",
   };
   const { config } = await loadConfig({ path, env });
   expect(config.cache.s3).toEqual({
@@ -276,6 +282,8 @@ test("[cache.s3]'s keys are overridable from the environment and by flag, as the
     secret_access_key: "env-secret",
     prefix: "fleet/",
     hot_tier_size: 1024 ** 3,
+    presigned_redirect: true,
+    presigned_ttl: 90_000,
   });
   const flagged = await loadConfig({ path, env, overrides: { "cache.s3.bucket": "from-flag" } });
   expect(flagged.config.cache.s3.bucket).toBe("from-flag");

@@ -40,7 +40,18 @@ test("storage defaults to the filesystem and no fleet: a single node needs no bu
   const { cache, fleet } = defaults();
   expect(cache.storage).toBe("filesystem");
   // us-east-1, not Bun's "auto": stores other than R2 refuse "auto" (fleet.md §2). No hot tier: every hit reads the bucket.
-  expect(cache.s3).toEqual({ endpoint: "", bucket: "", region: "us-east-1", access_key_id: "", secret_access_key: "", prefix: "", hot_tier_size: 0 });
+  // No presigned redirects: by default clients talk to docxy only.
+  expect(cache.s3).toEqual({
+    endpoint: "",
+    bucket: "",
+    region: "us-east-1",
+    access_key_id: "",
+    secret_access_key: "",
+    prefix: "",
+    hot_tier_size: 0,
+    presigned_redirect: false,
+    presigned_ttl: 5 * 60_000,
+  });
   expect(fleet).toEqual({ redis_url: "", advertise_url: "", secret: "", secret_file: "" });
   const errors = [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, { cache: { storage: "minio" } }))].map((e) => e.path);
   expect(errors).toContain("/cache/storage");

@@ -126,6 +126,18 @@ describe("S3 storage (issue 16)", () => {
   test("the filesystem default ignores [cache.s3]", () => {
     expect(check({ cache: { s3: { bucket: "No_Such" } } })).toEqual([]);
   });
+
+  test("presigned redirects need the bucket, and a TTL S3 accepts (1s to 7d)", () => {
+    expect(check({ cache: { s3: { presigned_redirect: true } } })).toEqual([
+      'cache.s3.presigned_redirect: needs cache.storage = "s3" (blobs on the filesystem have no URL to presign)',
+    ]);
+    expect(check({ cache: { storage: "s3", s3: { ...s3, presigned_redirect: true, presigned_ttl: "7d" } } })).toEqual([]);
+    for (const presigned_ttl of ["0s", "8d"]) {
+      expect(check({ cache: { storage: "s3", s3: { ...s3, presigned_redirect: true, presigned_ttl } } })).toEqual([
+        "cache.s3.presigned_ttl: must be between 1s and 7d",
+      ]);
+    }
+  });
 });
 
 describe("fleet (issue 16)", () => {

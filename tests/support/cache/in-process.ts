@@ -21,6 +21,7 @@ import { FillLimits } from "../../../src/cache/fill-limits";
 import { FsStorage } from "../../../src/cache/fs-storage";
 import { LocalCoordination } from "../../../src/cache/local-coordination";
 import { ManifestCache } from "../../../src/cache/manifest-cache";
+import type { PresignedRedirects } from "../../../src/cache/presigned-redirects";
 import type { FetchOverride, Remote } from "../../../src/cache/remote";
 import { SqliteIndex } from "../../../src/cache/sqlite-index";
 import { createLogger } from "../../../src/observability/logger";
@@ -151,6 +152,8 @@ export interface InProcessOptions {
   tagTtlMs?: number;
   /** The store inside the counting wrapper, given the cache's own temp directory; default FsStorage there. */
   storage?: (dir: string) => Promise<BlobStorage>;
+  /** Blob hits read from a bucket answer 307 to a presigned URL (`[cache.s3] presigned_redirect`). */
+  presigned?: PresignedRedirects;
 }
 
 /**
@@ -182,7 +185,7 @@ export async function inProcessCache(upstream: UpstreamAt, options: InProcessOpt
   let blobs: BlobCache | undefined;
   const evictor = new Evictor({ index, storage, coordination, inUse: (digest) => blobs?.inUse(digest) ?? false });
   const limits = new FillLimits({ maxFills: 64, maxFillsPerClient: 64, maxFillBytes: 2 ** 40 });
-  blobs = new BlobCache({ storage, index, remote, coordination, gate, evictor, limits, log, continueWithoutReaders: options.continueWithoutReaders ?? true });
+  blobs = new BlobCache({ storage, index, remote, coordination, gate, evictor, limits, log, continueWithoutReaders: options.continueWithoutReaders ?? true, presigned: options.presigned });
   const manifests = new ManifestCache(storage, index, remote, gate, () => options.tagTtlMs ?? 60_000);
   return {
     ...readsOf(upstream),
