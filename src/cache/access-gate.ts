@@ -188,7 +188,7 @@ export class AccessGate {
       // The same credentials may have just proved it on another node of a fleet (a client's
       // pulls spread over the nodes behind a balancer).
       proven = await this.shared.proof(key);
-      if (provenRecently(proven)) this.remember(key, proven!);
+      if (provenRecently(proven)) this.remember(key, proven);
     }
     if (linked && provenRecently(proven)) return undefined;
 
@@ -220,7 +220,7 @@ function fresh(access: RepositoryAccess | undefined): access is RepositoryAccess
   return access !== undefined && Date.now() - access.checkedAt < PUBLIC_TTL_MS;
 }
 
-function provenRecently(at: number | undefined): boolean {
+function provenRecently(at: number | undefined): at is number {
   return at !== undefined && Date.now() - at < PROOF_TTL_MS;
 }
 
