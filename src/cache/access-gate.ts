@@ -25,14 +25,20 @@
  *      upstream's answer, with our challenge, so it can log in and retry;
  *      a client without a token gets that challenge while the upstream is
  *      in trouble too.
+ * In a fleet (issue 16) what one node learnt of links, publicness and proofs
+ * it tells the others (SharedKnowledge), and a node that does not know looks
+ * there before asking the upstream, so N nodes cost the upstream about what
+ * one does. A single node has NOTHING_SHARED: it looks only where it already
+ * waits on the upstream.
  */
 import type { CredentialMemory } from "../auth/credential-memory";
 import { RegistryError } from "../oci/errors";
 import { errorBody } from "../oci/responses";
 import type { PullRequest } from "../proxy/pull-request";
 import { discard } from "../upstream/client";
-import type { CacheIndex } from "./cache-index";
+import type { CacheIndex, RepositoryAccess } from "./cache-index";
 import type { Remote } from "./remote";
+import { NOTHING_SHARED, type SharedKnowledge } from "./shared-knowledge";
 
 const PUBLIC_TTL_MS = 60 * 60 * 1000;
 const PROOF_TTL_MS = 60 * 1000;
@@ -45,6 +51,7 @@ export class AccessGate {
     private readonly index: CacheIndex,
     private readonly remote: Remote,
     private readonly credentials: CredentialMemory,
+    private readonly shared: SharedKnowledge = NOTHING_SHARED,
   ) {}
 
   /** Whether the client holds one of docxy's offline tokens: the upstream cannot be asked on its behalf. */
@@ -60,9 +67,17 @@ export class AccessGate {
   async check(request: PullRequest, digest: string): Promise<Response | undefined> {
     const { upstream } = request.route;
     const repository = this.remote.upstreamName(request);
-    const linked = this.index.hasLink(upstream.name, repository, digest);
-    const access = this.index.getRepositoryAccess(upstream.name, repository);
-    if (linked && access?.public && Date.now() - access.checkedAt < PUBLIC_TTL_MS) return undefined;
+    let linked = this.index.hasLink(upstream.name, repository, digest);
+    let access = this.index.getRepositoryAccess(upstream.name, repository);
+    if (linked && access?.public && fresh(access)) return undefined;
+    if (!linked || !fresh(access)) {
+      // What this node does not know another node may (a fleet): adopted rather than asked again upstream.
+      [linked, access] = await Promise.all([
+        linked || this.sharedLink(upstream.name, repository, digest),
+        fresh(access) ? access : this.sharedAccess(upstream.name, repository, access),
+      ]);
+      if (linked && access?.public && fresh(access)) return undefined;
+    }
     // An offline token is worth nothing upstream: docxy handed it out because the token service
     // is in trouble. What its credentials proved before decides, without asking (see credential-memory.ts).
     if (linked && this.credentials.provenBefore(request.headers.get("authorization"), `${upstream.name}/${repository}`)) return undefined;
@@ -82,11 +97,11 @@ export class AccessGate {
     if (trouble && linked && access?.public) return undefined; // as in an outage
     if (trouble && linked && !request.headers.has("authorization")) return this.challenge(request, repository);
     if (status < 400) {
-      this.index.putLink(upstream.name, repository, digest);
-      this.index.putRepositoryAccess(upstream.name, repository, true);
+      this.link(upstream.name, repository, digest);
+      this.setAccess(upstream.name, repository, true);
       return undefined;
     }
-    if (status === 401 || status === 403) this.index.putRepositoryAccess(upstream.name, repository, false);
+    if (status === 401 || status === 403) this.setAccess(upstream.name, repository, false);
     // A refusal learnt from a HEAD: relay() gives a GET client the registry JSON the HEAD had not.
     if (status === 404 || request.identity === "proxy") return this.remote.relay(request, asDocxy);
     return this.clientProof(request, repository, digest, linked);
@@ -100,22 +115,52 @@ export class AccessGate {
   learn(request: PullRequest, digest: string): void {
     const { upstream } = request.route;
     const repository = this.remote.upstreamName(request);
-    this.index.putLink(upstream.name, repository, digest);
+    this.link(upstream.name, repository, digest);
     // The upstream just served this repository on the client's own credentials: a proof for them.
     if (request.identity === "client") this.credentials.proven(request.headers.get("authorization"), `${upstream.name}/${repository}`);
     const access = this.index.getRepositoryAccess(upstream.name, repository);
     const key = `${upstream.name}/${repository}`;
-    if ((access && Date.now() - access.checkedAt < PUBLIC_TTL_MS) || this.learning.has(key)) return;
+    if (fresh(access) || this.learning.has(key)) return;
     this.learning.add(key);
-    void this.remote
-      .fetch({ ...request, identity: "proxy", method: "HEAD", signal: undefined }, headOf(digest))
-      .then(async ({ response }) => {
-        await discard(response);
-        if (response.status < 400) this.index.putRepositoryAccess(upstream.name, repository, true);
-        else if (response.status === 401 || response.status === 403) this.index.putRepositoryAccess(upstream.name, repository, false);
-      })
+    void this.learnAccess(request, repository, digest, access)
       .catch(() => undefined)
       .finally(() => this.learning.delete(key));
+  }
+
+  /** Whether docxy itself may read the repository: the fleet's answer, or a HEAD upstream as docxy. */
+  private async learnAccess(request: PullRequest, repository: string, digest: string, access: RepositoryAccess | undefined): Promise<void> {
+    const { upstream } = request.route;
+    if (fresh(await this.sharedAccess(upstream.name, repository, access))) return;
+    const { response } = await this.remote.fetch({ ...request, identity: "proxy", method: "HEAD", signal: undefined }, headOf(digest));
+    await discard(response);
+    if (response.status < 400) this.setAccess(upstream.name, repository, true);
+    else if (response.status === 401 || response.status === 403) this.setAccess(upstream.name, repository, false);
+  }
+
+  private link(upstream: string, repository: string, digest: string): void {
+    this.index.putLink(upstream, repository, digest);
+    this.shared.publishLink(upstream, repository, digest);
+  }
+
+  private setAccess(upstream: string, repository: string, isPublic: boolean): void {
+    const access = { public: isPublic, checkedAt: Date.now() };
+    this.index.putRepositoryAccess(upstream, repository, isPublic, access.checkedAt);
+    this.shared.publishAccess(upstream, repository, access, PUBLIC_TTL_MS);
+  }
+
+  /** The fleet's link, adopted into the index. */
+  private async sharedLink(upstream: string, repository: string, digest: string): Promise<boolean> {
+    const linked = await this.shared.hasLink(upstream, repository, digest);
+    if (linked) this.index.putLink(upstream, repository, digest);
+    return linked;
+  }
+
+  /** The fleet's answer when newer than `access` (this node's), adopted into the index; otherwise `access`. */
+  private async sharedAccess(upstream: string, repository: string, access: RepositoryAccess | undefined): Promise<RepositoryAccess | undefined> {
+    const shared = await this.shared.access(upstream, repository);
+    if (!shared || (access && access.checkedAt >= shared.checkedAt)) return access;
+    this.index.putRepositoryAccess(upstream, repository, shared.public, shared.checkedAt);
+    return shared;
   }
 
   /**
@@ -138,27 +183,45 @@ export class AccessGate {
   private async clientProof(request: PullRequest, repository: string, digest: string, linked: boolean): Promise<Response | undefined> {
     const authorization = request.headers.get("authorization");
     const key = authorization ? `${hash(authorization)} ${request.route.upstream.name}/${repository}` : undefined;
-    const proven = key ? this.proofs.get(key) : undefined;
-    if (linked && proven !== undefined && Date.now() - proven < PROOF_TTL_MS) return undefined;
+    let proven = key ? this.proofs.get(key) : undefined;
+    if (key && linked && !provenRecently(proven)) {
+      // The same credentials may have just proved it on another node of a fleet (a client's
+      // pulls spread over the nodes behind a balancer).
+      proven = await this.shared.proof(key);
+      if (provenRecently(proven)) this.remember(key, proven);
+    }
+    if (linked && provenRecently(proven)) return undefined;
 
     const result = await this.remote.fetch({ ...request, method: "HEAD" }, headOf(digest));
     if (result.response.status < 400) {
       await discard(result.response);
-      this.index.putLink(request.route.upstream.name, repository, digest);
-      if (key) this.remember(key);
+      this.link(request.route.upstream.name, repository, digest);
+      if (key) {
+        const at = Date.now();
+        this.remember(key, at);
+        this.shared.publishProof(key, at, PROOF_TTL_MS);
+      }
       this.credentials.proven(authorization, `${request.route.upstream.name}/${repository}`);
       return undefined;
     }
     return this.remote.relay(request, result);
   }
 
-  private remember(key: string): void {
+  private remember(key: string, at: number): void {
     const now = Date.now();
-    this.proofs.set(key, now);
+    this.proofs.set(key, at);
     if (this.proofs.size > 10_000) {
       for (const [k, at] of this.proofs) if (now - at >= PROOF_TTL_MS) this.proofs.delete(k);
     }
   }
+}
+
+function fresh(access: RepositoryAccess | undefined): access is RepositoryAccess {
+  return access !== undefined && Date.now() - access.checkedAt < PUBLIC_TTL_MS;
+}
+
+function provenRecently(at: number | undefined): at is number {
+  return at !== undefined && Date.now() - at < PROOF_TTL_MS;
 }
 
 /** A HEAD of exactly that content, stopping at a CDN redirect (the registry's answer is enough). */

@@ -66,7 +66,8 @@ export interface CacheIndex {
 
   /** `acceptKey` names the client's class of Accept header: the same tag can resolve to different manifests. */
   getTag(upstream: string, repository: string, tag: string, acceptKey: string): (TagTarget & { fetchedAt: number }) | undefined;
-  putTag(upstream: string, repository: string, tag: string, acceptKey: string, target: TagTarget): void;
+  /** `fetchedAt` (default now): an answer another node of a fleet fetched keeps its age (shared-knowledge.ts). */
+  putTag(upstream: string, repository: string, tag: string, acceptKey: string, target: TagTarget, fetchedAt?: number): void;
   /** Every cached tag, newest first, at most `limit`. */
   tags(limit: number): CachedTag[];
 
@@ -77,7 +78,8 @@ export interface CacheIndex {
   removeRepository(upstream: string, repository: string): string[];
 
   getRepositoryAccess(upstream: string, repository: string): RepositoryAccess | undefined;
-  putRepositoryAccess(upstream: string, repository: string, isPublic: boolean): void;
+  /** `checkedAt` (default now): as for putTag's `fetchedAt`. */
+  putRepositoryAccess(upstream: string, repository: string, isPublic: boolean, checkedAt?: number): void;
 
   close(): void;
 }

@@ -8,7 +8,9 @@
  * - By tag: the tag → digest answer is remembered per upstream, repository,
  *   tag and *accept class* (what the client can take decides which manifest
  *   the registry returns), trusted for the tag's TTL, then revalidated with a
- *   HEAD (Docker Hub does not count HEADs against the pull quota). When the
+ *   HEAD (Docker Hub does not count HEADs against the pull quota): one at a
+ *   time per tag, and in a fleet one for all nodes, which adopt its answer
+ *   (tag-freshness.ts). When the
  *   upstream fails, times out or answers 429/5xx, the last known answer is
  *   served, marked stale; with nothing cached the upstream's error is relayed
  *   as registry JSON.
@@ -34,6 +36,8 @@ import type { BlobStorage } from "./blob-storage";
 import type { Answer } from "./cache-front";
 import type { CacheIndex } from "./cache-index";
 import type { Remote } from "./remote";
+import { NOTHING_SHARED, type TagAnswer, type TagKey } from "./shared-knowledge";
+import { TagFreshness } from "./tag-freshness";
 
 export class ManifestCache {
   constructor(
@@ -42,6 +46,7 @@ export class ManifestCache {
     private readonly remote: Remote,
     private readonly gate: AccessGate,
     private readonly tagTtlMs: (repository: string, tag: string) => number,
+    private readonly freshness = new TagFreshness(index, NOTHING_SHARED),
   ) {}
 
   /** The manifest `request` names, or "pass-through" when only the upstream can answer it. */
@@ -89,13 +94,25 @@ export class ManifestCache {
   }
 
   private async byTag(request: PullRequest): Promise<Answer> {
-    const { upstream } = request.route;
     const repository = this.remote.upstreamName(request);
     const tag = request.path.reference!;
-    const acceptKey = acceptClass(request.headers.get("accept"));
-    const known = this.index.getTag(upstream.name, repository, tag, acceptKey);
+    const key: TagKey = { upstream: request.route.upstream.name, repository, tag, acceptKey: acceptClass(request.headers.get("accept")) };
+    const ttlMs = this.tagTtlMs(repository, tag);
+    const known = this.index.getTag(key.upstream, repository, tag, key.acceptKey);
+    if (known && Date.now() - known.fetchedAt < ttlMs) return this.answerTag(request, key, ttlMs, known, true);
+    // Another request, or another node of a fleet, may be revalidating it or have just done so.
+    const end = await this.freshness.turn(key, ttlMs);
+    try {
+      const current = this.index.getTag(key.upstream, repository, tag, key.acceptKey);
+      return await this.answerTag(request, key, ttlMs, current, current !== undefined && Date.now() - current.fetchedAt < ttlMs);
+    } finally {
+      end();
+    }
+  }
 
-    if (known && Date.now() - known.fetchedAt < this.tagTtlMs(repository, tag)) {
+  /** The tag's manifest from `known` when `fresh`, otherwise (or when its bytes are gone) after a HEAD upstream. */
+  private async answerTag(request: PullRequest, key: TagKey, ttlMs: number, known: TagAnswer | undefined, fresh: boolean): Promise<Answer> {
+    if (known && fresh) {
       const refusal = await this.gate.check(request, known.digest);
       if (refusal) return refusal;
       const cached = await this.fromStore(request, known, "HIT");
@@ -114,15 +131,15 @@ export class ManifestCache {
     const mediaType = response.headers.get("content-type")?.split(";")[0]?.trim();
     const size = Number(response.headers.get("content-length"));
     if (response.status === 200 && digest?.startsWith("sha256:") && mediaType && Number.isSafeInteger(size)) {
-      const fresh = { digest, mediaType, size };
-      this.index.putTag(upstream.name, repository, tag, acceptKey, fresh);
+      const target = { digest, mediaType, size };
+      this.freshness.record(key, target, ttlMs);
       this.gate.learn(request, digest);
       if (request.method === "HEAD") {
         const relayed = await this.remote.relay(request, result);
         relayed.headers.set("x-cache", known ? "REVALIDATED" : "MISS");
         return relayed;
       }
-      const cached = await this.fromStore(request, fresh, "REVALIDATED");
+      const cached = await this.fromStore(request, target, "REVALIDATED");
       if (cached) return cached;
       return this.fetchAndStore(request, digest);
     }
@@ -136,11 +153,11 @@ export class ManifestCache {
     if (request.method === "HEAD") return this.remote.relay(request, result);
     await discard(response);
     // A GET needs the body: the manifest itself (the HEAD had no usable digest), or the error's JSON.
-    return response.status === 200 ? this.fetchAndStore(request) : "pass-through";
+    return response.status === 200 ? this.fetchAndStore(request, undefined, { key, ttlMs }) : "pass-through";
   }
 
-  /** GETs the manifest (by `digest`, or by the request's tag), verifies and stores it, and answers with it. */
-  private async fetchAndStore(request: PullRequest, digest?: string): Promise<Response> {
+  /** GETs the manifest (by `digest`, or by the request's `tag`), verifies and stores it, and answers with it. */
+  private async fetchAndStore(request: PullRequest, digest?: string, tag?: { key: TagKey; ttlMs: number }): Promise<Response> {
     // Whole, whatever Range the client sent (containerd 2.x sends bytes=0-): it is verified and stored.
     const result = await this.remote.fetch(request, { method: "GET", reference: digest, withoutRange: true });
     const { response } = result;
@@ -155,14 +172,7 @@ export class ManifestCache {
     const mediaType = response.headers.get("content-type")?.split(";")[0]?.trim() ?? "application/octet-stream";
     await this.store(actual, bytes, mediaType);
     this.gate.learn(request, actual);
-    if (!digest) {
-      const { upstream } = request.route;
-      this.index.putTag(upstream.name, this.remote.upstreamName(request), request.path.reference!, acceptClass(request.headers.get("accept")), {
-        digest: actual,
-        mediaType,
-        size: bytes.length,
-      });
-    }
+    if (tag) this.freshness.record(tag.key, { digest: actual, mediaType, size: bytes.length }, tag.ttlMs);
     return manifestResponse(request, { digest: actual, mediaType, size: bytes.length }, bytes, "MISS");
   }
 

@@ -9,7 +9,9 @@
  * `dir` when `[cache.s3] hot_tier_size` is set), the index (SqliteIndex, under `dir` in
  * both cases: a node's own knowledge, which a shared bucket completes on
  * demand, see BlobStorage.shared), the coordination (LocalCoordination of a
- * single node, or RedisCoordination when the node is part of a fleet), and
+ * single node, or RedisCoordination when the node is part of a fleet), what
+ * the node learns from the upstream (NOTHING_SHARED on a single node, the
+ * fleet's FleetSharedKnowledge in Redis otherwise), and
  * the remote the composition root hands over (the pass-through). On a
  * fleet's shared bucket, the index also records into the fleet's ledger and
  * the bucket is evicted from that ledger, one node at a time
@@ -45,8 +47,10 @@ import { RedisCoordination } from "./redis-coordination";
 import { PresignedRedirects } from "./presigned-redirects";
 import type { Remote } from "./remote";
 import { S3Storage } from "./s3-storage";
+import { NOTHING_SHARED } from "./shared-knowledge";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { SqliteIndex } from "./sqlite-index";
+import { TagFreshness } from "./tag-freshness";
 import { tagTtl } from "./tag-ttl";
 import { TieredStorage } from "./tiered-storage";
 import { type StorageStatus, WatchedStorage } from "./watched-storage";
@@ -142,7 +146,8 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   // a time; a store of this node's own (a single node, or a fleet node on its disk) from its index.
   const lru = parts.fleet && storage.shared ? new SharedLru(parts.fleet.redis) : undefined;
   if (lru) index = recordingInto(index, lru);
-  const gate = new AccessGate(index, remote, parts.credentials);
+  const knowledge = parts.fleet?.knowledge ?? NOTHING_SHARED;
+  const gate = new AccessGate(index, remote, parts.credentials, knowledge);
   const maxBytes = config.max_size;
   const limitsOf = {
     storage,
@@ -172,7 +177,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     presigned,
     readers: lru,
   });
-  const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides));
+  const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides), new TagFreshness(index, knowledge));
   void evictor.run();
   log.info("cache ready", { dir, storage: config.storage, ...bucketOf(config), max_size: String(config.max_size), bytes: index.totalBytes() });
   return {

@@ -132,9 +132,9 @@ export class SqliteIndex implements CacheIndex {
     return this.statements.getTag.get({ upstream, repository, tag, acceptKey }) ?? undefined;
   }
 
-  putTag(upstream: string, repository: string, tag: string, acceptKey: string, target: TagTarget): void {
+  putTag(upstream: string, repository: string, tag: string, acceptKey: string, target: TagTarget, fetchedAt?: number): void {
     const { digest, mediaType, size } = target;
-    this.statements.putTag.run({ upstream, repository, tag, acceptKey, digest, mediaType, size, now: this.now() });
+    this.statements.putTag.run({ upstream, repository, tag, acceptKey, digest, mediaType, size, now: fetchedAt ?? this.now() });
   }
 
   getRepositoryAccess(upstream: string, repository: string): RepositoryAccess | undefined {
@@ -142,8 +142,8 @@ export class SqliteIndex implements CacheIndex {
     return row === null ? undefined : { public: row.public === 1, checkedAt: row.checkedAt };
   }
 
-  putRepositoryAccess(upstream: string, repository: string, isPublic: boolean): void {
-    this.statements.putAccess.run({ upstream, repository, public: isPublic ? 1 : 0, now: this.now() });
+  putRepositoryAccess(upstream: string, repository: string, isPublic: boolean, checkedAt?: number): void {
+    this.statements.putAccess.run({ upstream, repository, public: isPublic ? 1 : 0, now: checkedAt ?? this.now() });
   }
 
   /** Every cached tag, newest first, at most `limit`. */

@@ -10,6 +10,7 @@ import type { Config } from "../config/schema";
 import type { Logger } from "../observability/logger";
 import { FillLeases } from "./lease";
 import { FleetRedis, type RedisState } from "./redis";
+import { FleetSharedKnowledge } from "./shared-knowledge";
 import { FleetSigner } from "./signing";
 import { FleetUpstreamTokens } from "./upstream-tokens";
 
@@ -20,6 +21,8 @@ export interface Fleet {
   redis: FleetRedis;
   /** docxy's own upstream tokens, shared encrypted under the fleet secret. */
   upstreamTokens: FleetUpstreamTokens;
+  /** Tag answers, public repositories, links and access proofs the nodes tell each other. */
+  knowledge: FleetSharedKnowledge;
   /** shared while Redis answers; local while this node coordinates alone. */
   state(): RedisState;
   close(): void;
@@ -40,6 +43,7 @@ export function openFleet({ fleet: config, cache }: Config, log: Logger): Fleet 
     signer: new FleetSigner(secret),
     redis,
     upstreamTokens: new FleetUpstreamTokens(redis, secret),
+    knowledge: new FleetSharedKnowledge(redis, secret),
     state: () => redis.state,
     close: () => redis.close(),
   };
