@@ -49,6 +49,8 @@ export class S3Storage implements BlobStorage {
   private constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
+    /** For messages: the endpoint's origin only, as its URL could carry userinfo. */
+    private readonly origin: string,
     prefix: string,
     private readonly spoolDir: string,
     private readonly timeoutMs: { request: number; stall: number },
@@ -58,10 +60,17 @@ export class S3Storage implements BlobStorage {
 
   /** Prepares the spool and lists the bucket once; throws a plain message when either is unusable or the bucket does not answer in time. */
   static async open(options: S3StorageOptions): Promise<S3Storage> {
-    const { endpoint, bucket, region, accessKeyId, secretAccessKey } = options;
-    const client = new S3Client({ endpoint, bucket, region, accessKeyId, secretAccessKey });
-    const timeoutMs = options.timeoutMs ?? { request: REQUEST_TIMEOUT_MS, stall: STALL_TIMEOUT_MS };
-    const storage = new S3Storage(client, bucket, options.prefix ?? "", resolve(options.spoolDir), timeoutMs);
+    const storage = await S3Storage.prepare(options);
+    await storage.reach();
+    return storage;
+  }
+
+  /**
+   * Prepares the spool only: throws when it is unusable, but not when the bucket is down, so a
+   * node started while its bucket is away uses it once it answers (open-cache.ts).
+   */
+  static async prepare(options: S3StorageOptions): Promise<S3Storage> {
+    const storage = S3Storage.unspooled(options);
     try {
       await mkdir(storage.spoolDir, { recursive: true });
       // A leftover spool is a fill that died with the process: its upload was never completed.
@@ -69,13 +78,28 @@ export class S3Storage implements BlobStorage {
     } catch (error) {
       throw new Error(`spool directory ${storage.spoolDir} is not usable: ${(error as Error).message}`, { cause: error });
     }
-    try {
-      await within(client.list({ prefix: storage.prefix, maxKeys: 1 }), timeoutMs.request, "no answer");
-    } catch (error) {
-      // The origin only: an endpoint URL could carry userinfo.
-      throw s3Error(`listing bucket ${bucket} at ${new URL(endpoint).origin}`, error);
-    }
     return storage;
+  }
+
+  /** Whether the bucket answers, touching nothing local (`check-config`, the start policy): throws as `reach` does. */
+  static probe(options: Omit<S3StorageOptions, "spoolDir">): Promise<void> {
+    return S3Storage.unspooled({ ...options, spoolDir: "" }).reach();
+  }
+
+  private static unspooled(options: S3StorageOptions): S3Storage {
+    const { endpoint, bucket, region, accessKeyId, secretAccessKey } = options;
+    const client = new S3Client({ endpoint, bucket, region, accessKeyId, secretAccessKey });
+    const timeoutMs = options.timeoutMs ?? { request: REQUEST_TIMEOUT_MS, stall: STALL_TIMEOUT_MS };
+    return new S3Storage(client, bucket, new URL(endpoint).origin, options.prefix ?? "", resolve(options.spoolDir), timeoutMs);
+  }
+
+  /** Lists one key under the prefix: the cheapest request that proves the bucket exists and the keys work. */
+  async reach(): Promise<void> {
+    try {
+      await within(this.client.list({ prefix: this.prefix, maxKeys: 1 }), this.timeoutMs.request, "no answer");
+    } catch (error) {
+      throw s3Error(`listing bucket ${this.bucket} at ${this.origin}`, error);
+    }
   }
 
   async open(digest: string): Promise<StoredBlob | undefined> {
