@@ -10,6 +10,7 @@ import { HELP, parseArgs, UsageError } from "./cli/args";
 import { checkConfig } from "./cli/check-config";
 import { prewarmCommand } from "./cli/prewarm";
 import { ConfigError, loadConfig } from "./config/load";
+import { startPolicy } from "./fleet/reachability";
 import { createLogger } from "./observability/logger";
 import { prepareCertificates } from "./server/certificates";
 import { createEdge } from "./server/edge";
@@ -65,6 +66,11 @@ async function main(): Promise<number | undefined> {
   process.on("unhandledRejection", keepServing("unhandled rejection"));
   process.on("uncaughtException", keepServing("uncaught exception"));
 
+  // [fleet] on_unreachable: Redis and the bucket are probed before anything listens.
+  if (!(await startPolicy(config, process.env, log))) {
+    certificates.close();
+    return 1;
+  }
   const services = await createServices(config, log, { certificates });
   const edge = createEdge(services);
   let serving;

@@ -41,7 +41,9 @@ test("storage defaults to the filesystem and no fleet: a single node needs no bu
   expect(cache.storage).toBe("filesystem");
   // us-east-1, not Bun's "auto": stores other than R2 refuse "auto" (fleet.md §2). No hot tier: every hit reads the bucket.
   expect(cache.s3).toEqual({ endpoint: "", bucket: "", region: "us-east-1", access_key_id: "", secret_access_key: "", prefix: "", hot_tier_size: 0 });
-  expect(fleet).toEqual({ redis_url: "", advertise_url: "", secret: "", secret_file: "" });
-  const errors = [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, { cache: { storage: "minio" } }))].map((e) => e.path);
+  // A node whose Redis or bucket is away at start starts degraded unless told to exit.
+  expect(fleet).toEqual({ redis_url: "", advertise_url: "", secret: "", secret_file: "", on_unreachable: "degrade" });
+  const errors = [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, { cache: { storage: "minio" }, fleet: { on_unreachable: "crash" } }))].map((e) => e.path);
   expect(errors).toContain("/cache/storage");
+  expect(errors).toContain("/fleet/on_unreachable");
 });
