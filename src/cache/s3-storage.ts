@@ -206,11 +206,19 @@ const dropped = new FinalizationRegistry<{ handle: FileHandle; spool: string; up
  * One fill: every chunk goes to the spool, then to the upload. Writes are queued so each appends
  * at the end even when a caller does not await the previous one; `written` counts only bytes on
  * the spool, so a reader never sees bytes that are not there yet.
+ *
+ * Only a spool that cannot be written fails a write. An upload that fails (the bucket down or
+ * hanging mid-fill) costs the bucket this blob, not the fill: the spool still holds every byte,
+ * so the fill's readers, other nodes following it included, go on from it, and `commit` reports
+ * the upload's failure. Failing the write instead made the fill refuse new readers (a disk
+ * failure, cache/fill.ts), which cut the clients of nodes that were about to follow it.
  */
 class S3TempBlob implements TempBlob {
   private written = 0;
   private writes: Promise<void> = Promise.resolve();
   private writeError: unknown;
+  /** Why the upload failed; later chunks go to the spool only. */
+  private uploadError: unknown;
   private committing: Promise<void> | undefined;
   /** The key, once the object is complete; the spool goes away then. */
   private committed: string | undefined;
@@ -269,16 +277,22 @@ class S3TempBlob implements TempBlob {
         offset += bytesWritten;
       }
       this.written += chunk.length;
-      await this.upload?.push(chunk);
     } catch (error) {
       this.writeError = error;
       throw error;
+    }
+    if (this.upload && this.uploadError === undefined) {
+      await this.upload.push(chunk).catch((error: unknown) => {
+        this.uploadError = error;
+        void this.upload!.cancel(); // no object may appear from what was sent
+      });
     }
   }
 
   private async complete(key: string): Promise<void> {
     await this.writes;
     if (this.writeError !== undefined) throw new Error("cannot commit a temp blob after a failed write", { cause: this.writeError });
+    if (this.uploadError !== undefined) throw this.uploadError;
     if (this.upload) await this.upload.finish();
     else {
       await this.bucket.upload(key).catch((error) => {
