@@ -21,7 +21,9 @@ export interface NodeStorage {
 export async function startNode(registry: string, redisUrl: string, options: { storage?: NodeStorage; fleet?: string } = {}): Promise<Docxy> {
   const port = await freePort();
   const config = `${registry}${s3Toml(options.storage)}[fleet]\nredis_url = "${redisUrl}"\nadvertise_url = "http://127.0.0.1:${port}"\nsecret = "${FLEET_SECRET}"\n${options.fleet ?? ""}`;
-  const keys = options.storage ? { AWS_ACCESS_KEY_ID: options.storage.swift.accessKeyId, AWS_SECRET_ACCESS_KEY: options.storage.swift.secretAccessKey } : {};
+  const keys: Record<string, string> = options.storage
+    ? { AWS_ACCESS_KEY_ID: options.storage.swift.accessKeyId, AWS_SECRET_ACCESS_KEY: options.storage.swift.secretAccessKey }
+    : {};
   return startDocxy({ config, args: ["--http-port", String(port)], env: { DOCXY_CACHE_DIR: newCacheDir(), ...keys } });
 }
 
