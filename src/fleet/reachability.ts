@@ -20,7 +20,7 @@ export const PROBE_TIMEOUT_MS = 3_000;
 
 export interface PartReach {
   part: "Redis" | "bucket";
-  /** e.g. "redis://10.0.0.2:6379" or "bucket docxy at http://s3.internal:9000": never userinfo. */
+  /** e.g. "redis://10.0.0.2:6379" or "docxy at http://s3.internal:9000" (a bucket): never userinfo. */
   where: string;
   /** Why it did not answer; absent when it did. */
   error?: string;
@@ -65,7 +65,7 @@ async function reachRedis(url: string, timeoutMs: number): Promise<PartReach> {
 }
 
 async function reachBucket(s3: Config["cache"]["s3"], env: Record<string, string | undefined>, timeoutMs: number): Promise<PartReach> {
-  const where = `bucket ${s3.bucket} at ${new URL(s3.endpoint).origin}`;
+  const where = `${s3.bucket} at ${new URL(s3.endpoint).origin}`;
   const secretAccessKey = s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "";
   try {
     await S3Storage.probe({

@@ -63,7 +63,7 @@ test("a closed Redis port and a bucket that refuses connections are each named, 
   const parts = await reachParts(config({ ...fleet(`redis://docxy:${PASSWORD}@127.0.0.1:${redisPort}`), cache: bucket(`http://127.0.0.1:${s3Port}`) }), {});
   expect(parts.map((p) => [p.part, p.where])).toEqual([
     ["Redis", `redis://127.0.0.1:${redisPort}`],
-    ["bucket", `bucket docxy at http://127.0.0.1:${s3Port}`],
+    ["bucket", `docxy at http://127.0.0.1:${s3Port}`],
   ]);
   for (const part of parts) expect(part.error).toBeString();
   expect(parts[1]!.error).toStartWith(`listing bucket docxy at http://127.0.0.1:${s3Port} failed: `);

@@ -110,7 +110,7 @@ test("check-config names the bucket and where its keys come from, never the secr
   const ok = await run({ ...awsEnv(), DOCXY_CACHE_S3_PREFIX: "eu/" });
   expect(ok.code).toBe(0);
   expect(ok.stdout).toContain(`storage: s3 bucket ${BUCKET} (prefix eu/) at ${swift.endpoint}, region us-east-1, access key from AWS_ACCESS_KEY_ID`);
-  expect(ok.stdout).toContain(`  bucket bucket ${BUCKET} at ${swift.endpoint}: reachable\n`);
+  expect(ok.stdout).toContain(`  bucket ${BUCKET} at ${swift.endpoint}: reachable\n`);
   expect(ok.stdout + ok.stderr).not.toContain(swift.secretAccessKey);
   const missing = await run({ AWS_ACCESS_KEY_ID: swift.accessKeyId });
   expect(missing.code).toBe(2);
@@ -131,7 +131,7 @@ test("a node started while the bucket is down says so plainly, forwards, and fil
     // check-config reports the bucket down; it fails only where a node would not start.
     const degraded = await checkConfig({});
     expect(degraded.code).toBe(0);
-    expect(degraded.stdout).toContain(`  bucket bucket ${BUCKET} at ${swift.endpoint}: unreachable (listing bucket ${BUCKET}`);
+    expect(degraded.stdout).toContain(`  bucket ${BUCKET} at ${swift.endpoint}: unreachable (listing bucket ${BUCKET}`);
     expect((await checkConfig({ DOCXY_FLEET_ON_UNREACHABLE: "exit" })).code).toBe(1);
 
     d = await node(awsEnv());
