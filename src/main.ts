@@ -66,12 +66,14 @@ async function main(): Promise<number | undefined> {
   process.on("unhandledRejection", keepServing("unhandled rejection"));
   process.on("uncaughtException", keepServing("uncaught exception"));
 
-  // [fleet] on_unreachable: Redis and the bucket are probed before anything listens.
-  if (!(await startPolicy(config, process.env, log))) {
+  // [fleet] on_unreachable: Redis and the bucket are probed before anything listens, while the
+  // services are built (opening the cache waits on the bucket too: a hung one costs one wait, not two).
+  const mayStart = startPolicy(config, process.env, log);
+  const services = await createServices(config, log, { certificates });
+  if (!(await mayStart)) {
     certificates.close();
     return 1;
   }
-  const services = await createServices(config, log, { certificates });
   const edge = createEdge(services);
   let serving;
   try {
