@@ -10,6 +10,7 @@ import { HELP, parseArgs, UsageError } from "./cli/args";
 import { checkConfig } from "./cli/check-config";
 import { prewarmCommand } from "./cli/prewarm";
 import { ConfigError, loadConfig } from "./config/load";
+import { startPolicy } from "./fleet/reachability";
 import { createLogger } from "./observability/logger";
 import { prepareCertificates } from "./server/certificates";
 import { createEdge } from "./server/edge";
@@ -65,7 +66,14 @@ async function main(): Promise<number | undefined> {
   process.on("unhandledRejection", keepServing("unhandled rejection"));
   process.on("uncaughtException", keepServing("uncaught exception"));
 
+  // [fleet] on_unreachable: Redis and the bucket are probed before anything listens, while the
+  // services are built (opening the cache waits on the bucket too: a hung one costs one wait, not two).
+  const mayStart = startPolicy(config, process.env, log);
   const services = await createServices(config, log, { certificates });
+  if (!(await mayStart)) {
+    certificates.close();
+    return 1;
+  }
   const edge = createEdge(services);
   let serving;
   try {

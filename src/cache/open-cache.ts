@@ -16,10 +16,11 @@
  * fleet's shared bucket, the index also records into the fleet's ledger and
  * the bucket is evicted from that ledger, one node at a time
  * (fleet/shared-lru.ts, fleet/fleet-eviction.ts). A bucket
- * that does not answer at start is treated like an unusable directory:
- * logged, and docxy forwards. With `[cache.s3] presigned_redirect`, the
- * bucket also signs the URLs blob hits are redirected to (presigned-redirects.ts).
- * A fleet node fans out the fills it follows
+ * that does not answer at start is logged and used all the same, failing
+ * (hits and fills fall back to the upstream as when it goes down later), so
+ * the node uses it again once it answers, with no restart. With
+ * `[cache.s3] presigned_redirect`, the bucket also signs the URLs blob hits
+ * are redirected to (presigned-redirects.ts). A fleet node fans out the fills it follows
  * from other nodes through its own store or `dir/follow` (followTarget).
  */
 import { rmSync } from "node:fs";
@@ -108,11 +109,17 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   const inUse = (digest: string) => blobs?.inUse(digest) ?? false;
   try {
     const opened = await openStorage(config, dir, parts.env ?? process.env, inUse);
-    storage = new WatchedStorage(opened.storage, config.storage);
+    if (opened.unreachable) {
+      log.warn("cache: the bucket does not answer; pulls go to the upstream until it does, then the cache is used again", {
+        ...bucketOf(config),
+        error: opened.unreachable,
+      });
+    }
+    storage = new WatchedStorage(opened.store, config.storage, opened.unreachable);
     if (opened.bucket && config.s3.presigned_redirect) presigned = new PresignedRedirects(opened.bucket, config.s3.presigned_ttl);
   } catch (error) {
     const reason = (error as Error).message;
-    log.error(`cache disabled: its ${config.storage === "s3" ? "bucket" : "directory"} cannot be used; serving as a pure forwarder`, {
+    log.error(`cache disabled: its ${config.storage === "s3" ? "spool directory" : "directory"} cannot be used; serving as a pure forwarder`, {
       dir,
       ...bucketOf(config),
       error: reason,
@@ -235,15 +242,19 @@ function bucketOf(config: Config["cache"]): { bucket?: string; endpoint?: string
   return config.storage === "s3" ? { bucket: config.s3.bucket, endpoint: new URL(config.s3.endpoint).origin } : {};
 }
 
+/**
+ * The store, or a throw when it cannot be used at all (a directory or spool that cannot be
+ * written). A bucket that does not answer is no throw: `unreachable` says why.
+ */
 async function openStorage(
   config: Config["cache"],
   dir: string,
   env: Record<string, string | undefined>,
   inUse: (digest: string) => boolean,
-): Promise<{ storage: BlobStorage; bucket?: S3Storage }> {
-  if (config.storage !== "s3") return { storage: await FsStorage.open(dir) };
+): Promise<{ store: BlobStorage; bucket?: S3Storage; unreachable?: string }> {
+  if (config.storage !== "s3") return { store: await FsStorage.open(dir) };
   const { endpoint, bucket, region, prefix, hot_tier_size } = config.s3;
-  const s3 = await S3Storage.open({
+  const s3 = await S3Storage.prepare({
     endpoint,
     bucket,
     region,
@@ -252,9 +263,13 @@ async function openStorage(
     secretAccessKey: config.s3.secret_access_key || env.AWS_SECRET_ACCESS_KEY || "",
     spoolDir: join(dir, "spool"),
   });
-  const storage = hot_tier_size > 0 ? await TieredStorage.open({ bucket: s3, dir: join(dir, "hot"), maxBytes: hot_tier_size, inUse }) : s3;
+  const unreachable = await s3.reach().then(
+    () => undefined,
+    (error: Error) => error.message,
+  );
+  const store = hot_tier_size > 0 ? await TieredStorage.open({ bucket: s3, dir: join(dir, "hot"), maxBytes: hot_tier_size, inUse }) : s3;
   // The bucket itself too: it signs presigned redirects (whatever tier is in front of it).
-  return { storage, bucket: s3 };
+  return { store, bucket: s3, unreachable };
 }
 
 /**

@@ -51,6 +51,8 @@ export class S3Storage implements BlobStorage {
   private constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
+    /** For messages: the endpoint's origin only, as its URL could carry userinfo. */
+    private readonly origin: string,
     prefix: string,
     private readonly spoolDir: string,
     private readonly timeoutMs: { request: number; stall: number },
@@ -62,11 +64,17 @@ export class S3Storage implements BlobStorage {
 
   /** Prepares the spool and lists the bucket once; throws a plain message when either is unusable or the bucket does not answer in time. */
   static async open(options: S3StorageOptions): Promise<S3Storage> {
-    const { endpoint, bucket, region, accessKeyId, secretAccessKey } = options;
-    const client = new S3Client({ endpoint, bucket, region, accessKeyId, secretAccessKey });
-    const timeoutMs = options.timeoutMs ?? { request: REQUEST_TIMEOUT_MS, stall: STALL_TIMEOUT_MS };
-    const signing = { endpoint, region, accessKeyId, secretAccessKey };
-    const storage = new S3Storage(client, bucket, options.prefix ?? "", resolve(options.spoolDir), timeoutMs, signing);
+    const storage = await S3Storage.prepare(options);
+    await storage.reach();
+    return storage;
+  }
+
+  /**
+   * Prepares the spool only: throws when it is unusable, but not when the bucket is down, so a
+   * node started while its bucket is away uses it once it answers (open-cache.ts).
+   */
+  static async prepare(options: S3StorageOptions): Promise<S3Storage> {
+    const storage = S3Storage.unspooled(options);
     try {
       await mkdir(storage.spoolDir, { recursive: true });
       // A leftover spool is a fill that died with the process: its upload was never completed.
@@ -74,13 +82,29 @@ export class S3Storage implements BlobStorage {
     } catch (error) {
       throw new Error(`spool directory ${storage.spoolDir} is not usable: ${(error as Error).message}`, { cause: error });
     }
-    try {
-      await within(client.list({ prefix: storage.prefix, maxKeys: 1 }), timeoutMs.request, "no answer");
-    } catch (error) {
-      // The origin only: an endpoint URL could carry userinfo.
-      throw s3Error(`listing bucket ${bucket} at ${new URL(endpoint).origin}`, error);
-    }
     return storage;
+  }
+
+  /** Whether the bucket answers, touching nothing local (`check-config`, the start policy): throws as `reach` does. */
+  static probe(options: Omit<S3StorageOptions, "spoolDir">): Promise<void> {
+    return S3Storage.unspooled({ ...options, spoolDir: "" }).reach();
+  }
+
+  private static unspooled(options: S3StorageOptions): S3Storage {
+    const { endpoint, bucket, region, accessKeyId, secretAccessKey } = options;
+    const client = new S3Client({ endpoint, bucket, region, accessKeyId, secretAccessKey });
+    const timeoutMs = options.timeoutMs ?? { request: REQUEST_TIMEOUT_MS, stall: STALL_TIMEOUT_MS };
+    const signing = { endpoint, region, accessKeyId, secretAccessKey };
+    return new S3Storage(client, bucket, new URL(endpoint).origin, options.prefix ?? "", resolve(options.spoolDir), timeoutMs, signing);
+  }
+
+  /** Lists one key under the prefix: the cheapest request that proves the bucket exists and the keys work. */
+  async reach(): Promise<void> {
+    try {
+      await within(this.client.list({ prefix: this.prefix, maxKeys: 1 }), this.timeoutMs.request, "no answer");
+    } catch (error) {
+      throw s3Error(`listing bucket ${this.bucket} at ${this.origin}`, error);
+    }
   }
 
   async open(digest: string): Promise<StoredBlob | undefined> {
@@ -178,11 +202,20 @@ interface Bucket {
 }
 
 /**
+/**
  * One fill: every chunk goes to the spool, then to the upload (spool-file.ts queues them). A temp
  * blob dropped without commit or abort (a caller's bug) would leave its upload open for ever: the
  * spool cancels it when collected.
+ *
+ * Only a spool that cannot be written fails a write. An upload that fails (the bucket down or
+ * hanging mid-fill) costs the bucket this blob, not the fill: the spool still holds every byte,
+ * so the fill's readers, other nodes following it included, go on from it, and `commit` reports
+ * the upload's failure. Failing the write instead made the fill refuse new readers (a disk
+ * failure, cache/fill.ts), which cut the clients of nodes that were about to follow it.
  */
 class S3TempBlob implements TempBlob {
+  /** Why the upload failed; later chunks go to the spool only. */
+  private uploadError: unknown;
   private committing: Promise<void> | undefined;
   /** The key, once the object is complete; the spool goes away then. */
   private committed: string | undefined;
@@ -198,8 +231,16 @@ class S3TempBlob implements TempBlob {
   write(chunk: Uint8Array): Promise<void> {
     // Checked at the call, not when the queue reaches it: a write issued before commit() is part of the blob.
     if (this.committing || this.aborting) return Promise.reject(new Error("the temp blob is already committed or aborted"));
-    const { upload } = this;
-    return this.spool.append(chunk, upload && ((chunk) => upload.push(chunk)));
+    return this.spool.append(chunk, this.upload && ((chunk) => this.push(chunk)));
+  }
+
+  /** Hands a chunk on to the upload; a failed upload is cancelled (no object may appear from what was sent). */
+  private async push(chunk: Uint8Array): Promise<void> {
+    if (this.uploadError !== undefined) return;
+    await this.upload!.push(chunk).catch((error: unknown) => {
+      this.uploadError = error;
+      void this.upload!.cancel();
+    });
   }
 
   async read(position: number, length: number): Promise<Uint8Array> {
@@ -227,6 +268,7 @@ class S3TempBlob implements TempBlob {
 
   private async complete(key: string): Promise<void> {
     await this.spool.settled();
+    if (this.uploadError !== undefined) throw this.uploadError;
     if (this.upload) await this.upload.finish();
     else {
       await this.bucket.upload(key).catch((error) => {

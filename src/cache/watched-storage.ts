@@ -8,6 +8,8 @@
  * first one that succeeds, with no probe of its own. Failures the callers
  * survive count too (a hit that fell back to the upstream, a fill that served
  * its clients and committed nothing): that is what an operator must see.
+ * A bucket that did not answer at start is wrapped all the same, failing:
+ * the first operation that reaches it turns the node's cache on again.
  */
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 
@@ -27,9 +29,11 @@ export class WatchedStorage implements BlobStorage {
   constructor(
     private readonly inner: BlobStorage,
     storage: StorageStatus["storage"],
+    /** Why the store already failed before it was wrapped (a bucket down at start): failing until an operation succeeds. */
+    failedAtStart?: string,
   ) {
     this.shared = inner.shared ?? false;
-    this.current = { storage, state: "up", failures: 0 };
+    this.current = failedAtStart === undefined ? { storage, state: "up", failures: 0 } : WatchedStorage.unusable(storage, failedAtStart);
   }
 
   /** A store that could not even be opened: failing from the start, with why. */

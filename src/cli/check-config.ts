@@ -1,13 +1,18 @@
 /**
  * `docxy check-config [FILE]`: validates a configuration without starting
  * anything (for CI and before a reload). Exit 0 and a summary when valid;
- * exit 2 and one line per problem otherwise.
+ * exit 2 and one line per problem otherwise. A fleet's Redis and bucket,
+ * when configured, are probed as a start would (fleet/reachability.ts) and
+ * reported: an unreachable part fails the check (exit 1) only under
+ * `[fleet] on_unreachable = "exit"`, where a node would not start; under
+ * "degrade" it would start, so the check passes and says so.
  *
  * Tested through the binary: tests/integration/cli/commands.test.ts.
  */
 import { ConfigError, loadConfig } from "../config/load";
 import type { Config } from "../config/schema";
 import { formatSize } from "../config/units";
+import { reachParts } from "../fleet/reachability";
 import { upstreamTableFromConfig } from "../upstream/table";
 
 export async function checkConfig(args: string[], env: Record<string, string | undefined>): Promise<number> {
@@ -24,7 +29,15 @@ export async function checkConfig(args: string[], env: Record<string, string | u
         (config.cache.enabled ? `  storage: ${storage(config, env)}\n` : "") +
         `  proxy users: ${config.auth.enabled ? "on" : "off"}\n`,
     );
-    return 0;
+    const unreachable = [];
+    for (const part of await reachParts(config, env)) {
+      process.stdout.write(`  ${part.part} ${part.where}: ${part.error === undefined ? "reachable" : `unreachable (${part.error})`}\n`);
+      if (part.error !== undefined) unreachable.push(part.part);
+    }
+    if (unreachable.length === 0) return 0;
+    const exit = config.fleet.on_unreachable === "exit";
+    process.stderr.write(`docxy: ${unreachable.join(" and ")} unreachable: a node would ${exit ? "exit at start (fleet.on_unreachable = \"exit\")" : "start degraded"}\n`);
+    return exit ? 1 : 0;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const problem of error.problems) process.stderr.write(`docxy: invalid configuration: ${problem}\n`);

@@ -195,6 +195,11 @@ export const ConfigSchema = t.Object({
       }),
       secret: t.String({ default: "", description: "docxy: shared key (≥ 32 chars) authenticating node-to-node requests; this or secret_file is required with redis_url" }),
       secret_file: t.String({ default: "", description: "docxy: file whose first line is the shared secret" }),
+      on_unreachable: t.Union([t.Literal("degrade"), t.Literal("exit")], {
+        default: "degrade",
+        description:
+          'docxy: when Redis (redis_url) or the bucket (cache.storage = "s3") does not answer at start: "degrade" = say so and start (coordinating alone, pulls from the upstream until the bucket answers); "exit" = say so and exit 1 before listening',
+      }),
     },
     { default: {} },
   ),

@@ -2,8 +2,9 @@
  * This node's membership of a fleet, from `[fleet]`: the shared Redis, the
  * fill leases naming this node by its advertise_url, and the key signing
  * node-to-node requests. Undefined without `redis_url`: a single node, which
- * needs none of it. Redis is not required at start: a node that cannot reach
- * it coordinates alone and keeps trying (fleet/redis.ts).
+ * needs none of it. Redis is not required at start unless `[fleet]
+ * on_unreachable = "exit"` (main.ts asks fleet/reachability.ts first): a
+ * node that cannot reach it coordinates alone and keeps trying (fleet/redis.ts).
  */
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/schema";
@@ -37,7 +38,7 @@ export function openFleet({ fleet: config, cache }: Config, log: Logger): Fleet 
   const secret = config.secret || readFileSync(config.secret_file, "utf8").split("\n")[0]!.trim();
   const redis = new FleetRedis({ url: config.redis_url, log });
   log.info("fleet: coordinating fills through Redis", { advertise_url: config.advertise_url });
-  void redis.send("PING", []); // says at start, once, when Redis cannot be reached (the node starts anyway)
+  void redis.send("PING", []); // turns the node local at once when Redis cannot be reached, so /health says so from the start
   return {
     leases: new FillLeases(redis, config.advertise_url),
     signer: new FleetSigner(secret),

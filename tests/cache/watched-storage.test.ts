@@ -56,3 +56,10 @@ test("failures turn the store failing with their reason and are counted; the nex
 test("a store that could not be opened is failing from the start, with why", () => {
   expect(WatchedStorage.unusable("s3", "listing bucket docxy failed")).toEqual({ storage: "s3", state: "failing", reason: "listing bucket docxy failed", failures: 1 });
 });
+
+test("a store that failed before it was wrapped (a bucket down at start) is failing until an operation reaches it", async () => {
+  const storage = new WatchedStorage(await FsStorage.open(join(root, "late")), "s3", "listing bucket docxy failed: ConnectionRefused");
+  expect(storage.status).toEqual({ storage: "s3", state: "failing", reason: "listing bucket docxy failed: ConnectionRefused", failures: 1 });
+  expect(await storage.open(sha256(new Uint8Array(1)))).toBeUndefined();
+  expect(storage.status).toEqual({ storage: "s3", state: "up", failures: 1 });
+});

@@ -240,7 +240,7 @@ advertise_url = "http://10.0.0.5:5000"
 secret_file = "${secretFile}"
 `,
   );
-  const { config, warnings } = await loadConfig({ path, env: { DOCXY_FLEET_ADVERTISE_URL: "http://10.0.0.6:5000" } });
+  const { config, warnings } = await loadConfig({ path, env: { DOCXY_FLEET_ADVERTISE_URL: "http://10.0.0.6:5000", DOCXY_FLEET_ON_UNREACHABLE: "exit" } });
   expect(warnings).toEqual([]);
   expect(config.cache.storage).toBe("s3");
   expect(config.cache.s3).toEqual({
@@ -254,7 +254,7 @@ secret_file = "${secretFile}"
     presigned_redirect: true,
     presigned_ttl: 10 * 60_000,
   });
-  expect(config.fleet).toEqual({ redis_url: "redis://127.0.0.1:6379", advertise_url: "http://10.0.0.6:5000", secret: "", secret_file: secretFile });
+  expect(config.fleet).toEqual({ redis_url: "redis://127.0.0.1:6379", advertise_url: "http://10.0.0.6:5000", secret: "", secret_file: secretFile, on_unreachable: "exit" });
   const lines = await problems(path, { DOCXY_FLEET_SECRET: "too short" });
   expect(lines).toEqual([`${path}: fleet.secret: set either secret or secret_file, not both`, `${path}: fleet.secret: must be at least 32 characters`]);
   expect(lines.join("\n")).not.toContain("too short");

@@ -52,7 +52,9 @@ test("storage defaults to the filesystem and no fleet: a single node needs no bu
     presigned_redirect: false,
     presigned_ttl: 5 * 60_000,
   });
-  expect(fleet).toEqual({ redis_url: "", advertise_url: "", secret: "", secret_file: "" });
-  const errors = [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, { cache: { storage: "minio" } }))].map((e) => e.path);
+  // A node whose Redis or bucket is away at start starts degraded unless told to exit.
+  expect(fleet).toEqual({ redis_url: "", advertise_url: "", secret: "", secret_file: "", on_unreachable: "degrade" });
+  const errors = [...Value.Errors(ConfigSchema, Value.Default(ConfigSchema, { cache: { storage: "minio" }, fleet: { on_unreachable: "crash" } }))].map((e) => e.path);
   expect(errors).toContain("/cache/storage");
+  expect(errors).toContain("/fleet/on_unreachable");
 });

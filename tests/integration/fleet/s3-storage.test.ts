@@ -3,7 +3,8 @@
  * (tests/support/swift.ts): skopeo copies an image through one node (cold), then through a second
  * node with its own cache directory on the same bucket, which gets every blob from the bucket and
  * none from the upstream. `/health` and `/metrics` show the storage; a node started while the
- * bucket is down says so and forwards; `check-config` names the bucket and never the secret.
+ * bucket is down says so, forwards, and fills the bucket once it is back, with no restart;
+ * `check-config` names the bucket, says whether it answers, and never shows the secret.
  * The cache on S3 in process, with its failure paths: tests/cache/s3-blob-cache.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -109,17 +110,33 @@ test("check-config names the bucket and where its keys come from, never the secr
   const ok = await run({ ...awsEnv(), DOCXY_CACHE_S3_PREFIX: "eu/" });
   expect(ok.code).toBe(0);
   expect(ok.stdout).toContain(`storage: s3 bucket ${BUCKET} (prefix eu/) at ${swift.endpoint}, region us-east-1, access key from AWS_ACCESS_KEY_ID`);
+  expect(ok.stdout).toContain(`  bucket ${BUCKET} at ${swift.endpoint}: reachable\n`);
   expect(ok.stdout + ok.stderr).not.toContain(swift.secretAccessKey);
   const missing = await run({ AWS_ACCESS_KEY_ID: swift.accessKeyId });
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain("cache.s3.secret_access_key: required (or AWS_SECRET_ACCESS_KEY in the environment)");
 });
 
-test("a node started while the bucket is down says so plainly, forwards every pull, and /health shows why", async () => {
+test("a node started while the bucket is down says so plainly, forwards, and fills the bucket once it is back, with no restart", async () => {
+  const path = join(scratch, "down.toml");
+  await Bun.write(path, s3Toml());
+  const checkConfig = async (env: Record<string, string>) => {
+    const child = Bun.spawn([DOCXY_BIN, "check-config", path], { env: { PATH: process.env.PATH ?? "", ...awsEnv(), ...env }, stdout: "pipe", stderr: "pipe" });
+    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    return { stdout, code };
+  };
   await swift.killProxy();
+  let d: CachingDocxy;
   try {
-    const d = await node(awsEnv());
-    expect(d.log()).toContain("cache disabled: its bucket cannot be used; serving as a pure forwarder");
+    // check-config reports the bucket down; it fails only where a node would not start.
+    const degraded = await checkConfig({});
+    expect(degraded.code).toBe(0);
+    expect(degraded.stdout).toContain(`  bucket ${BUCKET} at ${swift.endpoint}: unreachable (listing bucket ${BUCKET}`);
+    expect((await checkConfig({ DOCXY_FLEET_ON_UNREACHABLE: "exit" })).code).toBe(1);
+
+    d = await node(awsEnv());
+    expect(d.log()).toContain("bucket cannot be reached at start: starting degraded");
+    expect(d.log()).toContain("cache: the bucket does not answer; pulls go to the upstream until it does");
     expect(d.log()).toContain(`bucket=${BUCKET}`);
     const report = await health(d);
     expect(report.status).toBe("degraded");
@@ -129,8 +146,17 @@ test("a node started while the bucket is down says so plainly, forwards every pu
     const copied = await skopeoCopyOk(hostOf(d), "library/nginx:latest");
     expect(Object.keys(copied)).toContain("manifest.json");
     expect(cdnBlobGets() - before).toBeGreaterThan(0); // straight from the upstream
-    expect(d.log()).not.toContain(swift.secretAccessKey);
   } finally {
     await swift.restartProxy();
   }
+  // The bucket is back: this node's next pull fills it, and another node then gets every blob from it.
+  const refilled = cdnBlobGets();
+  const again = await skopeoCopyOk(hostOf(d), "library/nginx:latest");
+  expect(cdnBlobGets() - refilled).toBeGreaterThan(0); // nothing was committed while the bucket was down
+  expect(await health(d)).toMatchObject({ cache: { storage: "s3", state: "up" } });
+  const other = await node(awsEnv());
+  const fromBucket = cdnBlobGets();
+  expect(await skopeoCopyOk(hostOf(other), "library/nginx:latest")).toEqual(again);
+  expect(cdnBlobGets()).toBe(fromBucket);
+  expect(d.log()).not.toContain(swift.secretAccessKey);
 }, 120_000);
