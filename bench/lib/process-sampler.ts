@@ -34,6 +34,8 @@ export function sampleEverySecond(pid: number): Sampler {
       await Bun.sleep(Math.max(0, due - performance.now()));
     }
   })();
+  // If the process dies, the rejection waits for stop(), instead of ending the bench as unhandled.
+  loop.catch(() => {});
   return {
     async stop() {
       sampling = false;
