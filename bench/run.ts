@@ -8,7 +8,7 @@
  *
  *   bun run bench                 full run (1 GiB blob, 3 repetitions), updates BENCHMARKS.md
  *   bun run bench --quick         256 MiB, 1 repetition, short loads; prints only (add --write to record)
- *   bun run bench --only cold,warm   some scenarios: cold warm concurrent manifest slow skopeo fleet
+ *   bun run bench --only cold,warm   some scenarios: cold warm concurrent manifest slow skopeo fleet soak
  *   bun run bench --reps 5 --size-mib 2048
  *
  * Needs root on Debian for apt-get when nginx, wrk, curl, skopeo,
@@ -29,9 +29,10 @@ import { fleet } from "./scenarios/fleet";
 import { imagePull } from "./scenarios/image-pull";
 import { manifestHead } from "./scenarios/manifest-head";
 import { slowClients } from "./scenarios/slow-clients";
+import { soak } from "./scenarios/soak";
 import { warmBlob } from "./scenarios/warm-blob";
 
-const SCENARIOS: Scenario[] = [coldBlob, warmBlob, concurrentCold, manifestHead, slowClients, imagePull, fleet];
+const SCENARIOS: Scenario[] = [coldBlob, warmBlob, concurrentCold, manifestHead, slowClients, imagePull, fleet, soak];
 const ROOT = resolve(import.meta.dir, "..");
 
 const { values: flags } = parseArgs({
@@ -49,7 +50,7 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   console.log(
-    "usage: bun run bench [--quick] [--reps N] [--size-mib N] [--only cold,warm,concurrent,manifest,slow,skopeo,fleet] [--write | --no-write] [--build]",
+    "usage: bun run bench [--quick] [--reps N] [--size-mib N] [--only cold,warm,concurrent,manifest,slow,skopeo,fleet,soak] [--write | --no-write] [--build]",
   );
   process.exit(0);
 }
@@ -65,6 +66,7 @@ const settings: Settings = {
   wanRate: 25e6, // 200 Mbit/s per download, a good pull from Docker Hub
   concurrent: 32,
   slowClients: 64,
+  soakSeconds: quick ? 120 : 600,
 };
 const only = flags.only?.split(",").map((s) => s.trim());
 const unknown = only?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];

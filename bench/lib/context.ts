@@ -20,6 +20,8 @@ export interface Settings {
   concurrent: number;
   /** slow clients in scenario 5 */
   slowClients: number;
+  /** seconds of mixed load in the soak (8) */
+  soakSeconds: number;
 }
 
 export interface Context {

@@ -2,7 +2,9 @@
  * Samples, comparisons and the result table. Every comparison is a ratio of
  * two medians measured in the same run (the machines are shared and noisy),
  * and every target is checked against that ratio or, for absolute bounds
- * such as RSS, against the median itself.
+ * such as RSS, against the median itself; a target marked `every` must hold
+ * in each run instead (the worst run decides), for what a user would see as
+ * a regression even once.
  */
 
 export interface Measure {
@@ -15,8 +17,13 @@ export interface Measure {
 export interface Target {
   /** human wording, e.g. "≥ 1.3× distribution" */
   text: string;
-  /** which number is checked: the ratio a/b, a's median, or every one of a's samples (a count that must hold in each run) */
-  on: "ratio" | "value" | "every";
+  /** which number is checked: the ratio a/b or a's value */
+  on: "ratio" | "value";
+  /**
+   * Checked in each run rather than on the medians: every one of a's samples (a count that must
+   * hold in each run), or every run's ratio a[i]/b[i] (samples are paired by `alternate`).
+   */
+  every?: boolean;
   min?: number;
   max?: number;
 }
@@ -39,20 +46,37 @@ export function median(xs: number[]): number {
 
 export const ratio = (row: Row): number | undefined => (row.b ? median(row.a.samples) / median(row.b.samples) : undefined);
 
+/** Each run's ratio a[i]/b[i]; a and b were measured in the same repetition, so they pair by index. */
+function pairedRatios(row: Row): number[] {
+  const b = row.b?.samples ?? [];
+  if (b.length !== row.a.samples.length) return [];
+  return row.a.samples.map((x, i) => x / b[i]!);
+}
+
+/** The values a target checks: one (a median or the ratio of medians), or one per run with `every`. */
+function checked(row: Row, t: Target): number[] {
+  if (t.on === "ratio") return t.every ? pairedRatios(row) : [ratio(row) ?? NaN];
+  return t.every ? row.a.samples : [median(row.a.samples)];
+}
+
+/** The run a per-run target is judged by: the lowest ratio for a floor, the highest for a ceiling. */
+function worst(row: Row): number | undefined {
+  const t = row.target;
+  if (!t?.every || t.on !== "ratio") return undefined;
+  const xs = checked(row, t);
+  if (xs.length === 0) return undefined;
+  return t.min !== undefined ? Math.min(...xs) : Math.max(...xs);
+}
+
 export type Verdict = "met" | "missed" | "";
 
 export function verdict(row: Row): Verdict {
   const t = row.target;
   if (!t) return "";
-  if (t.on === "every") {
-    const ok = (x: number) => (t.min === undefined || x >= t.min) && (t.max === undefined || x <= t.max);
-    return row.a.samples.length > 0 && row.a.samples.every(ok) ? "met" : "missed";
-  }
-  const x = t.on === "ratio" ? ratio(row) : median(row.a.samples);
-  if (x === undefined || Number.isNaN(x)) return "missed";
-  if (t.min !== undefined && !(x >= t.min)) return "missed";
-  if (t.max !== undefined && !(x <= t.max)) return "missed";
-  return "met";
+  // NaN fails both comparisons, so a missing measurement is a miss.
+  const ok = (x: number) => (t.min === undefined || x >= t.min) && (t.max === undefined || x <= t.max);
+  const xs = checked(row, t);
+  return xs.length > 0 && xs.every(ok) ? "met" : "missed";
 }
 
 function num(x: number): string {
@@ -75,12 +99,14 @@ export function describe(m: Measure): string {
 
 function cells(row: Row): string[] {
   const r = ratio(row);
+  const w = worst(row);
   const v = verdict(row);
   return [
     row.scenario,
     `${row.a.name}: ${describe(row.a)}`,
     row.b ? `${row.b.name}: ${describe(row.b)}` : "—",
-    r === undefined ? "—" : `${num(r)}×`,
+    // a per-run target is judged by its worst run, so that run's ratio is shown next to the median's
+    r === undefined ? "—" : `${num(r)}×${w === undefined || row.a.samples.length < 2 ? "" : ` (worst run ${num(w)}×)`}`,
     row.target ? `${row.target.text}: **${v}**` : "—",
   ];
 }

@@ -66,9 +66,10 @@ export const coldBlob: Scenario = {
 
     const scenario = `1. cold ${sizeLabel(big.size)} blob`;
     return [
-      { scenario, a: docxy, b: dist, target: { text: "≥ 1.3× distribution", on: "ratio", min: 1.3 } },
+      // issue 17: at least distribution's pace (the aim is 1.3×), and well above a relay that neither hashes nor stores
+      { scenario, a: docxy, b: dist, target: { text: "≥ 1.0× distribution (aim 1.3×)", on: "ratio", min: 1.0 } },
       { scenario, a: docxy, b: direct, note: "reported only: docxy also hashes and writes to disk" },
-      { scenario, a: docxy, b: forward, note: "reported only" },
+      { scenario, a: docxy, b: forward, target: { text: "≥ 1.5× nginx proxy_pass", on: "ratio", min: 1.5 } },
     ];
   },
 };

@@ -1,12 +1,15 @@
 /**
  * 3. N (32) clients pull the same cold blob at once through a fresh docxy:
- * wall time until the last one has every byte, against one client alone on a
- * fresh docxy, and the number of GETs the CDN saw (coalescing: should be 1).
- * distribution's proxy under the same load is measured once for context
- * (it documents that concurrent misses each go upstream).
+ * wall time until the last one has every byte, against nginx sending the
+ * same N copies from disk with sendfile (N curls at once), and the number of
+ * GETs the CDN saw (coalescing: should be 1). One client alone on a fresh
+ * docxy is context. distribution's proxy under the same load is measured
+ * once for context (it documents that concurrent misses each go upstream).
  *
  * On loopback the CDN (~2 GB/s) outruns any relay, so 32 pulls there measure
- * how fast docxy can hand out 32× the bytes, not coalescing. 3b repeats the
+ * how fast docxy can hand out 32× the bytes, not coalescing: N copies must
+ * leave the machine either way, hence nginx sending them as the baseline
+ * rather than one pull (issue 17). 3b repeats the
  * scenario against an upstream that is slower than the box, as Docker Hub is:
  * each CDN download held to a WAN rate (25 MB/s), a smaller blob.
  */
@@ -39,6 +42,7 @@ export const concurrentCold: Scenario = {
     const path = `/v2/${big.repository}/blobs/${big.digest}`;
     const one: Measure = { name: "1 pull", unit: "s", samples: [] };
     const many: Measure = { name: `${n} pulls`, unit: "s", samples: [] };
+    const copies: Measure = { name: `nginx sendfile, ${n} copies`, unit: "s", samples: [] };
     const fetches: Measure = { name: `CDN GETs for ${n} pulls`, unit: "", samples: [] };
 
     const wan = world.wan;
@@ -64,13 +68,20 @@ export const concurrentCold: Scenario = {
         await d.stop();
       }
     };
-    await alternate(settings.reps, [() => run(1, one), () => run(n, many)]);
+    const nginxCopies = async () => {
+      await settle();
+      const r = await pullAll(`${world.nginx.sendfileUrl}${big.cdnPath}`, n, big.size);
+      copies.samples.push(r.seconds);
+      log(`nginx sendfile ${n} copies: ${r.seconds.toFixed(2)} s`);
+    };
+    await alternate(settings.reps, [() => run(1, one), () => run(n, many), nginxCopies]);
     await alternate(settings.reps, [() => run(1, wanOne, true), () => run(n, wanMany, true)]);
 
     const scenario = `3. ${n} concurrent cold pulls, ${sizeLabel(big.size)}, loopback CDN`;
     const wanScenario = `3b. ${n} concurrent cold pulls, ${sizeLabel(wan.blob.size)}, CDN at ${(wan.rate / 1e6).toFixed(0)} MB/s per download`;
     const rows: Row[] = [
-      { scenario, a: many, b: one, target: { text: "≤ 1.3× one pull", on: "ratio", max: 1.3 } },
+      { scenario, a: many, b: copies, target: { text: "≤ 1.1× nginx sending the copies", on: "ratio", max: 1.1 } },
+      { scenario, a: many, b: one, note: "context: on loopback this is fan-out bandwidth, not coalescing" },
       { scenario, a: fetches, target: { text: "1 upstream fetch", on: "value", min: 1, max: 1 } },
     ];
     const wanRows: Row[] = [

@@ -117,9 +117,9 @@ export const slowClients: Scenario = {
       const w = await slowLoad(p.pid, `${p.url}${path}`, n, s);
       log(`distribution ${n} slow clients, warm: peak ${w.peakMB.toFixed(0)} MB (anon ${w.anonMB.toFixed(0)} MB), ${rate(w)}`);
       rows.push(
-        { scenario: coldScenario, a: cold, b: { name: "distribution peak RSS", unit: "MB", samples: [c.peakMB] }, target: { text: "≤ 150 MB", on: "value", max: 150 } },
+        { scenario: coldScenario, a: cold, b: { name: "distribution peak RSS", unit: "MB", samples: [c.peakMB] }, target: { text: "≤ 100 MB", on: "value", max: 100 } },
         { scenario: coldScenario, a: coldAnon, b: { name: "distribution peak RssAnon", unit: "MB", samples: [c.anonMB] } },
-        { scenario: warmScenario, a: warm, b: { name: "distribution peak RSS", unit: "MB", samples: [w.peakMB] }, target: { text: "≤ 150 MB", on: "value", max: 150 } },
+        { scenario: warmScenario, a: warm, b: { name: "distribution peak RSS", unit: "MB", samples: [w.peakMB] }, target: { text: "≤ 100 MB", on: "value", max: 100 } },
         { scenario: warmScenario, a: warmAnon, b: { name: "distribution peak RssAnon", unit: "MB", samples: [w.anonMB] } },
         { scenario: "5. (context)", a: idle },
       );

@@ -92,10 +92,13 @@ export const warmBlob: Scenario = {
     }
 
     const scenario = `2. warm ${sizeLabel(big.size)} blob`;
+    // issue 17: a hit is as fast as nginx sendfile in each run, not just in the median of them
+    const asSendfile = { text: "≥ 1.0× nginx sendfile in every run", on: "ratio", every: true, min: 1.0 } as const;
     return [
-      { scenario, a: docxy, b: sendfile, target: { text: "≥ 0.9× nginx sendfile", on: "ratio", min: 0.9 } },
-      { scenario, a: docxySendfile, b: sendfile, target: { text: "≥ 0.9× nginx sendfile", on: "ratio", min: 0.9 } },
-      { scenario, a: docxy, b: dist, target: { text: "≥ 3× distribution hit", on: "ratio", min: 3 } },
+      { scenario, a: docxy, b: sendfile, target: asSendfile },
+      { scenario, a: docxySendfile, b: sendfile, target: asSendfile },
+      // no target: distribution serves hits with sendfile too, so a multiple of it is bounded by the machine
+      { scenario, a: docxy, b: dist },
     ];
   },
 };
