@@ -3,9 +3,13 @@
  * temp blobs share (FsTempBlob renames it into place at commit, S3TempBlob
  * streams every chunk on to the bucket as well).
  *
- * Writes are queued so each appends at the end even when a caller does not
- * await the previous one; `written` counts only bytes on disk, so a reader
- * never sees bytes that are not there yet. The first failed write is kept:
+ * Appends are queued so each lands at the end even when a caller does not
+ * await the previous one, and the chunks waiting when a write starts go to
+ * disk together, in one writev: a fill appends every chunk the upstream
+ * sends (64-512 KiB), and a thread-pool round trip per chunk cost a cold
+ * blob about a fifth of its throughput here (BENCHMARKS.md, issue 17).
+ * `written` counts only bytes on disk, so a reader never sees bytes that
+ * are not there yet. The first failed write is kept:
  * the file then holds a hole or a torn chunk and can only be discarded.
  *
  * Tested through its users: tests/cache/fs-storage.test.ts and
@@ -28,8 +32,18 @@ const collected = new FinalizationRegistry<{ handle: FileHandle; path: string; d
     .catch(() => {}); // what is left is deleted at the next start
 });
 
+/** Most chunks in one writev: far below any system's IOV_MAX (1024 on Linux). */
+const MOST_PER_WRITE = 64;
+
+interface Append {
+  chunk: Uint8Array;
+  /** Written by an earlier append's writev, with the chunks then waiting. */
+  onDisk: boolean;
+}
+
 export class SpoolFile {
   private bytes = 0;
+  private readonly waiting: Append[] = [];
   private queue: Promise<void> = Promise.resolve();
   private failure: unknown;
   private closed = false;
@@ -53,11 +67,14 @@ export class SpoolFile {
   }
 
   /**
-   * Queues `chunk` at the end of the file, then `then(chunk)` (passing it on);
-   * rejects for this caller when either fails, and every later append too.
+   * Queues `chunk` at the end of the file, then `then(chunk)` (passing it on,
+   * in order); rejects for this caller when either fails, and every later
+   * append too.
    */
   append(chunk: Uint8Array, then?: (chunk: Uint8Array) => Promise<void>): Promise<void> {
-    const done = this.queue.then(() => this.write(chunk, then));
+    const append = { chunk, onDisk: false };
+    this.waiting.push(append);
+    const done = this.queue.then(() => this.write(append, then));
     this.queue = done.catch(() => {}); // the error belongs to this append's caller; later ones see the failure
     return done;
   }
@@ -102,19 +119,37 @@ export class SpoolFile {
     await rm(this.path, { force: true }).catch(() => {});
   }
 
-  private async write(chunk: Uint8Array, then: ((chunk: Uint8Array) => Promise<void>) | undefined): Promise<void> {
+  /** `append` on disk (written with every chunk waiting then, in one writev), then passed on. */
+  private async write(append: Append, then: ((chunk: Uint8Array) => Promise<void>) | undefined): Promise<void> {
     if (this.closed) throw new Error("the temp blob was aborted"); // no point writing what is being deleted
     if (this.failure !== undefined) throw new Error("an earlier write to this temp blob failed", { cause: this.failure });
     try {
-      for (let offset = 0; offset < chunk.length; ) {
-        const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset, this.bytes + offset);
-        offset += bytesWritten;
-      }
-      this.bytes += chunk.length;
-      await then?.(chunk);
+      if (!append.onDisk) await this.writeWaiting();
+      await then?.(append.chunk);
     } catch (error) {
       this.failure = error;
       throw error;
     }
   }
+
+  /** Appends every waiting chunk (up to MOST_PER_WRITE) at the end, however many calls the system takes. */
+  private async writeWaiting(): Promise<void> {
+    const batch = this.waiting.splice(0, MOST_PER_WRITE);
+    let left = batch.map((append) => append.chunk);
+    while (left.length > 0) {
+      const { bytesWritten } = await this.handle.writev(left, this.bytes);
+      this.bytes += bytesWritten;
+      left = after(left, bytesWritten);
+    }
+    for (const append of batch) append.onDisk = true;
+  }
+}
+
+/** What is left of `chunks` once their first `count` bytes are written. */
+function after(chunks: Uint8Array[], count: number): Uint8Array[] {
+  let skip = count;
+  let first = 0;
+  while (first < chunks.length && skip >= chunks[first]!.length) skip -= chunks[first++]!.length;
+  if (first === chunks.length) return [];
+  return [chunks[first]!.subarray(skip), ...chunks.slice(first + 1)];
 }

@@ -42,7 +42,7 @@ interface Chunk {
 }
 
 /** Resolves once the response can take more, or rejects once the client has gone. */
-function drained(res: ServerResponse): Promise<void> {
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = () => {
       res.off("drain", done);
