@@ -1,8 +1,10 @@
 /**
- * SHA-256 on a worker thread: a fill hands each chunk over (one copy,
- * transferred, so the fill keeps its own bytes for its readers and the disk)
- * and goes on at once; the worker hashes while the request thread writes to
- * sockets and disk. One worker serves every fill of the process: one more
+ * SHA-256 on a worker thread: a fill hands each chunk over (copied into a
+ * buffer that is transferred, so the fill keeps its own bytes for its readers
+ * and the disk) and goes on at once; the worker hashes while the request
+ * thread writes to sockets and disk. The buffers travel back with the
+ * worker's answer and are reused: fresh memory for every copy cost more than
+ * the copy itself (page faults; `slice` was a fifth of a cold pull's profile). One worker serves every fill of the process: one more
  * busy core is what there is to gain, and a message per chunk costs far less
  * than hashing it (measured: BENCHMARKS.md, issue 17).
  *
@@ -18,10 +20,14 @@ export type HashRequest =
   | { op: "update"; id: number; chunk: Uint8Array }
   | { op: "digest"; id: number }
   | { op: "drop"; id: number };
-export type HashReply = { id: number; done: number } | { id: number; digest: string };
+export type HashReply = { id: number; done: Uint8Array } | { id: number; digest: string };
 
+/** The size of the buffers chunks are copied into (a larger chunk takes several). */
+const BUFFER_BYTES = 256 * 1024;
 /** Bytes handed to the worker and not yet hashed, per stream, beyond which the fill waits. */
-const MAX_IN_FLIGHT = 16 * 1024 * 1024;
+const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+/** Idle buffers kept for reuse, at most (a few MiB: what one fast fill keeps in flight). */
+const MOST_KEPT = 16;
 
 interface Pending {
   inFlight: number;
@@ -34,6 +40,7 @@ interface Pending {
 export class OffThreadHashing implements Hashing {
   private worker: Worker | undefined;
   private readonly streams = new Map<number, Pending>();
+  private readonly spare: ArrayBuffer[] = [];
   private nextId = 1;
 
   start(): Sha256Stream {
@@ -45,9 +52,13 @@ export class OffThreadHashing implements Hashing {
     return {
       update: (chunk) => {
         if (pending.failed) throw pending.failed;
-        const copy = chunk.slice(); // the fill keeps `chunk`; the copy's buffer moves to the worker
-        pending.inFlight += copy.length; // before the transfer, which empties `copy` here
-        post({ op: "update", id, chunk: copy }, [copy.buffer as ArrayBuffer]);
+        for (let offset = 0; offset < chunk.length; offset += BUFFER_BYTES) {
+          const part = chunk.subarray(offset, offset + BUFFER_BYTES);
+          const copy = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(BUFFER_BYTES), 0, part.length);
+          copy.set(part); // the fill keeps `chunk`; the copy's buffer moves to the worker and back
+          pending.inFlight += part.length;
+          post({ op: "update", id, chunk: copy }, [copy.buffer as ArrayBuffer]);
+        }
         if (pending.inFlight <= MAX_IN_FLIGHT) return undefined;
         pending.room ??= Promise.withResolvers<void>();
         return pending.room.promise;
@@ -79,6 +90,7 @@ export class OffThreadHashing implements Hashing {
   }
 
   private answer(reply: HashReply): void {
+    if ("done" in reply && this.spare.length < MOST_KEPT) this.spare.push(reply.done.buffer as ArrayBuffer);
     const pending = this.streams.get(reply.id);
     if (!pending) return;
     if ("digest" in reply) {
@@ -86,7 +98,7 @@ export class OffThreadHashing implements Hashing {
       pending.digest?.resolve(reply.digest);
       return;
     }
-    pending.inFlight -= reply.done;
+    pending.inFlight -= reply.done.length;
     if (pending.room && pending.inFlight <= MAX_IN_FLIGHT / 2) {
       pending.room.resolve();
       pending.room = undefined;
