@@ -5,11 +5,13 @@
  *   function names for stack traces (`--keep-names` is ignored in Bun 1.4);
  * - `--bytecode`: ~46 ms to first response instead of ~110 ms;
  * - `--sourcemap`: embedded, so traces name our files;
- * - no autoloading of `.env` / `bunfig.toml` from the directory it runs in.
+ * - no autoloading of `.env` / `bunfig.toml` from the directory it runs in;
+ * - `src/cache/hashing-worker.ts` as a second entry point: the worker thread
+ *   fills hash on (cache/hashing-thread.ts) must be inside the binary too.
  */
 import { $ } from "bun";
 
 const target = process.env.DOCXY_BUILD_TARGET ?? "bun-linux-x64";
 await $`bun build --compile --target=${target} --minify-whitespace --minify-syntax --bytecode --sourcemap \
   --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
-  src/main.ts --outfile dist/docxy`;
+  src/main.ts src/cache/hashing-worker.ts --outfile dist/docxy`;

@@ -43,6 +43,7 @@ import type { Answer } from "./cache-front";
 import type { Coordination, FillClaim, FillInProgress } from "./coordination";
 import type { Eviction } from "./eviction";
 import { Fill } from "./fill";
+import type { Hashing } from "./hashing";
 import type { FillLimits, FillSlot, RefusalReason } from "./fill-limits";
 import type { PresignedRedirects } from "./presigned-redirects";
 import type { Remote } from "./remote";
@@ -60,6 +61,8 @@ export interface BlobCacheParts {
   log: Logger;
   /** Keep filling when every client has gone (`continue_on_disconnect`). */
   continueWithoutReaders: boolean;
+  /** Where fills hash what they download (hashing.ts); this thread when absent. */
+  hashing?: Hashing;
   sendfile?: SendfileRedirects;
   /** Set when a hit not on this node's disk goes to the bucket itself (presigned-redirects.ts). */
   presigned?: PresignedRedirects;
@@ -213,6 +216,7 @@ export class BlobCache {
       temp,
       storage,
       continueWithoutReaders,
+      hashing: this.parts.hashing,
       onIdle: () => {
         unfollow();
         evictor.runIfSkipped(); // it may have skipped this blob while it was still being read

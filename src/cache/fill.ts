@@ -27,6 +27,7 @@
 import { FillSpool } from "./fill-spool";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { FillInProgress } from "./coordination";
+import { IN_THREAD, type Hashing } from "./hashing";
 
 /**
  * filling → committing → done, or → failed. Once verified ("committing")
@@ -46,6 +47,8 @@ export interface FillOptions {
   storage: BlobStorage;
   /** Keep downloading when the last client has gone (the next pull is then a hit). */
   continueWithoutReaders: boolean;
+  /** Where the bytes are hashed; the cache hands its worker thread (hashing-thread.ts), else this thread. */
+  hashing?: Hashing;
   /** Called once with the outcome; a committed fill has been renamed into place. */
   onSettled: (outcome: { committed: boolean; size: number; error?: Error }) => void;
   /** Called when a settled fill has no reader left (it can be forgotten). */
@@ -176,7 +179,7 @@ export class Fill implements FillInProgress {
 
   private async pump(): Promise<void> {
     const { body, digest } = this.options;
-    const hasher = new Bun.CryptoHasher("sha256");
+    const hash = (this.options.hashing ?? IN_THREAD).start();
     const upstream = body.getReader();
     this.upstream = upstream;
     try {
@@ -185,8 +188,9 @@ export class Fill implements FillInProgress {
         // stop() cancels the upstream, which ends a pending read as if the body were complete.
         if (this.stopped) throw new Error("every client left and the fill was not configured to continue");
         if (done) break;
-        hasher.update(value);
+        const behind = hash.update(value); // hashed elsewhere while the bytes are stored and sent
         await this.store(value);
+        if (behind) await behind;
         this.written += value.length;
         if (this.size !== undefined && this.written > this.size) throw new Error(`upstream sent more than its ${this.size} bytes`);
         this.notify();
@@ -194,11 +198,12 @@ export class Fill implements FillInProgress {
       if (this.size !== undefined && this.written !== this.size) {
         throw new Error(`upstream sent ${this.written} of ${this.size} bytes`);
       }
-      const actual = `sha256:${hasher.digest("hex")}`;
+      const actual = `sha256:${await hash.digest()}`;
       if (actual !== digest) throw new Error(`digest mismatch: upstream content hashes to ${actual}`);
       await this.spool.flushed();
       await this.settleVerified();
     } catch (error) {
+      hash.drop();
       await upstream.cancel().catch(() => undefined);
       await this.spool.settled();
       await this.fail(error instanceof Error ? error : new Error(String(error)));

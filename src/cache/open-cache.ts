@@ -42,6 +42,8 @@ import type { FillInProgress } from "./coordination";
 import { Evictor } from "./eviction";
 import { FillLimits } from "./fill-limits";
 import { FsStorage } from "./fs-storage";
+import type { Hashing } from "./hashing";
+import { OffThreadHashing } from "./hashing-thread";
 import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
 import { RedisCoordination } from "./redis-coordination";
@@ -142,7 +144,9 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return { reads: passThrough, storage: () => WatchedStorage.unusable(config.storage, (error as Error).message) };
   }
 
-  const follow = parts.fleet ? await followTarget(storage, dir, log, config.continue_on_disconnect, (digest, size) => {
+  // One worker thread hashes every fill's bytes: SHA-256 on the request thread capped cold pulls (hashing-thread.ts).
+  const hashing = new OffThreadHashing();
+  const follow = parts.fleet ? await followTarget(storage, dir, log, config.continue_on_disconnect, hashing, (digest, size) => {
     index.putBlob(digest, size);
     void evictor.run();
   }) : undefined;
@@ -180,6 +184,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     limits,
     log,
     continueWithoutReaders: config.continue_on_disconnect,
+    hashing,
     sendfile: parts.sendfile,
     presigned,
     readers: lru,
@@ -224,13 +229,14 @@ async function followTarget(
   dir: string,
   log: Logger,
   continueWithoutReaders: boolean,
+  hashing: Hashing,
   committed: (digest: string, size: number) => void,
 ): Promise<FollowTarget | undefined> {
-  if (!storage.shared) return { storage, keep: true, continueWithoutReaders, committed, log };
+  if (!storage.shared) return { storage, keep: true, continueWithoutReaders, committed, log, hashing };
   const followDir = join(dir, "follow");
   try {
     rmSync(followDir, { recursive: true, force: true });
-    return { storage: await FsStorage.open(followDir), keep: false, continueWithoutReaders: false, log };
+    return { storage: await FsStorage.open(followDir), keep: false, continueWithoutReaders: false, log, hashing };
   } catch (error) {
     log.warn("no directory to fan out followed fills; clients follow the owner node per read", { dir: followDir, error: (error as Error).message });
     return undefined;

@@ -24,6 +24,7 @@
 import type { BlobStorage } from "../cache/blob-storage";
 import type { FillClaim, FillInProgress } from "../cache/coordination";
 import { Fill } from "../cache/fill";
+import type { Hashing } from "../cache/hashing";
 import type { PeerFill } from "./peer-fill";
 
 export interface FollowTarget {
@@ -36,6 +37,8 @@ export interface FollowTarget {
   /** A kept blob is committed (index it, run eviction). */
   committed?(digest: string, size: number): void;
   log?: { warn(message: string, fields: Record<string, string>): void };
+  /** Where the fan-out hashes what it receives (it verifies the owner's bytes like any fill). */
+  hashing?: Hashing;
 }
 
 /** Makes follower fills for a coordination: one per digest, started behind the local claim. */
@@ -73,6 +76,7 @@ async function follow(target: FollowTarget, digest: string, peer: PeerFill, clai
     temp,
     storage,
     continueWithoutReaders: keep && target.continueWithoutReaders,
+    hashing: target.hashing,
     onIdle: end,
     onSettled: ({ committed, size, error }) => {
       if (committed && keep) target.committed?.(digest, size);

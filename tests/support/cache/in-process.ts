@@ -19,6 +19,7 @@ import { CacheFront } from "../../../src/cache/cache-front";
 import { Evictor } from "../../../src/cache/eviction";
 import { FillLimits } from "../../../src/cache/fill-limits";
 import { FsStorage } from "../../../src/cache/fs-storage";
+import { OffThreadHashing } from "../../../src/cache/hashing-thread";
 import { LocalCoordination } from "../../../src/cache/local-coordination";
 import { ManifestCache } from "../../../src/cache/manifest-cache";
 import type { PresignedRedirects } from "../../../src/cache/presigned-redirects";
@@ -185,7 +186,12 @@ export async function inProcessCache(upstream: UpstreamAt, options: InProcessOpt
   let blobs: BlobCache | undefined;
   const evictor = new Evictor({ index, storage, coordination, inUse: (digest) => blobs?.inUse(digest) ?? false });
   const limits = new FillLimits({ maxFills: 64, maxFillsPerClient: 64, maxFillBytes: 2 ** 40 });
-  blobs = new BlobCache({ storage, index, remote, coordination, gate, evictor, limits, log, continueWithoutReaders: options.continueWithoutReaders ?? true, presigned: options.presigned });
+  const hashing = new OffThreadHashing(); // as open-cache.ts hashes fills: on a worker thread
+  blobs = new BlobCache({
+    ...{ storage, index, remote, coordination, gate, evictor, limits, log, hashing },
+    continueWithoutReaders: options.continueWithoutReaders ?? true,
+    presigned: options.presigned,
+  });
   const manifests = new ManifestCache(storage, index, remote, gate, () => options.tagTtlMs ?? 60_000);
   return {
     ...readsOf(upstream),
@@ -198,6 +204,7 @@ export async function inProcessCache(upstream: UpstreamAt, options: InProcessOpt
     remote,
     coordination,
     close() {
+      hashing.close();
       index.close();
       rmSync(dir, { recursive: true, force: true });
     },
