@@ -33,7 +33,7 @@ import { blobHead, withNamespace } from "../oci/responses";
 import type { Logger } from "../observability/logger";
 import type { PullRequest } from "../proxy/pull-request";
 import { discard } from "../upstream/client";
-import { fileResponse } from "../util/file-response";
+import { fileResponse, handingOff } from "../util/file-response";
 import { onStreamEnd } from "../util/stream-end";
 import type { AccessGate } from "./access-gate";
 import { BlobReaders, type FleetReaders } from "./blob-readers";
@@ -147,7 +147,7 @@ export class BlobCache {
   /** A client joining a fill in progress; one that cannot be joined is passed through. */
   private follow(request: PullRequest, fill: FillInProgress | undefined): Answer {
     if (!fill?.joinable || fill.size === undefined) return "pass-through";
-    return this.respond(request, fill.size, "COALESCED", (start, end, init) => new Response(fill.read(start, end), init));
+    return this.respond(request, fill.size, "COALESCED", (start, end, init) => handingOff((handoff) => fill.read(start, end, handoff), init));
   }
 
   private async startFill(request: PullRequest): Promise<Answer> {
@@ -237,7 +237,7 @@ export class BlobCache {
     gate.learn(request, digest);
     claim.started(fill);
     void fill.start();
-    return this.respond(request, size, "MISS", (start, end, init) => new Response(fill.read(start, end), init));
+    return this.respond(request, size, "MISS", (start, end, init) => handingOff((handoff) => fill.read(start, end, handoff), init));
   }
 
   /**

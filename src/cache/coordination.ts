@@ -17,6 +17,7 @@
  * to it, tests/cache/redis-coordination.test.ts RedisCoordination, and
  * tests/cache/blob-cache.test.ts coalesces clients through it.
  */
+import type { Handoff } from "../util/file-response";
 
 /** A fill clients can follow while it runs: one here (fill.ts), or, in a fleet, one on another node. */
 export interface FillInProgress {
@@ -24,8 +25,8 @@ export interface FillInProgress {
   readonly size: number | undefined;
   /** False once a new reader could miss bytes (the fill lost its disk, or stopped): it passes through. */
   readonly joinable: boolean;
-  /** Bytes `start`..`end` (inclusive) as the fill delivers them. */
-  read(start: number, end: number): ReadableStream<Uint8Array>;
+  /** Bytes `start`..`end` (inclusive) as the fill delivers them; a local fill may end early into `handoff` (fill.ts). */
+  read(start: number, end: number, handoff?: Handoff): ReadableStream<Uint8Array>;
 }
 
 /** The right to fill one digest, held from before the upstream request until the fill settles. */

@@ -28,6 +28,7 @@ import { FillSpool } from "./fill-spool";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { FillInProgress } from "./coordination";
 import { IN_THREAD, type Hashing } from "./hashing";
+import type { Handoff } from "../util/file-response";
 
 /**
  * filling → committing → done, or → failed. Once verified ("committing")
@@ -88,8 +89,13 @@ export class Fill implements FillInProgress {
     return this.pump().catch(() => undefined);
   }
 
-  /** A stream of bytes `start`..`end` (inclusive) following the fill. */
-  read(start: number, end: number): ReadableStream<Uint8Array> {
+  /**
+   * A stream of bytes `start`..`end` (inclusive) following the fill. With an
+   * accepted `handoff`, once the blob is committed to a local file the stream
+   * ends early and leaves the rest to the handoff's taker, which must call
+   * its `done` when finished (the reader counts as one until then).
+   */
+  read(start: number, end: number, handoff?: Handoff): ReadableStream<Uint8Array> {
     const reader: Reader = { position: start };
     this.readers.add(reader);
     let storedStream: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
@@ -123,7 +129,12 @@ export class Fill implements FillInProgress {
             }
             if (this.state === "done") {
               // The temp file is gone; the rest comes from the committed blob.
-              storedStream ??= (await this.openStored())?.stream(reader.position, end).getReader();
+              const stored = await this.openStored();
+              if (handoff?.accepted && stored?.path && !storedStream) {
+                handoff.rest = { path: stored.path, start: reader.position, end, done: leave };
+                return controller.close();
+              }
+              storedStream ??= stored?.stream(reader.position, end).getReader();
               if (!storedStream) {
                 leave();
                 return controller.error(new Error(`committed blob ${this.digest} vanished`));

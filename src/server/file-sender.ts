@@ -12,11 +12,16 @@
  *   chunk);
  * - while a chunk is written, the next one is already being read on Bun's
  *   thread pool, so the disk read and the socket write overlap;
- * - chunks double up to 2 MiB while the client keeps up. A client whose
+ * - chunks double up to 2 MiB while the client keeps up, but only once it
+ *   has taken GROW_AFTER bytes: the kernel's socket buffers take the first
+ *   MiBs of any client at once, so before that a slow client looks fast.
+ *   Growing from the first chunk gave 64 slow clients (1 MiB/s) of a cached
+ *   blob 2 MiB chunks, and a peak of 210 MB against 130 MB with 64 KiB
+ *   chunks only (scenario 5, 256 MiB blob, same session). A client whose
  *   socket took long to drain is slow: it gets 64 KiB chunks and no
- *   read-ahead, so while it waits it holds almost nothing (scenario 5, 64
- *   slow clients). Backpressure alone says nothing: a fast client on
- *   loopback fills the socket too, and drains it in microseconds.
+ *   read-ahead, so while it waits it holds almost nothing. Backpressure
+ *   alone says nothing: a fast client on loopback fills the socket too, and
+ *   drains it in microseconds.
  * `res.write` copies what the socket does not take at once into the server's
  * own buffer, so a buffer could be reused as soon as it returns; it is kept
  * until the drain all the same, to charge that backlog to the budget below.
@@ -26,6 +31,12 @@ import type { ServerResponse } from "node:http";
 
 const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 2 * 1024 * 1024;
+/**
+ * Bytes a client takes in MIN_CHUNKs before its chunks may grow: more than
+ * Linux's default socket buffers hold (tcp_wmem 4 MiB plus what the
+ * receiver's window autotunes to), which a 1 MiB/s client fills at once.
+ */
+export const GROW_AFTER = 16 * 1024 * 1024;
 /** A drain that takes longer than this marks the client as slow. */
 const SLOW_DRAIN_MS = 50;
 /**
@@ -105,7 +116,7 @@ export class FileSender {
           slow = performance.now() - waitStart > SLOW_DRAIN_MS;
         }
         if (!more) break;
-        size = slow ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
+        size = slow || position - start < GROW_AFTER ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
         pending ??= this.readAt(file, position, stop - position, size);
       }
     } finally {

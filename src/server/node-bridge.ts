@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import { fileOf } from "../util/file-response";
+import { fileOf, handoffOf } from "../util/file-response";
 import { ServedRequest, type RequestContext } from "../http/request-context";
 import { RegistryError } from "../oci/errors";
 import { drained, type FileSender } from "./file-sender";
@@ -175,7 +175,12 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
       // The Web body of a file response is left unread: cancelling it would count as "done" too early.
       await files.send(res, file.path, file.start, file.end, (count) => (sent.bytes += count)).finally(file.done);
     } else {
+      const handoff = handoffOf(response);
+      if (handoff) handoff.accepted = true;
       await sendStream(response.body, res, (count) => (sent.bytes += count));
+      const rest = handoff?.rest;
+      if (rest) await files.send(res, rest.path, rest.start, rest.end, (count) => (sent.bytes += count)).finally(rest.done);
+      else res.end();
     }
   } catch {
     // The upstream or the disk failed mid-body, or the client left. Never end
@@ -185,7 +190,7 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
 }
 
 /**
- * Writes a Web body to `res` chunk by chunk, one chunk in flight: the next is
+ * Writes a Web body to `res` chunk by chunk (without ending it), one chunk in flight: the next is
  * read only once the socket took the last one (or drained), which is all the
  * backpressure a fill's follower needs. Rejects when the body fails or the
  * client leaves; either way the body is cancelled, at once when the client
@@ -212,7 +217,6 @@ async function sendStream(body: ReadableStream<Uint8Array>, res: ServerResponse,
       onBytes(value.length);
       if (!res.write(value)) await drained(res);
     }
-    res.end();
   } catch (error) {
     void reader.cancel(error).catch(() => undefined);
     throw error;

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Fill } from "../../src/cache/fill";
 import { FsStorage } from "../../src/cache/fs-storage";
+import { Handoff } from "../../src/util/file-response";
 import { countingPassThrough, readsOf } from "../support/cache/in-process";
 import { blobPath, startUpstream, type Upstream } from "../support/upstream";
 
@@ -60,6 +61,31 @@ test("an upstream body is followed by every reader, whole or by range, then comm
   expect(await bytesOf(fill.read(0, layer.size - 1))).toEqual(new Uint8Array(expected));
   expect((await storage.open(layer.digest))?.size).toBe(layer.size);
   expect(remote.calls).toHaveLength(1);
+});
+
+test("a reader whose taker accepted the handoff ends at the commit, the rest being a range of the committed file", async () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(3 * 1024 * 1024 + 7));
+  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+  const { fill, outcome } = await fillOf(digest, bytes.length, new Response(bytes).body!);
+  const handoff = new Handoff();
+  handoff.accepted = true;
+  const reader = fill.read(5, bytes.length - 1, handoff).getReader();
+  void fill.start();
+  const first = await reader.read(); // a slow client: one chunk before the commit
+  expect((await outcome).committed).toBe(true);
+  const parts = [first.value!];
+  for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
+  const streamed = Buffer.concat(parts);
+  const rest = handoff.rest!;
+  expect(rest.path).toBe((await storage.open(digest))!.path!);
+  expect([rest.start, rest.end]).toEqual([5 + streamed.length, bytes.length - 1]);
+  expect(rest.start).toBeLessThan(bytes.length); // the handoff happened before the last byte
+  const sent = Buffer.concat([streamed, readFileSync(rest.path).subarray(rest.start, rest.end + 1)]);
+  expect(sent.equals(Buffer.from(bytes.subarray(5)))).toBe(true);
+  // The taker is a reader until it is done (the blob is in use; blob-readers.ts).
+  expect(fill.readerCount).toBe(1);
+  rest.done();
+  expect(fill.readerCount).toBe(0);
 });
 
 test("a body that does not hash to its digest fails every reader and commits nothing", async () => {

@@ -10,13 +10,17 @@ import { connect } from "node:net";
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileSender } from "../../src/server/file-sender";
+import { FileSender, GROW_AFTER } from "../../src/server/file-sender";
 
 const files = new FileSender();
 const SIZE = 5 * 1024 * 1024 + 12345; // several chunks, not a multiple of any
 let dir: string;
 let path: string;
 let content: Buffer;
+/** Larger than GROW_AFTER, for the chunk sizes. */
+let bigPath: string;
+/** Sizes of the chunks written to each response whose URL has `sizes`, in order. */
+const written: number[][] = [];
 let server: Server;
 let port: number;
 /** Outcome of each send, in order: bytes reported, or the error message. */
@@ -27,6 +31,8 @@ beforeAll(async () => {
   path = join(dir, "blob");
   content = Buffer.from(new Uint8Array(SIZE).map((_, i) => (i * 7919) % 251));
   writeFileSync(path, content);
+  bigPath = join(dir, "big");
+  writeFileSync(bigPath, Buffer.alloc(GROW_AFTER + 4 * 1024 * 1024, 7));
   server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     const start = Number(url.searchParams.get("start"));
@@ -35,7 +41,13 @@ beforeAll(async () => {
     res.flushHeaders();
     const outcome = { bytes: 0 } as { bytes: number; error?: string };
     outcomes.push(outcome);
-    files.send(res, path, start, end, (n) => (outcome.bytes += n)).catch((error: Error) => {
+    if (url.searchParams.has("sizes")) {
+      const sizes: number[] = [];
+      written.push(sizes);
+      const write = res.write.bind(res) as (chunk: Uint8Array) => boolean;
+      res.write = ((chunk: Uint8Array) => (sizes.push(chunk.length), write(chunk))) as typeof res.write;
+    }
+    files.send(res, url.searchParams.has("sizes") ? bigPath : path, start, end, (n) => (outcome.bytes += n)).catch((error: Error) => {
       outcome.error = error.message;
       res.destroy();
     });
@@ -134,3 +146,21 @@ test("a client that leaves mid-body stops the send and the file is closed", asyn
   expect(outcomes[before]!.bytes).toBeLessThan(SIZE);
   expect(openOnBlob()).toBe(0);
 }, 15_000);
+
+test("chunks stay at 64 KiB until the client has taken GROW_AFTER bytes, however fast it drains", async () => {
+  // The socket buffers take a slow client's first MiBs at once: growing then handed 64 slow
+  // clients 2 MiB chunks each (scenario 5). Sizes only, never timings: a fast reader here.
+  const size = GROW_AFTER + 4 * 1024 * 1024;
+  const before = outcomes.length;
+  const body = await (await fetch(`http://127.0.0.1:${port}/?start=0&end=${size - 1}&sizes`)).arrayBuffer();
+  expect(body.byteLength).toBe(size);
+  expect(outcomes[before]).toEqual({ bytes: size });
+  const sizes = written.at(-1)!;
+  let sent = 0;
+  for (const chunk of sizes) {
+    if (sent >= GROW_AFTER) break;
+    expect(chunk).toBeLessThanOrEqual(64 * 1024);
+    sent += chunk;
+  }
+  expect(sent).toBeGreaterThanOrEqual(GROW_AFTER); // the last chunk goes out with end(), not write()
+});

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { contextOf, ServedRequest } from "../../src/http/request-context";
 import { FileSender } from "../../src/server/file-sender";
 import { nodeHandler, originForm, type Exchange } from "../../src/server/node-bridge";
-import { fileResponse } from "../../src/util/file-response";
+import { fileResponse, handingOff } from "../../src/util/file-response";
 import { removeAtExit } from "../support/cleanup";
 
 const dir = mkdtempSync(join(tmpdir(), "docxy-bridge-"));
@@ -33,6 +33,21 @@ beforeAll(async () => {
     seen.push(request);
     contextOf(request).notes.user = "alice";
     const path = new URL(request.url).pathname;
+    if (path === "/handoff") {
+      // A follower of a fill committed mid-body: "01" streamed, the rest from the file ("23456789").
+      return handingOff(
+        (handoff) =>
+          new ReadableStream({
+            pull(controller) {
+              if (!handoff.accepted) throw new Error("the edge did not accept the handoff");
+              controller.enqueue(new TextEncoder().encode("01"));
+              handoff.rest = { path: file, start: 2, end: 9, done: () => released++ };
+              controller.close();
+            },
+          }, { highWaterMark: 0 }), // pulled on read only, like a fill's reader
+        { headers: { "content-length": "10" } },
+      );
+    }
     if (path === "/file") return fileResponse({ path: file, start: 2, end: 5, done: () => released++ }, { headers: { "content-length": "4" } });
     return new Response(new Blob(["streamed"]).stream(), { headers: { "content-length": "8", "x-cache": "MISS" } });
   };
@@ -77,6 +92,18 @@ test("a file response is sent from the file, its range only, and released once",
   for (let i = 0; i < 100 && released === 0; i++) await Bun.sleep(10); // once the send settles
   await Bun.sleep(20);
   expect(released).toBe(1);
+});
+
+test("a body handed off mid-way goes on from the file: every byte once, counted, the file released", async () => {
+  const before = done.length;
+  const releasedBefore = released;
+  const response = await fetch(`${base}/handoff`);
+  expect(await response.text()).toBe("0123456789");
+  await finished(before + 1);
+  expect(done.at(-1)).toMatchObject({ bytes: 10, complete: true });
+  for (let i = 0; i < 100 && released === releasedBefore; i++) await Bun.sleep(10); // once the send settles
+  await Bun.sleep(20);
+  expect(released).toBe(releasedBefore + 1);
 });
 
 test("origin form: absolute targets keep path and query, never their host", () => {
