@@ -4,9 +4,10 @@
  * and the disk) and goes on at once; the worker hashes while the request
  * thread writes to sockets and disk. The buffers travel back with the
  * worker's answer and are reused: fresh memory for every copy cost more than
- * the copy itself (page faults; `slice` was a fifth of a cold pull's profile). One worker serves every fill of the process: one more
- * busy core is what there is to gain, and a message per chunk costs far less
- * than hashing it (measured: BENCHMARKS.md, issue 17).
+ * the copy itself (page faults; `slice` was a fifth of a cold pull's
+ * profile). One worker serves every fill of the process: one more busy core
+ * is what there is to gain, where the machine has one to give (open-cache.ts
+ * decides; on 2 cores it is a loss, BENCHMARKS.md, issue 17).
  *
  * Memory stays bounded: past MAX_IN_FLIGHT bytes handed over and not yet
  * hashed, `update` returns a promise, so a fill waits instead of queueing

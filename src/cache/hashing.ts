@@ -1,10 +1,10 @@
 /**
  * SHA-256 of a blob as it streams in: what a fill (fill.ts) verifies before
- * it commits. Two implementations: IN_THREAD hashes on the caller's thread
- * (manifests, tests), OffThreadHashing (hashing-thread.ts) on a worker thread
- * of its own, which is what fills use: SHA-256 runs at ~400-800 MB/s per core
- * here, so on the request thread it alone capped a cold blob below what
- * distribution's proxy delivers (issue 17), while the second core idled.
+ * it commits. Two implementations: IN_THREAD hashes on the caller's thread,
+ * OffThreadHashing (hashing-thread.ts) on a worker thread of its own. SHA-256
+ * runs at ~400-800 MB/s per core here, a large share of the one thread every
+ * byte of a cold blob crosses; open-cache.ts (hashingFor) moves it to the
+ * worker where a core is left for it.
  */
 export interface Sha256Stream {
   /** Adds bytes, in order. A promise when hashing is so far behind that the caller must wait (bounds memory). */

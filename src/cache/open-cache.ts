@@ -24,6 +24,7 @@
  * from other nodes through its own store or `dir/follow` (followTarget).
  */
 import { rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import type { CredentialMemory } from "../auth/credential-memory";
 import type { Config } from "../config/schema";
@@ -42,7 +43,7 @@ import type { FillInProgress } from "./coordination";
 import { Evictor } from "./eviction";
 import { FillLimits } from "./fill-limits";
 import { FsStorage } from "./fs-storage";
-import type { Hashing } from "./hashing";
+import { IN_THREAD, type Hashing } from "./hashing";
 import { OffThreadHashing } from "./hashing-thread";
 import { LocalCoordination } from "./local-coordination";
 import { ManifestCache } from "./manifest-cache";
@@ -144,8 +145,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     return { reads: passThrough, storage: () => WatchedStorage.unusable(config.storage, (error as Error).message) };
   }
 
-  // One worker thread hashes every fill's bytes: SHA-256 on the request thread capped cold pulls (hashing-thread.ts).
-  const hashing = new OffThreadHashing();
+  const hashing = hashingFor(availableParallelism());
   const follow = parts.fleet ? await followTarget(storage, dir, log, config.continue_on_disconnect, hashing, (digest, size) => {
     index.putBlob(digest, size);
     void evictor.run();
@@ -241,6 +241,19 @@ async function followTarget(
     log.warn("no directory to fan out followed fills; clients follow the owner node per read", { dir: followDir, error: (error as Error).message });
     return undefined;
   }
+}
+
+/**
+ * Where fills hash: on a worker thread when the machine has a core to spare
+ * for it, else on the request thread. On the 2-core bench machine the other
+ * core is already busy (Bun's HTTP client and disk threads, the kernel's
+ * loopback work, the clients): a cold 1 GiB blob ran at 200 MB/s with the
+ * worker against 218 MB/s without, measured side by side (BENCHMARKS.md,
+ * issue 17). With more cores SHA-256 (400-800 MB/s per core here) no longer
+ * shares the thread every byte crosses.
+ */
+export function hashingFor(cpus: number): Hashing {
+  return cpus > 2 ? new OffThreadHashing() : IN_THREAD;
 }
 
 /** Which bucket, for the log: the endpoint's origin only, as it could carry userinfo. */

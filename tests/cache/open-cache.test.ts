@@ -11,7 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CredentialMemory } from "../../src/auth/credential-memory";
 import { CacheFront } from "../../src/cache/cache-front";
-import { openCache } from "../../src/cache/open-cache";
+import { IN_THREAD } from "../../src/cache/hashing";
+import { OffThreadHashing } from "../../src/cache/hashing-thread";
+import { hashingFor, openCache } from "../../src/cache/open-cache";
 import { loadConfig } from "../../src/config/load";
 import { createLogger } from "../../src/observability/logger";
 import { countingPassThrough, digestOf, readsOf } from "../support/cache/in-process";
@@ -78,4 +80,12 @@ test("a corrupt index is replaced and the cache still opens", async () => {
   expect(cache?.index.entries()).toBe(0);
   expect(lines.join("")).toContain("cache index unusable, starting a new one");
   cache!.index.close();
+});
+
+test("fills hash on a worker thread only where a core is left for it", () => {
+  expect(hashingFor(2)).toBe(IN_THREAD);
+  expect(hashingFor(1)).toBe(IN_THREAD);
+  const spare = hashingFor(4);
+  expect(spare).toBeInstanceOf(OffThreadHashing);
+  (spare as OffThreadHashing).close();
 });
