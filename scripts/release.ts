@@ -23,7 +23,7 @@ rmSync(OUT, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
 for (const arch of ["x64", "arm64"] as const) {
   const paths = imagePaths(arch);
-  await $`bun scripts/build.ts`.cwd(ROOT).env({ ...process.env, DOCXY_BUILD_TARGET: `bun-linux-${arch}`, DOCXY_BUILD_OUT: paths.binary });
+  await $`${process.execPath} scripts/build.ts`.cwd(ROOT).env({ ...process.env, DOCXY_BUILD_TARGET: `bun-linux-${arch}`, DOCXY_BUILD_OUT: paths.binary });
   await buildImage(arch);
   copyFileSync(paths.binary, join(OUT, `docxy-linux-${arch}`));
   chmodSync(join(OUT, `docxy-linux-${arch}`), 0o755);
