@@ -40,7 +40,7 @@ test("the default URL: loopback unless bind names only other addresses; no HTTP 
   expect(() => healthUrl({ ...config, server: { ...config.server, http_enabled: false } })).toThrow(UsageError);
 });
 
-test("unknown options and a missing --url value are usage errors", () => {
-  expect(healthCommand(["--nope"], {})).rejects.toThrow(UsageError);
-  expect(healthCommand(["--url"], {})).rejects.toThrow(UsageError);
+test("unknown options and a missing --url value are usage errors", async () => {
+  await expect(healthCommand(["--nope"], {})).rejects.toThrow(UsageError);
+  await expect(healthCommand(["--url"], {})).rejects.toThrow(UsageError);
 });
