@@ -61,6 +61,10 @@ async function health(port: number): Promise<{ status: number; version?: string 
   return { status: response.status, version: ((await response.json()) as { version?: string }).version };
 }
 
+// podman's default limits (nofile and nproc around a million) are above what runc may set in
+// this sandbox; docker's (its daemon's own) are not.
+const LIMITS = ["--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096"];
+
 /** Arguments both engines run the image with: the config file, the cache, the port. */
 const runArgs = (name: string, port: number, cache: string) => [
   ...["--name", name, "--network", "host"],
@@ -102,7 +106,7 @@ describe.skipIf(unavailable !== undefined)("the image under podman", () => {
     if (loaded.code !== 0) throw new Error(`podman load failed:\n${loaded.stderr}`);
     expect(loaded.stdout).toContain(`docxy:${version}`);
     // In the foreground under the watchdog: the container goes (--rm) when this test process does.
-    const { argv, env } = tools.podmanCommand(["run", "--rm", ...runArgs(name, port, cache), `docxy:${version}`]);
+    const { argv, env } = tools.podmanCommand(["run", "--rm", ...LIMITS, ...runArgs(name, port, cache), `docxy:${version}`]);
     container = await startDaemon({ name: "docxy-container", argv, env, dir: tools.dir, ready: async () => (await health(port)).status === 200 });
   }, 180_000);
 
