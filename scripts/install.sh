@@ -10,7 +10,8 @@ set -euo pipefail
 umask 022
 
 PROG=${0##*/}
-# Where `--version` downloads from: <base>/v<VER>/docxy-linux-<arch>. The repository can be given
+# Where `--version` downloads from: <base>/v<VER>/docxy-linux-<arch>, checked against the
+# release's <base>/v<VER>/SHA256SUMS (written by `npm run release`). The repository can be given
 # with --repo or DOCXY_RELEASE_REPO, the whole base (a mirror, or file:// in tests) with
 # DOCXY_RELEASE_BASE_URL. The unit and config templates come from next to this script, or, when
 # it runs on its own (curl ... | bash), from the same tag of the repository (DOCXY_RAW_BASE_URL).
@@ -30,7 +31,8 @@ then creates the user, runs 'systemctl daemon-reload' and 'systemctl enable --no
 
 Options:
   --binary PATH     install this docxy binary (default: dist/docxy next to this script, if built)
-  --version VER     download release VER from GitHub instead (docxy-linux-x64 or -arm64)
+  --version VER     download release VER from GitHub instead (docxy-linux-x64 or -arm64);
+                    it is installed only if its SHA-256 matches the release's SHA256SUMS
   --repo OWNER/NAME GitHub repository of the releases (default: \$DOCXY_RELEASE_REPO or $RELEASE_REPO)
   --sha256 HEX      check the binary's SHA-256 before installing it
   --prefix DIR      install the binary as DIR/bin/docxy (default /usr/local)
@@ -215,8 +217,13 @@ if [ -n "$version" ]; then
     check_repo
     base="https://github.com/$RELEASE_REPO/releases/download"
   fi
+  asset="docxy-linux-$(release_arch)"
   source_bin="$work/docxy"
-  fetch "${base%/}/v$version/docxy-linux-$(release_arch)" "$source_bin"
+  fetch "${base%/}/v$version/$asset" "$source_bin"
+  # A download is installed only if it is what the release published.
+  fetch "${base%/}/v$version/SHA256SUMS" "$work/SHA256SUMS"
+  published=$(awk -v f="$asset" '$2 == f || $2 == "*" f { print $1; exit }' "$work/SHA256SUMS")
+  [[ $published =~ ^[0-9a-f]{64}$ ]] || die "the SHA256SUMS of v$version lists no $asset"
 elif [ -n "$binary" ]; then
   source_bin=$binary
 elif [ -n "$script_dir" ] && [ -f "$script_dir/../dist/docxy" ]; then
@@ -225,12 +232,15 @@ else
   die "no binary given: use --binary PATH (e.g. dist/docxy after 'bun scripts/build.ts') or --version VER"
 fi
 [ -f "$source_bin" ] && [ -r "$source_bin" ] || die "not a readable file: $source_bin"
-if [ -n "$sha256" ]; then
-  command -v sha256sum >/dev/null 2>&1 || die "sha256sum is needed for --sha256"
+check_sha256() { # EXPECTED WHERE-IT-CAME-FROM
+  command -v sha256sum >/dev/null 2>&1 || die "sha256sum is needed to check the binary"
+  local got
   got=$(sha256sum <"$source_bin" | cut -d' ' -f1)
-  [ "$got" = "$(printf '%s' "$sha256" | tr 'A-F' 'a-f')" ] || die "SHA-256 mismatch for $source_bin: got $got"
-  say "SHA-256 ok"
-fi
+  [ "$got" = "$(printf '%s' "$1" | tr 'A-F' 'a-f')" ] || die "SHA-256 mismatch for $source_bin: got $got, $2 says $1; nothing was changed"
+  say "SHA-256 ok ($2)"
+}
+[ -z "$version" ] || check_sha256 "$published" "SHA256SUMS of v$version"
+[ -z "$sha256" ] || check_sha256 "$sha256" "--sha256"
 
 # The unit and config templates.
 template() { # NAME → path of the template

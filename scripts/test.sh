@@ -14,7 +14,8 @@ docker.io:/usr/sbin/dockerd containerd:/usr/bin/containerd podman:/usr/bin/podma
 chromium:/usr/bin/chromium pebble:/usr/bin/pebble
 swift-proxy:/usr/bin/swift-proxy-server swift-account:/usr/bin/swift-account-server
 swift-container:/usr/bin/swift-container-server swift-object:/usr/bin/swift-object-server
-memcached:/usr/bin/memcached redis-server:/usr/bin/redis-server"
+memcached:/usr/bin/memcached redis-server:/usr/bin/redis-server qemu-user-static:/usr/bin/qemu-aarch64-static
+binutils:/usr/bin/readelf ca-certificates:/usr/sbin/update-ca-certificates"
 missing=()
 for pair in $PACKAGES; do [ -x "${pair#*:}" ] || missing+=("${pair%%:*}"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -22,6 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
     || { echo "could not install ${missing[*]}"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+# The arm64 image and the qemu smoke test take arm64's libc from Debian's libc6:arm64 (scripts/sysroot.ts).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO dpkg --add-architecture arm64 && $SUDO apt-get update -qq || echo "could not add the arm64 architecture: the arm64 tests will say SKIPPED"
 fi
 
 [ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }

@@ -8,6 +8,7 @@
  */
 import { HELP, parseArgs, UsageError } from "./cli/args";
 import { checkConfig } from "./cli/check-config";
+import { healthCommand } from "./cli/health";
 import { prewarmCommand } from "./cli/prewarm";
 import { ConfigError, loadConfig } from "./config/load";
 import { startPolicy } from "./fleet/reachability";
@@ -23,6 +24,7 @@ async function main(): Promise<number | undefined> {
   try {
     if (argv[0] === "check-config") return await checkConfig(argv.slice(1), process.env);
     if (argv[0] === "prewarm") return await prewarmCommand(argv.slice(1), process.env);
+    if (argv[0] === "health") return await healthCommand(argv.slice(1), process.env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     process.stderr.write(`docxy: ${error.message}\n\n${HELP}`);

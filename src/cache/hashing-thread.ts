@@ -23,6 +23,14 @@ export type HashRequest =
   | { op: "drop"; id: number };
 export type HashReply = { id: number; done: Uint8Array } | { id: number; digest: string };
 
+/**
+ * The worker's code. In the compiled binary it is the second entry point (scripts/build.ts),
+ * embedded under its path from the entry points' root, src/. A URL made from import.meta.url names
+ * the build machine's source file there instead: the binary ran it from the checkout when there
+ * was one, and in the container image every fill failed (ModuleNotFound). From source, that URL
+ * is the file.
+ */
+const WORKER = Bun.main.startsWith("/$bunfs/") ? "./cache/hashing-worker.ts" : new URL("./hashing-worker.ts", import.meta.url).href;
 /** The size of the buffers chunks are copied into (a larger chunk takes several). */
 const BUFFER_BYTES = 256 * 1024;
 /** Bytes handed to the worker and not yet hashed, per stream, beyond which the fill waits. */
@@ -83,7 +91,7 @@ export class OffThreadHashing implements Hashing {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(new URL("./hashing-worker.ts", import.meta.url).href);
+    const worker = new Worker(WORKER);
     worker.unref(); // never what keeps the process alive
     worker.onmessage = ({ data }: MessageEvent<HashReply>) => this.answer(data);
     worker.onerror = (event) => this.fail(new Error(`hashing worker failed: ${event.message}`));

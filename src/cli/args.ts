@@ -1,6 +1,6 @@
 /**
- * `src/cli/`: the binary's command line — flags, and the `check-config` and
- * `prewarm` subcommands. main.ts runs them.
+ * `src/cli/`: the binary's command line — flags, and the `check-config`,
+ * `prewarm` and `health` subcommands. main.ts runs them.
  *
  * Command-line flags. Wharf's (`-c/--config`, `--log-level`, `-h`, `-V`) keep
  * their meaning; the common settings have flags of their own, which override
@@ -32,6 +32,8 @@ Usage: docxy [options]                 run the proxy
        docxy prewarm IMAGE [--platform linux/amd64,...] [--url URL] [--token TOKEN]
                                        pull an image into a running docxy's cache
                                        (admin API; token also DOCXY_ADMIN_TOKEN)
+       docxy health [--url URL]        exit 0 if a running docxy's /health answers 200, else 1
+                                       (default URL: 127.0.0.1 on the configured http_port)
 
 Options:
   -c, --config FILE        TOML config file (also DOCXY_CONFIG or WHARF_CONFIG;

@@ -19,6 +19,8 @@ export const BUILDAH_BIN = "/usr/bin/buildah";
 export interface ContainersTools {
   dir: string;
   podman(args: string[]): Promise<RunResult>;
+  /** argv and environment of a podman call, for one that stays up (startDaemon) instead of running to completion */
+  podmanCommand(args: string[]): { argv: string[]; env: Record<string, string> };
   buildah(args: string[]): Promise<RunResult>;
   cleanup(): Promise<void>;
 }
@@ -62,11 +64,12 @@ insecure = true
     TMPDIR: join(dir, "tmp"),
   });
   const storage = ["--root", join(dir, "root"), "--runroot", join(dir, "run"), "--storage-driver", "vfs"];
+  // cgroupfs and no event log: nothing of systemd or journald is needed.
+  const podmanArgv = (args: string[]) => [PODMAN_BIN, ...storage, "--tmpdir", join(dir, "libpod"), "--cgroup-manager", "cgroupfs", "--events-backend", "none", ...args];
   return {
     dir,
-    // cgroupfs and no event log: nothing of systemd or journald is needed for pulls.
-    podman: (args) =>
-      run([PODMAN_BIN, ...storage, "--tmpdir", join(dir, "libpod"), "--cgroup-manager", "cgroupfs", "--events-backend", "none", ...args], { env }),
+    podman: (args) => run(podmanArgv(args), { env }),
+    podmanCommand: (args) => ({ argv: podmanArgv(args), env }),
     buildah: (args) => run([BUILDAH_BIN, ...storage, ...args], { env }),
     cleanup: () => removeDir(dir),
   };

@@ -1,9 +1,10 @@
-/** The binary's subcommands: check-config and prewarm against a running docxy. */
+/** The binary's subcommands: check-config, and prewarm and health against a running docxy. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DOCXY_BIN } from "../../support/docxy-process";
+import { freePort } from "../../support/ports";
 import { startProxiedUpstream, type ProxiedUpstream } from "../../support/proxied-upstream";
 
 const ADMIN = "admin-token-for-cli-tests-0123456";
@@ -50,4 +51,19 @@ test("prewarm without the admin token fails with the server's answer", async () 
   const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url]);
   expect(result.code).toBe(1);
   expect(result.stderr).toContain("401");
+});
+
+test("health: exit 0 and the report's status from a running docxy, by --url or by the configured port; 1 when nothing answers", async () => {
+  const byUrl = await run(["health", "--url", `${env.docxy.url}/health`]);
+  expect(byUrl.code).toBe(0);
+  expect(byUrl.stdout).toMatch(/\/health: (ok|degraded)\n$/);
+  // The image's HEALTHCHECK runs it without flags, next to the server's own environment.
+  const port = new URL(env.docxy.url).port;
+  const byConfig = await run(["health"], { DOCXY_SERVER_HTTP_PORT: port });
+  expect(byConfig.code).toBe(0);
+  expect(byConfig.stdout).toContain(`http://127.0.0.1:${port}/health: `);
+  const nothing = await run(["health"], { DOCXY_SERVER_HTTP_PORT: String(await freePort()) });
+  expect(nothing.code).toBe(1);
+  expect(nothing.stderr).toContain("docxy health: http://127.0.0.1:");
+  expect((await run(["health", "--bogus"])).code).toBe(2);
 });

@@ -237,6 +237,12 @@ describe("install.sh --root", () => {
     copyFileSync(DOCXY_BIN, join(releases, `v${number}`, `docxy-linux-${arch}`));
     mkdirSync(join(releases, "v9.9.9"), { recursive: true });
     copyFileSync(DOCXY_BIN, join(releases, "v9.9.9", `docxy-linux-${arch}`)); // mislabelled
+    // Each release lists its files' SHA-256 (scripts/release.ts); 9.9.11 lists another binary's.
+    const sum = new Bun.CryptoHasher("sha256").update(readFileSync(DOCXY_BIN)).digest("hex");
+    for (const v of [number, "9.9.9"]) writeFileSync(join(releases, `v${v}`, "SHA256SUMS"), `${"0".repeat(64)}  docxy.service\n${sum}  docxy-linux-${arch}\n`);
+    mkdirSync(join(releases, "v9.9.11"), { recursive: true });
+    copyFileSync(DOCXY_BIN, join(releases, "v9.9.11", `docxy-linux-${arch}`));
+    writeFileSync(join(releases, "v9.9.11", "SHA256SUMS"), `${"0".repeat(64)}  docxy-linux-${arch}\n`);
     const env = { DOCXY_RELEASE_BASE_URL: `file://${releases}` };
 
     const root = newRoot("download");
@@ -244,7 +250,15 @@ describe("install.sh --root", () => {
     const result = install(["--root", root, "--version", `v${number}`, "--no-start"], env);
     expect(result.code, result.output).toBe(0);
     expect(result.stdout).toContain(`downloading file://${releases}/v${number}/docxy-linux-${arch}`);
+    expect(result.stdout).toContain(`SHA-256 ok (SHA256SUMS of v${number})`);
     expect(run([p.bin, "--version"]).stdout.trim()).toBe(version);
+    const installed = statSync(p.bin).ino;
+
+    const tampered = install(["--root", root, "--version", "9.9.11", "--no-start"], env);
+    expect(tampered.code).not.toBe(0);
+    expect(tampered.stderr).toContain(`SHA-256 mismatch for `);
+    expect(tampered.stderr).toContain(`SHA256SUMS of v9.9.11 says ${"0".repeat(64)}; nothing was changed`);
+    expect(statSync(p.bin).ino).toBe(installed);
 
     const wrong = install(["--root", root, "--version", "9.9.9", "--no-start"], env);
     expect(wrong.code).not.toBe(0);
@@ -252,6 +266,13 @@ describe("install.sh --root", () => {
     const missing = install(["--root", root, "--version", "9.9.10", "--no-start"], env);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain("download failed");
+    // A release without SHA256SUMS is not installed either.
+    mkdirSync(join(releases, "v9.9.12"), { recursive: true });
+    copyFileSync(DOCXY_BIN, join(releases, "v9.9.12", `docxy-linux-${arch}`));
+    const unlisted = install(["--root", root, "--version", "9.9.12", "--no-start"], env);
+    expect(unlisted.code).not.toBe(0);
+    expect(unlisted.stderr).toContain(`download failed: file://${releases}/v9.9.12/SHA256SUMS`);
+    expect(statSync(p.bin).ino).toBe(installed);
   });
 
   test("usage mistakes are refused before anything is written", () => {
