@@ -251,10 +251,8 @@ test("the init container's script writes each registry's hosts.toml into the nod
   // The container's paths, under a temp dir standing for the node.
   const node = tempDir();
   const inNode = (path: string) => join(node, path);
-  for (const [name, text] of Object.entries(mirrorFiles)) {
-    mkdirSync(inNode(env.SOURCE!), { recursive: true });
-    writeFileSync(join(inNode(env.SOURCE!), name), text);
-  }
+  mkdirSync(inNode(env.SOURCE!), { recursive: true });
+  for (const [name, text] of Object.entries(mirrorFiles)) writeFileSync(join(inNode(env.SOURCE!), name), text);
   mkdirSync(dirname(inNode(env.CONTAINERD_CONFIG!)), { recursive: true });
   const run = (containerdConfig: string) => {
     writeFileSync(inNode(env.CONTAINERD_CONFIG!), containerdConfig);
