@@ -95,7 +95,8 @@ function containerEnv(c: Container, from: { image?: Record<string, string>; fiel
 function withConfigFile(objects: K8sObject[], pod: PodSpec, c: Container, env: Record<string, string>) {
   const path = env.DOCXY_CONFIG!;
   const mount = c.volumeMounts.find((m) => path.startsWith(`${m.mountPath}/`));
-  const configMap = pod.volumes.find((v) => v.name === mount?.name)?.configMap;
+  expect({ path, mounted: mount !== undefined }).toEqual({ path, mounted: true });
+  const configMap = pod.volumes.find((v) => v.name === mount!.name)?.configMap;
   const text = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === configMap?.name)?.data?.[path.slice(mount!.mountPath.length + 1)];
   expect({ path, text }).toEqual({ path, text: expect.any(String) });
   const file = join(tempDir(), "docxy.toml");
