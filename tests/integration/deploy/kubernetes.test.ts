@@ -92,7 +92,7 @@ function containerEnv(c: Container, from: { image?: Record<string, string>; fiel
 }
 
 /** The ConfigMap file DOCXY_CONFIG names inside the pod, written out; `env` with DOCXY_CONFIG pointing at the copy. */
-function withConfigFile(objects: K8sObject[], pod: PodSpec, c: Container, env: Record<string, string>) {
+function withConfigFile(objects: K8sObject[], pod: PodSpec, c: Container, env: Record<string, string>): { text: string; env: Record<string, string> } {
   const path = env.DOCXY_CONFIG!;
   const mount = c.volumeMounts.find((m) => path.startsWith(`${m.mountPath}/`));
   expect({ path, mounted: mount !== undefined }).toEqual({ path, mounted: true });
