@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { version } from "../../../package.json";
 import { DOCXY_BIN, startDocxy } from "../../support/docxy-process";
 import { freePort } from "../../support/ports";
-import { checkConfig, expectEachVariableRead, IMAGE, ROOT, tempDir } from "./support";
+import { BUDGET, checkConfig, expectEachVariableRead, IMAGE, ROOT, tempDir } from "./support";
 
 interface Service {
   image: string;
@@ -72,7 +72,7 @@ test("compose.yaml: one node of this version, publishing the port docxy listens 
   const volumes = mounts(docxy).filter((m) => m.type === "volume");
   expect(volumes.map((m) => m.target)).toEqual([IMAGE.state]);
   expect(/cache: (\S+), max/.exec(result.stdout)?.[1]).toStartWith(`${IMAGE.state}/`);
-});
+}, BUDGET);
 
 test("compose.yaml's healthcheck is the image's binary asking its configured port: it passes against a running docxy and fails once it stops", async () => {
   const docxy = single.services.docxy!;
@@ -89,7 +89,7 @@ test("compose.yaml's healthcheck is the image's binary asking its configured por
     await proxy.stop();
   }
   expect(check().exitCode).toBe(1);
-});
+}, BUDGET);
 
 const STORE = {
   DOCXY_CACHE_S3_BUCKET: "docxy",
@@ -121,7 +121,7 @@ test("compose.fleet.yaml: three valid nodes, each advertising its own service na
   }
   const [, first] = nodes[0]!;
   await expectEachVariableRead(serviceEnv(first), Object.keys(first.environment ?? {}));
-});
+}, BUDGET);
 
 test("compose.fleet.yaml refuses to start without each of the store's settings and the fleet secret, naming it; REDIS_IMAGE picks Redis's image", () => {
   const complete = { ...STORE, DOCXY_CACHE_S3_ENDPOINT: "http://s3.internal:9000" };
@@ -133,4 +133,4 @@ test("compose.fleet.yaml refuses to start without each of the store's settings a
   }
   const ours = composeConfig("compose.fleet.yaml", { ...complete, REDIS_IMAGE: "registry.internal/library/redis:7" });
   expect(ours.services.redis?.image).toBe("registry.internal/library/redis:7");
-});
+}, BUDGET);

@@ -11,7 +11,7 @@ import { version } from "../../../package.json";
 import { loadConfig } from "../../../src/config/load";
 import { startDocxy } from "../../support/docxy-process";
 import { freePort } from "../../support/ports";
-import { checkConfig, expectEachVariableRead, IMAGE, ROOT, tempDir } from "./support";
+import { BUDGET, checkConfig, expectEachVariableRead, IMAGE, ROOT, tempDir } from "./support";
 
 interface EnvVar {
   name: string;
@@ -134,7 +134,7 @@ test("the base's docxy.toml is valid, docxy listens on the port the container an
   // Fills in progress are written to the same disk before they count in max_size.
   const { config } = await loadConfig({ env });
   expect(config.cache.max_size + config.cache.max_fill_bytes).toBeLessThanOrEqual(gibibytes(claim.spec.resources.requests.storage));
-});
+}, BUDGET);
 
 test("the probe paths answer 200 on a docxy running the base's docxy.toml, on its named port, and outwait /health's upstream probes", async () => {
   const probes = [docxy.readinessProbe!, docxy.livenessProbe!];
@@ -151,7 +151,7 @@ test("the probe paths answer 200 on a docxy running the base's docxy.toml, on it
   } finally {
     await proxy.stop();
   }
-});
+}, BUDGET);
 
 test("docxy runs as the image's non-root user on a read-only root, writing only to its claim, from the image of this version", () => {
   expect(docxy.image).toBe(`docxy:${version}`);
@@ -208,7 +208,7 @@ test("a fleet node's environment, with the Secret README creates, is a valid nod
   const { config } = await loadConfig({ env });
   expect(config.cache.s3.hot_tier_size + config.cache.max_fill_bytes).toBeLessThanOrEqual(gibibytes(claim.spec.resources.requests.storage));
   await expectEachVariableRead(env, (fleetDocxy.env ?? []).map((v) => v.name));
-});
+}, BUDGET);
 
 const mirror = kustomize("deploy/kubernetes/node-mirror");
 const mirrorPod: PodSpec = one(mirror, "DaemonSet").spec.template.spec;
@@ -271,7 +271,7 @@ test("the init container's script writes each registry's hosts.toml into the nod
   }
   const configured = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n';
   expect(run(configured)).toEqual({ code: 0, stderr: "" });
-});
+}, BUDGET);
 
 test("containerd reaches docxy at MIRROR: its port is the NodePort of a Service over docxy's pods that targets docxy's port", () => {
   const mirrorUrl = new URL(containerEnv(writer, { fields: { "status.hostIP": "192.0.2.7" } }).MIRROR!);

@@ -19,6 +19,9 @@ export const IMAGE = {
   env: { DOCXY_CONFIG: "/etc/docxy/docxy.toml", DOCXY_CACHE_DIR: "/var/lib/docxy/cache" },
 };
 
+/** Per test: each runs docxy or docker-compose a few to a dozen times, a few seconds on a busy machine. */
+export const BUDGET = 60_000;
+
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "docxy-deploy-"));
   removeAtExit(dir);
