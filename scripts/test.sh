@@ -11,7 +11,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 # package:binary pairs; the binary tells whether the package is there.
 PACKAGES="docker-registry:/usr/bin/docker-registry skopeo:/usr/bin/skopeo openssl:/usr/bin/openssl
 docker.io:/usr/sbin/dockerd containerd:/usr/bin/containerd podman:/usr/bin/podman buildah:/usr/bin/buildah
-chromium:/usr/bin/chromium pebble:/usr/bin/pebble
+chromium:/usr/bin/chromium pebble:/usr/bin/pebble docker-compose:/usr/bin/docker-compose
 swift-proxy:/usr/bin/swift-proxy-server swift-account:/usr/bin/swift-account-server
 swift-container:/usr/bin/swift-container-server swift-object:/usr/bin/swift-object-server
 memcached:/usr/bin/memcached redis-server:/usr/bin/redis-server qemu-user-static:/usr/bin/qemu-aarch64-static
