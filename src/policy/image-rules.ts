@@ -8,7 +8,13 @@
  * number of segments, none included: `ghcr.io/myorg/**`.
  * Names are compared as the upstream knows them: the registry host clients
  * write (`docker.io`, not `registry-1.docker.io`) and Docker Hub's official
- * images with their `library/` prefix.
+ * images with their `library/` prefix. A pattern is read the way `docker pull`
+ * reads a name (distribution's reference grammar): a first segment with a `.`
+ * or `:`, or `localhost`, is a registry, anything else is on Docker Hub, and a
+ * lone Docker Hub name is an official image, so `nginx` and `library/nginx`
+ * both mean `docker.io/library/nginx`. A first segment `*` or `**` is any
+ * registry. A pattern that can never match is refused, with the fix: an
+ * operator must never believe an image blocked while every client pulls it.
  *
  * Tag globs only ever see requests by tag. A digest names content, not a
  * tag, so a pull by digest passes when its repository does: `allow_tags`
@@ -72,12 +78,33 @@ function denied(message: string, detail: Record<string, string>): RegistryError 
  * segments `a`, `**`, `b` the glob matches `a/b` as well as `a/x/y/b`.
  */
 function imageGlob(pattern: string, what: string): Glob {
-  const segments = pattern.toLowerCase().split("/");
+  const segments = asDockerReads(pattern.toLowerCase().split("/"));
   if (segments.some((segment) => segment === "")) {
     throw new Error(`invalid image pattern ${JSON.stringify(pattern)} in ${what}: empty path segment`);
   }
+  const unmatchable = neverMatches(segments);
+  if (unmatchable) throw new Error(`image pattern ${JSON.stringify(pattern)} in ${what} can never match: ${unmatchable}`);
   const source = segments.map((segment) => (segment === "**" ? "(?:/[^/]+)*" : `/${segmentSource(segment)}`)).join("");
   return { pattern, regex: new RegExp(`^${source}$`) };
+}
+
+/** `registry/repository` segments for a pattern written as `docker pull` takes a name. */
+function asDockerReads(segments: string[]): string[] {
+  const [first = ""] = segments;
+  const hasRegistry = first === "*" || first === "**" || first === "localhost" || /[.:]/.test(first);
+  const full = hasRegistry ? segments : ["docker.io", ...segments];
+  // docker.io/nginx is docker.io/library/nginx (a `**` spans namespaces already).
+  return full[0] === "docker.io" && full.length === 2 && full[1] !== "**" ? ["docker.io", "library", full[1]!] : full;
+}
+
+/** Why a pattern (already read as Docker does) matches no image name, if it matches none. */
+function neverMatches(segments: string[]): string | undefined {
+  if (segments.length < 2 && segments[0] !== "**") return 'an image is "registry/repository": write "**" for every image';
+  const host = segments[0]!;
+  if (host === "registry-1.docker.io" || host === "index.docker.io") {
+    return `Docker Hub's images are named "docker.io/…" here (write ${JSON.stringify(["docker.io", ...segments.slice(1)].join("/"))})`;
+  }
+  return undefined;
 }
 
 /** Tags hold no `/`, so `*` is any run of characters; tags are case-sensitive. */

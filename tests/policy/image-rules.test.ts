@@ -109,3 +109,31 @@ test("malformed patterns are readable errors", () => {
   expect(() => policy({ deny: ["docker.io/x/"] })).toThrow("empty path segment");
   expect(() => policy({ allowTags: [""] })).toThrow('invalid tag pattern "" in allow_tags');
 });
+
+test("patterns are read the way docker pull reads names: nginx and library/nginx are docker.io/library/nginx", () => {
+  const cases: [string, string, boolean][] = [
+    ["nginx", "docker.io/library/nginx", true],
+    ["library/nginx", "docker.io/library/nginx", true],
+    ["docker.io/nginx", "docker.io/library/nginx", true],
+    ["nginx", "ghcr.io/library/nginx", false],
+    ["bitnami/*", "docker.io/bitnami/redis", true],
+    ["bitnami/*", "quay.io/bitnami/redis", false],
+    ["ngin*", "docker.io/library/nginx", true],
+    ["localhost/app", "localhost/app", true],
+    ["localhost:5000/app", "localhost:5000/app", true],
+    ["docker.io/**", "docker.io/bitnami/redis", true],
+  ];
+  for (const [pattern, image, matches] of cases) {
+    expect([pattern, image, allows(policy({ allow: [pattern] }), image)]).toEqual([pattern, image, matches]);
+  }
+  // The rule of the issue: accepted before, and blocking nothing.
+  const p = policy({ deny: ["library/nginx", "nginx"] });
+  expect(allows(p, "docker.io/library/nginx")).toBe(false);
+  expect(allows(p, "docker.io/library/alpine")).toBe(true);
+});
+
+test("a pattern that can never match is refused at load, with the fix", () => {
+  expect(() => policy({ deny: ["*"] })).toThrow('image pattern "*" in deny can never match: an image is "registry/repository": write "**" for every image');
+  expect(() => policy({ allow: ["registry-1.docker.io/library/nginx"] })).toThrow('(write "docker.io/library/nginx")');
+  expect(() => policy({ allow: ["index.docker.io/bitnami/*"] })).toThrow("can never match");
+});

@@ -60,6 +60,27 @@ describe("network policy", () => {
   });
 });
 
+describe("image policy written the way docker pull names images", () => {
+  let docxy: Docxy;
+  beforeAll(async () => {
+    // Issue 19: this rule was accepted and blocked nothing (rules had to say docker.io/library/…).
+    docxy = await docxyWith(`[policy]\ndeny = ["library/nginx", "alpine"]\n`);
+  });
+
+  test("nginx and library/nginx mean docker.io/library/nginx: both denied rules hold, other images pull", async () => {
+    for (const [path, scope] of [
+      ["/v2/library/nginx/manifests/latest", "library/nginx"],
+      ["/v2/nginx/manifests/latest", "nginx"],
+      ["/v2/library/alpine/manifests/3.20", "library/alpine"],
+    ] as const) {
+      const response = await pull(docxy, path, scope);
+      expect([path, response.status]).toEqual([path, 403]);
+      expect((await json(response)).errors[0].code).toBe("DENIED");
+    }
+    expect((await pull(docxy, "/v2/library/manytags/manifests/t001", "library/manytags")).status).toBe(200);
+  });
+});
+
 describe("image policy", () => {
   let docxy: Docxy;
   beforeAll(async () => {
