@@ -120,6 +120,17 @@ function layers(count: number): { repository: string; layer: Layer }[] {
 
 const keyOf = (digest: string) => `blobs/sha256/${digest.slice("sha256:".length)}`;
 const inBucket = (bucket: Bun.S3Client, digest: string) => bucket.file(keyOf(digest)).exists();
+/** Digest and length of a body whose first chunk was read already, read to its end. */
+async function rest(first: Uint8Array, reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }): Promise<{ digest: string; length: number }> {
+  const hasher = new Bun.CryptoHasher("sha256").update(first);
+  let length = first.length;
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    hasher.update(chunk.value!);
+    length += chunk.value!.length;
+  }
+  return { digest: `sha256:${hasher.digest("hex")}`, length };
+}
+
 const ledgerBytes = async () => Number((await probe.send("GET", ["docxy:bytes"])) ?? 0);
 const ledger = async () => ((await probe.send("ZRANGE", ["docxy:lru", "0", "-1"])) as string[]).sort();
 
@@ -161,13 +172,7 @@ test("eviction on one node never deletes a blob another node's client is reading
   expect(await ledger()).toEqual([layer.digest]);
 
   // B's client gets every byte, unharmed.
-  const hasher = new Bun.CryptoHasher("sha256").update(head.value!);
-  let length = head.value!.length;
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-    hasher.update(chunk.value);
-    length += chunk.value.length;
-  }
-  expect({ digest: `sha256:${hasher.digest("hex")}`, length }).toEqual({ digest: layer.digest, length: layer.size });
+  expect(await rest(head.value!, reader)).toEqual({ digest: layer.digest, length: layer.size });
 
   // The read ended (B unregisters it without waiting; the test waits until Redis shows it).
   while (await probe.send("EXISTS", [`docxy:reading:${layer.digest}`])) await Bun.sleep(5);
@@ -293,13 +298,7 @@ test("an admin's purge of a blob another node reads deletes nothing while the re
   expect(await ledgerBytes()).toBe(layer.size);
   expect(a.index.getBlob(layer.digest)).toBeDefined();
 
-  const hasher = new Bun.CryptoHasher("sha256").update(head.value!);
-  let length = head.value!.length;
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-    hasher.update(chunk.value);
-    length += chunk.value.length;
-  }
-  expect({ digest: `sha256:${hasher.digest("hex")}`, length }).toEqual({ digest: layer.digest, length: layer.size });
+  expect(await rest(head.value!, reader)).toEqual({ digest: layer.digest, length: layer.size });
 
   while (await probe.send("EXISTS", [`docxy:reading:${layer.digest}`])) await Bun.sleep(5);
   expect(await evictor.purge(layer.digest)).toBe("removed");
