@@ -46,7 +46,7 @@ async function serve(mode: Mode, file: string, size: number, upstream: string): 
     res.writeHead(200, { "content-length": String(size), "content-type": "application/octet-stream" });
     if (mode.kind === "hit-sender") {
       res.flushHeaders();
-      await files.send(res, file, 0, size - 1, () => {}).catch(() => res.destroy());
+      await files.send(res, { path: file, start: 0, end: size - 1 }, () => {}).catch(() => res.destroy());
       return;
     }
     if (mode.kind === "hit-node") {

@@ -26,6 +26,13 @@ export interface StoredBlob {
  * the commit (from the committed file) and fail after `abort`.
  */
 export interface TempBlob {
+  /**
+   * The local file the bytes are written to, when there is one. A handle
+   * opened on it while the fill lasts reads the same bytes after the commit
+   * (the file is renamed into place, or removed once uploaded: Linux keeps
+   * an open file's data), so followers can be sent it as a file (fill.ts).
+   */
+  readonly path?: string;
   /** Appends bytes; rejects when the disk is full or the write fails. */
   write(chunk: Uint8Array): Promise<void>;
   /** Reads already written bytes at `position` (fewer than `length` only at the current end). */

@@ -27,7 +27,7 @@ const MAX_UNWRITTEN = 4 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 
 export interface SpoolHooks {
-  /** Whether some reader follows the fill: only then are RECENT_BYTES kept in memory. */
+  /** Whether some reader follows the fill from memory: only then are RECENT_BYTES kept there. */
   followed(): boolean;
   /** More bytes reached the temp file (a reader behind the memory can read them now). */
   written(): void;
@@ -52,6 +52,21 @@ export class FillSpool {
   /** The disk failed: the bytes are in the temp file and the window only, and nothing may be committed. */
   get diskFailed(): boolean {
     return this.failed;
+  }
+
+  /** Bytes [0, bytesOnDisk) can be read from the temp file. */
+  get bytesOnDisk(): number {
+    return this.onDisk;
+  }
+
+  /**
+   * Whether a reader at `position` reads the temp file back: it is behind the
+   * bytes kept in memory (a slow client). The file is then the cheaper way to
+   * send it the rest (fill.ts hands it over).
+   */
+  readsFile(position: number): boolean {
+    const from = this.recent.from;
+    return !this.failed && position < this.onDisk && (from === undefined || position < from);
   }
 
   /** After a disk failure, the window holds more than its bound: the upstream must wait for the slowest reader. */

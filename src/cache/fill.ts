@@ -28,7 +28,8 @@ import { FillSpool } from "./fill-spool";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { FillInProgress } from "./coordination";
 import { IN_THREAD, type Hashing } from "./hashing";
-import type { Handoff } from "../util/file-response";
+import { open } from "node:fs/promises";
+import type { FileGrowth, Handoff } from "../util/file-response";
 
 /**
  * filling → committing → done, or → failed. Once verified ("committing")
@@ -58,6 +59,8 @@ export interface FillOptions {
 
 interface Reader {
   position: number;
+  /** Handed to the server edge, which sends it the temp file as it grows (see `handOver`). */
+  onFile?: boolean;
 }
 
 export class Fill implements FillInProgress {
@@ -69,6 +72,8 @@ export class Fill implements FillInProgress {
   private readonly spool: FillSpool;
   private failure: Error | undefined;
   private readonly readers = new Set<Reader>();
+  /** Readers sent the temp file by the edge: they hold no memory of the fill's. */
+  private fileReaders = 0;
   private wake: (() => void)[] = [];
   private stored: Promise<StoredBlob | undefined> | undefined;
   private upstream: { cancel(): Promise<void> } | undefined;
@@ -77,7 +82,7 @@ export class Fill implements FillInProgress {
   constructor(private readonly options: FillOptions) {
     this.digest = options.digest;
     this.size = options.size;
-    this.spool = new FillSpool(options.temp, { followed: () => this.readers.size > 0, written: () => this.notify() });
+    this.spool = new FillSpool(options.temp, { followed: () => this.readers.size > this.fileReaders, written: () => this.notify() });
   }
 
   get readerCount(): number {
@@ -91,16 +96,19 @@ export class Fill implements FillInProgress {
 
   /**
    * A stream of bytes `start`..`end` (inclusive) following the fill. With an
-   * accepted `handoff`, once the blob is committed to a local file the stream
-   * ends early and leaves the rest to the handoff's taker, which must call
-   * its `done` when finished (the reader counts as one until then).
+   * accepted `handoff` the stream may end early and leave the rest to the
+   * handoff's taker as a local file, which must call its `done` when finished
+   * (the reader counts as one until then): once the blob is committed, or
+   * before, when the reader has fallen behind the bytes kept in memory.
    */
   read(start: number, end: number, handoff?: Handoff): ReadableStream<Uint8Array> {
     const reader: Reader = { position: start };
     this.readers.add(reader);
+    let fileTried = false;
     let storedStream: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
     const leave = () => {
       if (!this.readers.delete(reader)) return;
+      if (reader.onFile) this.fileReaders--;
       this.notify();
       if (this.readers.size > 0) return;
       if (this.state === "done" || this.state === "failed") this.options.onIdle?.();
@@ -150,6 +158,10 @@ export class Fill implements FillInProgress {
             }
             const available = this.deliverable(end);
             if (reader.position < available) {
+              if (handoff?.accepted && !fileTried && this.spool.readsFile(reader.position)) {
+                fileTried = true;
+                if (await this.handOver(reader, end, handoff, leave)) return controller.close();
+              }
               const bytes = await this.spool.read(reader.position, available - reader.position);
               if (bytes.length > 0) {
                 reader.position += bytes.length;
@@ -168,6 +180,56 @@ export class Fill implements FillInProgress {
       },
       { highWaterMark: 0 },
     );
+  }
+
+  /**
+   * Gives the rest of `reader`'s bytes to the handoff's taker as the temp
+   * file, opened now and read as far as `fileReadable` allows. A slow reader
+   * otherwise reads the file back through this stream, a new buffer per read
+   * that the collector frees late: 64 slow followers of one fill peaked at
+   * 262 MB, against 133 MB for the same clients on a committed blob, which
+   * the edge sends from pooled buffers (BENCHMARKS.md, scenario 5).
+   * False when the file cannot be opened any more (committed or removed
+   * meanwhile) or the reader has left: the stream goes on.
+   */
+  private async handOver(reader: Reader, end: number, handoff: Handoff, leave: () => void): Promise<boolean> {
+    const path = this.options.temp.path;
+    if (path === undefined) return false;
+    const handle = await open(path, "r").catch(() => undefined);
+    if (!handle) return false;
+    if (!this.readers.has(reader)) {
+      await handle.close().catch(() => {}); // an unclosed handle, once collected, ends the process
+      return false;
+    }
+    reader.onFile = true;
+    this.fileReaders++;
+    this.spool.trimRecent();
+    const growth: FileGrowth = {
+      readable: (position) => {
+        reader.position = position;
+        return this.fileReadable(position, end);
+      },
+      grown: () => this.changed(),
+    };
+    handoff.rest = { path, handle, start: reader.position, end, done: leave, growth };
+    return true;
+  }
+
+  /**
+   * How far a reader of the temp file at `position` may read for a range
+   * ending at `end` (inclusive): the bytes on disk, holding back its last
+   * byte until the blob is verified, as `deliverable` does. After a disk
+   * failure the bytes not on disk are only in memory, which a file reader
+   * cannot reach: it fails there (its client is cut, and retries).
+   */
+  private fileReadable(position: number, end: number): number {
+    if (this.state === "failed") throw this.failure;
+    const onDisk = this.spool.bytesOnDisk;
+    const bound = Math.min(onDisk, this.state === "filling" ? end : end + 1);
+    if (position >= bound && position >= onDisk && this.spool.diskFailed) {
+      throw new Error("the disk failed during the fill: the rest of the blob is not in the temp file");
+    }
+    return bound;
   }
 
   /**
@@ -230,8 +292,10 @@ export class Fill implements FillInProgress {
     await this.spool.append(this.written, chunk);
     if (!this.spool.diskFailed) return;
     for (;;) {
-      this.spool.dropWindowBefore(Math.min(...[...this.readers].map((r) => r.position)));
-      if (!this.spool.windowFull || this.readers.size === 0) break;
+      // Readers of the file never read the window (fileReadable): they are not waited for.
+      const fromMemory = [...this.readers].filter((r) => !r.onFile);
+      this.spool.dropWindowBefore(Math.min(...fromMemory.map((r) => r.position)));
+      if (!this.spool.windowFull || fromMemory.length === 0) break;
       await this.changed();
     }
   }

@@ -94,6 +94,10 @@ class FsTempBlob implements TempBlob {
     private readonly blobPath: (digest: string) => string,
   ) {}
 
+  get path(): string {
+    return this.spool.path;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     // Checked at the call, not when the queue reaches it: a write issued before commit() is part of the blob.
     if (this.committing || this.aborting) return Promise.reject(new Error("the temp blob is already committed or aborted"));

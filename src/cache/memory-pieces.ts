@@ -17,6 +17,11 @@ export class MemoryPieces {
     return this.held;
   }
 
+  /** Where the bytes held begin (undefined when none is held): earlier ones are gone. */
+  get from(): number | undefined {
+    return this.pieces[0]?.offset;
+  }
+
   /** Appends the chunk at `offset` (the end of the previous one). */
   push(offset: number, bytes: Uint8Array): void {
     this.pieces.push({ offset, bytes });

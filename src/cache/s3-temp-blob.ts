@@ -41,6 +41,10 @@ export class S3TempBlob implements TempBlob {
     private readonly bucket: Bucket,
   ) {}
 
+  get path(): string {
+    return this.spool.path;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     // Checked at the call, not when the queue reaches it: a write issued before commit() is part of the blob.
     if (this.committing || this.aborting) return Promise.reject(new Error("the temp blob is already committed or aborted"));

@@ -215,6 +215,10 @@ class TieredTempBlob implements TempBlob {
     private readonly keep: (digest: string, size: number, local: TempBlob) => Promise<void>,
   ) {}
 
+  get path(): string | undefined {
+    return this.bucket.path;
+  }
+
   write(chunk: Uint8Array): Promise<void> {
     this.written += chunk.length;
     if (this.written > this.maxBytes) this.dropLocal();

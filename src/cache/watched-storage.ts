@@ -57,6 +57,7 @@ export class WatchedStorage implements BlobStorage {
   async begin(digest?: string): Promise<TempBlob> {
     const temp = await this.watch(this.inner.begin(digest));
     return {
+      path: temp.path,
       write: (chunk) => this.watch(temp.write(chunk), false),
       read: (position, length) => temp.read(position, length),
       commit: (committed) => this.watch(temp.commit(committed)),

@@ -28,6 +28,7 @@
  */
 import { open, type FileHandle } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
+import type { FileBody } from "../util/file-response";
 
 const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 2 * 1024 * 1024;
@@ -66,6 +67,16 @@ export function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** Rejects once the client has gone; `stop` lets go of the response. */
+function closed(res: ServerResponse): { promise: Promise<never>; stop(): void } {
+  let reject: (error: Error) => void = () => {};
+  const promise = new Promise<never>((_, fail) => (reject = fail));
+  promise.catch(() => {}); // only raced while waiting: nobody may be listening when it fires
+  const gone = () => reject(new Error("client closed the connection"));
+  res.once("close", gone);
+  return { promise, stop: () => res.off("close", gone) };
+}
+
 /** One per process (the server edge makes it): its buffer pool and budget are shared by every response. */
 export class FileSender {
   private readonly pool = new Map<number, Buffer[]>();
@@ -73,21 +84,36 @@ export class FileSender {
   private lent = 0;
 
   /**
-   * Writes bytes `start..end` (inclusive) of `path` to `res`, whose head is
-   * already out, and ends it. Rejects if the file is shorter than the range, a
-   * read fails or the client leaves; the caller then cuts the connection, so a
-   * client never takes a short body for a whole one.
+   * Writes bytes `start..end` (inclusive) of the file to `res`, whose head is
+   * already out, and ends it. A growing file (a fill's temp file) is read only
+   * as far as its growth allows, waiting for more in between. Rejects if the
+   * file is shorter than the range, a read fails, the growth fails or the
+   * client leaves; the caller then cuts the connection, so a client never
+   * takes a short body for a whole one. Closes the file, a handed-in handle too.
    */
-  async send(res: ServerResponse, path: string, start: number, end: number, onBytes: (count: number) => void): Promise<void> {
-    const file = await open(path, "r");
+  async send(res: ServerResponse, body: Omit<FileBody, "done">, onBytes: (count: number) => void): Promise<void> {
+    const { path, start, end, growth } = body;
+    const file = body.handle ?? (await open(path, "r"));
+    const left = growth && closed(res);
     let pending: Promise<Chunk> | undefined;
     try {
       let position = start;
       const stop = end + 1;
       let size = MIN_CHUNK;
       let slow = false;
-      pending = this.readAt(file, position, stop - position, size);
+      // The next read, if any byte after `position` may be read yet.
+      const readNext = () => {
+        const limit = growth ? Math.min(growth.readable(position), stop) : stop;
+        return limit > position ? this.readAt(file, position, limit - position, size) : undefined;
+      };
+      pending = readNext();
       while (position < stop) {
+        if (!pending) {
+          // Ahead of a growing file: a client leaving meanwhile must not wait for the fill.
+          await Promise.race([growth!.grown(), left!.promise]);
+          pending = readNext();
+          continue;
+        }
         const chunk = await pending;
         pending = undefined;
         if (chunk.bytes === 0) {
@@ -96,7 +122,7 @@ export class FileSender {
         }
         position += chunk.bytes;
         // Read ahead only for a client that keeps up: a slow one would just hold the buffer.
-        if (position < stop && !slow) pending = this.readAt(file, position, stop - position, size);
+        if (position < stop && !slow) pending = readNext();
         if (res.destroyed) {
           this.giveBack(chunk.buffer);
           throw new Error("client closed the connection");
@@ -117,9 +143,10 @@ export class FileSender {
         }
         if (!more) break;
         size = slow || position - start < GROW_AFTER ? MIN_CHUNK : Math.min(size * 2, MAX_CHUNK);
-        pending ??= this.readAt(file, position, stop - position, size);
+        pending ??= readNext();
       }
     } finally {
+      left?.stop();
       // A read still in flight must finish before its file is closed.
       if (pending) await pending.then((chunk) => this.giveBack(chunk.buffer)).catch(() => {});
       await file.close();

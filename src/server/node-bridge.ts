@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { TLSSocket } from "node:tls";
-import { fileOf, handoffOf } from "../util/file-response";
+import { fileOf, handoffOf, type FileBody } from "../util/file-response";
 import { ServedRequest, type RequestContext } from "../http/request-context";
 import { RegistryError } from "../oci/errors";
 import { drained, type FileSender } from "./file-sender";
@@ -173,13 +173,17 @@ async function writeWebResponse(response: Response, method: string, res: ServerR
   try {
     if (file) {
       // The Web body of a file response is left unread: cancelling it would count as "done" too early.
-      await files.send(res, file.path, file.start, file.end, (count) => (sent.bytes += count)).finally(file.done);
+      await files.send(res, file, (count) => (sent.bytes += count)).finally(file.done);
     } else {
       const handoff = handoffOf(response);
       if (handoff) handoff.accepted = true;
-      await sendStream(response.body, res, (count) => (sent.bytes += count));
+      await sendStream(response.body, res, (count) => (sent.bytes += count)).catch((error: unknown) => {
+        // The body may have handed its rest over just before the client left: let it go too.
+        if (handoff?.rest) release(handoff.rest);
+        throw error;
+      });
       const rest = handoff?.rest;
-      if (rest) await files.send(res, rest.path, rest.start, rest.end, (count) => (sent.bytes += count)).finally(rest.done);
+      if (rest) await files.send(res, rest, (count) => (sent.bytes += count)).finally(rest.done);
       else res.end();
     }
   } catch {
@@ -223,6 +227,12 @@ async function sendStream(body: ReadableStream<Uint8Array>, res: ServerResponse,
   } finally {
     res.off("close", leave);
   }
+}
+
+/** A handed-over rest that will not be sent: its file is closed and its reader leaves. */
+function release(rest: FileBody): void {
+  void rest.handle?.close().catch(() => {});
+  rest.done();
 }
 
 /** A response that will not be sent: its body (a fill's reader, a held cache entry) is released. */

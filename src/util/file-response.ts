@@ -7,15 +7,31 @@
  * other consumer just reads the ordinary stream body. The mark is the
  * Response's own class: Elysia returns a Response it is handed as is.
  */
+import type { FileHandle } from "node:fs/promises";
 import { onStreamEnd } from "./stream-end";
 
 export interface FileBody {
   path: string;
+  /** The file already open (its taker closes it): a temp file may be renamed or removed meanwhile. */
+  handle?: FileHandle;
   start: number;
   /** Inclusive. */
   end: number;
   /** Called once when the body has been sent, failed or was abandoned. */
   done: () => void;
+  /** Set while the file is still being written (a fill's temp file): how far it may be read. */
+  growth?: FileGrowth;
+}
+
+/** A file still being written, read by someone at `position` (a fill's follower; cache/fill.ts). */
+export interface FileGrowth {
+  /**
+   * Where reading from `position` must stop for now (exclusive); `position` itself when nothing
+   * is there yet. Throws when the bytes will never be in the file (the fill failed).
+   */
+  readable(position: number): number;
+  /** Resolves when `readable` may have moved. */
+  grown(): Promise<void>;
 }
 
 class FileResponse extends Response {
@@ -43,11 +59,13 @@ export function fileOf(response: Response): FileBody | undefined {
 }
 
 /**
- * Lets a fill's follower go on as a file once the fill is committed. A
- * follower's Web body otherwise reads the committed blob through
- * `Bun.file().stream()`, which hands out a new 512 KiB chunk per read: 64
- * slow followers peaked at 243 MB in a bare node:http server doing only
- * that, against 68 MB for the same bytes through pooled buffers. The server
+ * Lets a fill's follower go on as a file: once the fill is committed, or
+ * before, as soon as it has fallen behind the bytes the fill keeps in memory
+ * (the file then grows under it: `FileBody.growth`). A follower's Web body
+ * otherwise reads the file with a new buffer per read (and the committed blob
+ * through `Bun.file().stream()`, 512 KiB per read): 64 slow followers peaked
+ * at 243 MB in a bare node:http server doing only that, against 68 MB for the
+ * same bytes through pooled buffers. The server
  * edge accepts the handoff before reading the body; the body then ends
  * early with `rest` set, and the edge sends `rest` like a hit
  * (server/file-sender.ts). Any other consumer reads one ordinary stream.

@@ -8,12 +8,12 @@
  * the binary: tests/integration/cache/fill.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Fill } from "../../src/cache/fill";
 import { FsStorage } from "../../src/cache/fs-storage";
-import { Handoff } from "../../src/util/file-response";
+import { Handoff, type FileBody } from "../../src/util/file-response";
 import { countingPassThrough, readsOf } from "../support/cache/in-process";
 import { blobPath, startUpstream, type Upstream } from "../support/upstream";
 
@@ -111,4 +111,89 @@ test("a body shorter than its announced length fails its readers, who never get 
   await expect(reader).rejects.toThrow(`upstream sent ${bytes.length} of ${bytes.length + 1} bytes`);
   expect((await outcome).committed).toBe(false);
   expect(await storage.open(digest)).toBeUndefined();
+});
+
+/** A body the test feeds by hand, chunk by chunk. */
+function handFedBody() {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+  return { body, controller };
+}
+
+/** Reads `rest` the way the server edge does (server/file-sender.ts): as far as its growth allows, waiting in between. */
+async function takeGrowing(rest: FileBody, whileFilling: () => boolean): Promise<{ bytes: Buffer; mostBeforeCommit: number }> {
+  const parts: Buffer[] = [];
+  let position = rest.start;
+  let mostBeforeCommit = -1;
+  try {
+    while (position <= rest.end) {
+      const filling = whileFilling();
+      const limit = rest.growth!.readable(position);
+      if (filling) mostBeforeCommit = Math.max(mostBeforeCommit, limit);
+      if (limit <= position) {
+        await rest.growth!.grown();
+        continue;
+      }
+      const buffer = Buffer.alloc(Math.min(limit - position, 1 << 20));
+      const { bytesRead } = await rest.handle!.read(buffer, 0, buffer.length, position);
+      parts.push(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+  } finally {
+    await rest.handle!.close();
+    rest.done();
+  }
+  return { bytes: Buffer.concat(parts), mostBeforeCommit };
+}
+
+test("a reader fallen behind the bytes kept in memory is handed the temp file while the fill runs, and gets every byte", async () => {
+  const MiB = 1024 * 1024;
+  const bytes = crypto.getRandomValues(new Uint8Array(20 * MiB + 3));
+  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
+  const { body, controller } = handFedBody();
+  const temp = await storage.begin();
+  let settled!: (outcome: { committed: boolean }) => void;
+  const outcome = new Promise<{ committed: boolean }>((resolve) => (settled = resolve));
+  const fill = new Fill({ digest, size: bytes.length, body, temp, storage, continueWithoutReaders: true, onSettled: settled });
+  const handoff = new Handoff();
+  handoff.accepted = true;
+  const reader = fill.read(0, bytes.length - 1, handoff).getReader();
+  void fill.start();
+  // 12 MiB arrive and reach the disk before the reader asks for its first byte: more than the
+  // fill keeps in memory (8 MiB), so byte 0 is only in the file.
+  for (let at = 0; at < 12 * MiB; at += MiB) controller.enqueue(bytes.slice(at, at + MiB));
+  while (statSync(temp.path!).size < 12 * MiB) await Bun.sleep(5);
+  expect((await reader.read()).done).toBe(true); // the stream ended at once: the rest is the file's
+  const rest = handoff.rest!;
+  expect([rest.start, rest.end, rest.path]).toEqual([0, bytes.length - 1, temp.path!]);
+  expect(fill.readerCount).toBe(1);
+  const taken = takeGrowing(rest, () => fill.state === "filling");
+  for (let at = 12 * MiB; at < bytes.length; at += MiB) controller.enqueue(bytes.slice(at, at + MiB));
+  controller.close();
+  expect((await outcome).committed).toBe(true);
+  const { bytes: sent, mostBeforeCommit } = await taken;
+  expect(sent.equals(Buffer.from(bytes))).toBe(true);
+  // Until the blob was verified the last byte was held back, as from memory.
+  expect(mostBeforeCommit).toBeLessThanOrEqual(bytes.length - 1);
+  expect(fill.readerCount).toBe(0);
+});
+
+test("a file reader of a fill that fails is told so, never handed bytes past the failure as a whole body", async () => {
+  const MiB = 1024 * 1024;
+  const bytes = crypto.getRandomValues(new Uint8Array(16 * MiB));
+  const { body, controller } = handFedBody();
+  const temp = await storage.begin();
+  const fill = new Fill({ digest: "sha256:" + "2".repeat(64), size: 32 * MiB, body, temp, storage, continueWithoutReaders: true, onSettled: () => {} });
+  const handoff = new Handoff();
+  handoff.accepted = true;
+  const reader = fill.read(0, 32 * MiB - 1, handoff).getReader();
+  void fill.start();
+  for (let at = 0; at < bytes.length; at += MiB) controller.enqueue(bytes.slice(at, at + MiB));
+  while (statSync(temp.path!).size < bytes.length) await Bun.sleep(5);
+  expect((await reader.read()).done).toBe(true);
+  const taken = takeGrowing(handoff.rest!, () => true);
+  controller.error(new Error("upstream reset"));
+  await expect(taken).rejects.toThrow("upstream reset");
+  expect(fill.state).toBe("failed");
+  expect(fill.readerCount).toBe(0);
 });

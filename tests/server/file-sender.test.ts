@@ -2,15 +2,17 @@
  * FileSender on a real node:http server and real sockets: exact bytes for
  * any range, under backpressure from a client that reads slowly, and a cut
  * (never a clean end) when the file is shorter than promised or the client
- * leaves, with the file closed afterwards.
+ * leaves, with the file closed afterwards. A file still being written (a
+ * fill's temp file) is sent as far as its growth allows, as it grows.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createServer, type Server } from "node:http";
 import { connect } from "node:net";
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileSender, GROW_AFTER } from "../../src/server/file-sender";
+import type { FileGrowth } from "../../src/util/file-response";
 
 const files = new FileSender();
 const SIZE = 5 * 1024 * 1024 + 12345; // several chunks, not a multiple of any
@@ -23,6 +25,8 @@ let bigPath: string;
 const written: number[][] = [];
 let server: Server;
 let port: number;
+/** The file sent to responses whose URL has `growing` (set by the test). */
+let growing: { path: string; start: number; end: number; growth: FileGrowth } | undefined;
 /** Outcome of each send, in order: bytes reported, or the error message. */
 const outcomes: Array<{ bytes: number; error?: string }> = [];
 
@@ -47,7 +51,8 @@ beforeAll(async () => {
       const write = res.write.bind(res) as (chunk: Uint8Array) => boolean;
       res.write = ((chunk: Uint8Array) => (sizes.push(chunk.length), write(chunk))) as typeof res.write;
     }
-    files.send(res, url.searchParams.has("sizes") ? bigPath : path, start, end, (n) => (outcome.bytes += n)).catch((error: Error) => {
+    const file = url.searchParams.has("growing") ? growing! : { path: url.searchParams.has("sizes") ? bigPath : path, start, end };
+    files.send(res, file, (n) => (outcome.bytes += n)).catch((error: Error) => {
       outcome.error = error.message;
       res.destroy();
     });
@@ -62,6 +67,7 @@ afterAll(() => {
 });
 
 const get = (start: number, end: number) => fetch(`http://127.0.0.1:${port}/?start=${start}&end=${end}`);
+const getGrowing = (size: number) => fetch(`http://127.0.0.1:${port}/?growing&start=0&end=${size - 1}`);
 
 /** Descriptors of this process that point at the test blob. */
 const openOnBlob = () =>
@@ -164,3 +170,84 @@ test("chunks stay at 64 KiB until the client has taken GROW_AFTER bytes, however
   }
   expect(sent).toBeGreaterThanOrEqual(GROW_AFTER); // the last chunk goes out with end(), not write()
 });
+
+/** A file written by the test while it is sent: `grow` appends and lets the sender read on. */
+function growingFile(size: number) {
+  const file = join(dir, `growing-${outcomes.length}`);
+  writeFileSync(file, "");
+  let readable = 0;
+  let failure: Error | undefined;
+  let wake: (() => void)[] = [];
+  const notify = () => (wake.splice(0).forEach((resolve) => resolve()), undefined);
+  const growth: FileGrowth = {
+    readable: () => {
+      if (failure) throw failure;
+      return readable;
+    },
+    grown: () => new Promise((resolve) => wake.push(resolve)),
+  };
+  growing = { path: file, start: 0, end: size - 1, growth };
+  return {
+    grow(bytes: Buffer) {
+      appendFileSync(file, bytes);
+      readable += bytes.length;
+      notify();
+    },
+    fail(error: Error) {
+      failure = error;
+      notify();
+    },
+    waiting: () => wake.length,
+  };
+}
+
+test("a growing file is sent as it grows, and the body ends only with its last byte", async () => {
+  const size = 3 * 1024 * 1024 + 5;
+  const file = growingFile(size);
+  const before = outcomes.length;
+  const response = getGrowing(size).then(async (r) => Buffer.from(await r.arrayBuffer()));
+  for (let at = 0; at < size; at += 1024 * 1024) {
+    while (file.waiting() === 0) await Bun.sleep(2); // the sender waits for the file to grow
+    file.grow(content.subarray(at, Math.min(at + 1024 * 1024, size)));
+  }
+  const body = await response;
+  expect(body.equals(content.subarray(0, size))).toBe(true);
+  await Bun.sleep(20);
+  expect(outcomes[before]).toEqual({ bytes: size });
+});
+
+test("a growth that fails cuts the connection after the bytes that were there", async () => {
+  const file = growingFile(SIZE);
+  const before = outcomes.length;
+  const response = await getGrowing(SIZE);
+  file.grow(content.subarray(0, 100_000));
+  while (file.waiting() === 0) await Bun.sleep(2);
+  file.fail(new Error("the fill failed"));
+  await expect(response.arrayBuffer()).rejects.toThrow();
+  await Bun.sleep(20);
+  expect(outcomes[before]).toEqual({ bytes: 100_000, error: "the fill failed" });
+});
+
+test("a client leaving while the file does not grow ends the send at once, and the file is closed", async () => {
+  const file = growingFile(SIZE);
+  const before = outcomes.length;
+  await new Promise<void>((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1" }, () => socket.write(`GET /?growing&start=0&end=${SIZE - 1} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    socket.once("data", () => {
+      socket.destroy(); // the head is out, no byte of the body is there
+      resolve();
+    });
+  });
+  for (let i = 0; i < 500 && outcomes[before]?.error === undefined; i++) await Bun.sleep(20);
+  expect(outcomes[before]).toEqual({ bytes: 0, error: "client closed the connection" });
+  expect(file.waiting()).toBe(1); // its wait was abandoned, not answered
+  expect(readdirSync("/proc/self/fd").filter((fd) => readlinkSafe(`/proc/self/fd/${fd}`) === growing!.path)).toHaveLength(0);
+}, 15_000);
+
+function readlinkSafe(link: string): string | undefined {
+  try {
+    return readlinkSync(link);
+  } catch {
+    return undefined;
+  }
+}

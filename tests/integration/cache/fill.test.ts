@@ -4,9 +4,12 @@
  * bytes arrive, Range works mid-fill (but completes only once the blob is
  * verified), clients leaving do not end it unless configured to, a cut or
  * wrong upstream body aborts the clients and commits nothing, and a kill -9
- * mid-fill leaves nothing that is served after a restart.
+ * mid-fill leaves nothing that is served after a restart. A follower far
+ * behind the fill is sent its temp file as it grows.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { gate, startFakeRegistry, type FakeRegistry, type FakeReply, type FakeRequest } from "../../support/cache/fake-registry";
 import { cachedBlobPath, isCached, readFully, sha256, startCachingDocxy, streamingGet, tempFiles, waitFor, type CachingDocxy } from "../../support/cache/harness";
 
@@ -218,6 +221,50 @@ test("content that does not hash to its digest: the client never gets a complete
   expect(isCached(docxy.cacheDir, blob.digest)).toBe(false);
   expect(await abortedGet(url(docxy, blob))).toMatchObject({ aborted: true, cache: "MISS" }); // tried again, refused again
 }, 20_000);
+
+/** Sends the first `held` bytes, waits for `released`, then the rest (with its last byte flipped when `corrupt`). */
+const holdAfter = (held: number, released: Promise<void>, corrupt = false) => async (reply: FakeReply, bytes: Uint8Array) => {
+  await reply.write(bytes.subarray(0, held));
+  await released;
+  const rest = bytes.slice(held);
+  if (corrupt) rest[rest.length - 1]! ^= 0xff;
+  await reply.write(rest);
+  reply.end();
+};
+
+/** Waits until the fill's temp file holds `bytes` (it is then on disk, past what is kept in memory). */
+const tempHolds = (bytes: number) => () => tempFiles(docxy.cacheDir).some((name) => statSync(join(docxy.cacheDir, "tmp", name)).size >= bytes);
+
+test("a follower far behind a running fill is sent the temp file as it grows: every byte, the last only once verified", async () => {
+  // 16 MiB arrive, then the upstream holds: a follower starting at byte 0 is 16 MiB behind, past
+  // the 8 MiB the fill keeps in memory, and is handed the temp file (cache/fill.ts handOver).
+  const released = gate();
+  const blob = newBlob(24 * MIB, holdAfter(16 * MIB, released.promise));
+  const first = streamingGet(url(docxy, blob));
+  await first.atLeast(16 * MIB);
+  await waitFor(tempHolds(16 * MIB), "16 MiB in the temp file");
+  const late = streamingGet(url(docxy, blob));
+  expect((await late.head).headers["x-cache"]).toBe("COALESCED");
+  await late.atLeast(16 * MIB); // from the file, while the upstream still holds the rest
+  released.open();
+  for (const client of [first, late]) expect(await client.done).toEqual({ digest: blob.digest, length: blob.bytes.length });
+  expect(upstreamGets(blob)).toBe(1);
+  await waitFor(() => isCached(docxy.cacheDir, blob.digest), "the commit");
+}, 30_000);
+
+test("a follower sent the temp file of a fill whose content is wrong never gets a complete body", async () => {
+  const released = gate();
+  const blob = newBlob(20 * MIB, holdAfter(16 * MIB, released.promise, true));
+  const first = streamingGet(url(docxy, blob));
+  await first.atLeast(16 * MIB);
+  await waitFor(tempHolds(16 * MIB), "16 MiB in the temp file");
+  const late = streamingGet(url(docxy, blob));
+  await late.atLeast(16 * MIB);
+  released.open();
+  for (const client of [first, late]) expect((await client.done).length).toBeLessThan(blob.bytes.length);
+  await waitFor(() => tempFiles(docxy.cacheDir).length === 0, "the temp file to go");
+  expect(isCached(docxy.cacheDir, blob.digest)).toBe(false);
+}, 30_000);
 
 test("kill -9 mid-fill: after a restart on the same cache the temp file is gone and the blob is a correct MISS", async () => {
   const released = gate();
