@@ -15,6 +15,7 @@ import { startPolicy } from "./fleet/reachability";
 import { createLogger } from "./observability/logger";
 import { prepareCertificates } from "./server/certificates";
 import { createEdge } from "./server/edge";
+import { planHeap } from "./server/heap-budget";
 import { createServices } from "./services";
 import { VERSION } from "./version";
 
@@ -40,6 +41,7 @@ async function main(): Promise<number | undefined> {
   }
   if (args.help) return void process.stdout.write(HELP), 0;
   if (args.version) return void process.stdout.write(`docxy ${VERSION}\n`), 0;
+  planHeap();
 
   let loaded;
   try {
