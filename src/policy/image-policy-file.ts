@@ -124,10 +124,12 @@ function parseRules(text: string): ImageRules {
   const rules: ImageRules = { allow: [], deny: [], allowTags: [] };
   for (const [key, value] of Object.entries(table)) {
     if (!Object.hasOwn(KEYS, key)) throw new Error(`unknown key ${JSON.stringify(key)} (expected allow, deny, allow_tags)`);
-    if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
-      throw new Error(`${key} must be an array of strings`);
+    // One rule may be written as a string, as every list of the configuration file may.
+    const list: unknown = typeof value === "string" ? [value] : value;
+    if (!Array.isArray(list) || !list.every((item) => typeof item === "string")) {
+      throw new Error(`${key} must be a string or an array of strings`);
     }
-    rules[KEYS[key as keyof typeof KEYS]] = value;
+    rules[KEYS[key as keyof typeof KEYS]] = list;
   }
   return rules;
 }

@@ -67,13 +67,22 @@ test("an empty file is no rules at all", async () => {
   expect(allows(file.current(), "quay.io", "any/thing", "any")).toBe(true);
 });
 
+test("one rule may be written as a string, as in the configuration file", async () => {
+  const path = join(freshDir(), "policy.toml");
+  writeFileSync(path, 'deny = "docker.io/library/ubuntu"\nallow_tags = "v*"\n');
+  const { file } = await openFile(path);
+  expect(allows(file.current(), "docker.io", "library/ubuntu", "v1")).toBe(false);
+  expect(allows(file.current(), "docker.io", "library/alpine", "latest")).toBe(false);
+  expect(allows(file.current(), "docker.io", "library/alpine", "v1")).toBe(true);
+});
+
 test("open rejects a file it cannot use: there are no previous rules to keep", async () => {
   const dir = freshDir();
   const cases: [string, string][] = [
     ["allow = [", "TOML Parse error"],
     ['alow = ["docker.io/*"]', 'unknown key "alow"'],
-    ['deny = "docker.io/*"', "deny must be an array of strings"],
-    ["allow_tags = [1]", "allow_tags must be an array of strings"],
+    ["deny = 5", "deny must be a string or an array of strings"],
+    ["allow_tags = [1]", "allow_tags must be a string or an array of strings"],
     ['allow = ["docker.io//x"]', "empty path segment"],
   ];
   for (const [i, [text, message]] of cases.entries()) {
