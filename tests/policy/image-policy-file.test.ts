@@ -76,6 +76,23 @@ test("one rule may be written as a string, as in the configuration file", async 
   expect(allows(file.current(), "docker.io", "library/alpine", "v1")).toBe(true);
 });
 
+test("given the registries served, a rule for another registry is refused at open and a reload with it is not applied", async () => {
+  const path = join(freshDir(), "policy.toml");
+  writeFileSync(path, 'deny = ["example.invalid/foo/*"]\n');
+  await expect(ImagePolicyFile.open(path, () => {}, ["docker.io"])).rejects.toThrow("no upstream serves the registry example.invalid (served: docker.io)");
+  writeFileSync(path, 'deny = ["docker.io/library/ubuntu"]\n');
+  const errors: Error[] = [];
+  const file = await ImagePolicyFile.open(path, (error) => errors.push(error), ["docker.io"]);
+  try {
+    writeFileSync(path, 'deny = ["example.invalid/foo/*"]\n');
+    await eventually(() => errors.length > 0, "the refused reload");
+    expect(errors[0]!.message).toContain("no upstream serves the registry example.invalid");
+    expect(allows(file.current(), "docker.io", "library/ubuntu")).toBe(false); // the previous rules stay
+  } finally {
+    file.close();
+  }
+});
+
 test("open rejects a file it cannot use: there are no previous rules to keep", async () => {
   const dir = freshDir();
   const cases: [string, string][] = [
