@@ -99,11 +99,11 @@ export class CredentialMemory {
    * credentials behind them are what a later request can be recognised by.
    */
   provenAny(authorization: string | null, repository: string): boolean {
+    if (this.provenBefore(authorization, repository)) return true;
     const token = bearerToken(authorization);
-    if (token === undefined) return false;
-    const owner = live(this.tokens, this.digest(token));
+    const owner = token === undefined ? undefined : live(this.tokens, this.digest(token));
     const at = owner === undefined ? undefined : this.proofs.get(`${owner} ${repository}`);
-    return (at !== undefined && Date.now() - at < PROOF_TTL_MS) || this.provenBefore(authorization, repository);
+    return at !== undefined && Date.now() - at < PROOF_TTL_MS;
   }
 
   private digest(token: string): string {

@@ -29,8 +29,9 @@
  * of it answers a plain 404) stays readable from the cache, but only to those
  * who could read it before: it must be linked to the repository, and the
  * repository last known public or these credentials have proven access to it
- * before (CredentialMemory: within a day, while docxy runs). A 404 alone proves nothing about the client: some registries answer
- * 404 rather than 401 for a private repository to hide that it exists.
+ * before (CredentialMemory: within a day, while docxy runs). A 404 alone
+ * proves nothing about the client: some registries answer 404 rather than
+ * 401 for a private repository, to hide that it exists.
  * In a fleet (issue 16) what one node learnt of links, publicness and proofs
  * it tells the others (SharedKnowledge), and a node that does not know looks
  * there before asking the upstream, so N nodes cost the upstream about what
@@ -214,8 +215,8 @@ export class AccessGate {
       return undefined;
     }
     // Gone upstream, and these very credentials read it before: the client loses nothing it had.
-    const readBefore = proven !== undefined || this.credentials.provenAny(authorization, `${request.route.upstream.name}/${repository}`);
-    if (result.response.status === 404 && linked && readBefore && this.keepDeleted) {
+    const readBefore = () => proven !== undefined || this.credentials.provenAny(authorization, `${request.route.upstream.name}/${repository}`);
+    if (result.response.status === 404 && linked && this.keepDeleted && readBefore()) {
       await discard(result.response);
       return undefined;
     }

@@ -4,10 +4,21 @@
  * deleted upstream, and once tag_ttl has passed (polled, not timed) the
  * docxy that keeps deleted content still serves the same digests, with a
  * Warning and one log line, while the one without it answers 404
- * MANIFEST_UNKNOWN. In process: tests/cache/deleted-tags.test.ts.
+ * MANIFEST_UNKNOWN. A private image stays only for the credentials that
+ * pulled it. In process: tests/cache/deleted-tags.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { ALL_MANIFESTS, docxyToken, registryLines, registryLogSettled, registryToml, startCachingDocxy, waitFor, type CachingDocxy } from "../../support/cache/harness";
+import {
+  ALL_MANIFESTS,
+  docxyToken,
+  registryLines,
+  registryLogSettled,
+  registryToml,
+  sha256,
+  startCachingDocxy,
+  waitFor,
+  type CachingDocxy,
+} from "../../support/cache/harness";
 import { deleteManifest } from "../../support/push";
 import { skopeoCopy, skopeoCopyOk } from "../../support/skopeo";
 import { startUpstream, type Upstream } from "../../support/upstream";
@@ -61,4 +72,24 @@ test("an image deleted upstream: skopeo still copies it, same digests, from the 
   expect(get.status).toBe(404);
   expect(((await get.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("MANIFEST_UNKNOWN");
   expect(plain.log()).not.toContain("tag deleted upstream");
+}, 60_000);
+
+test("a private image deleted upstream stays for the credentials that pulled it, with a new token of theirs, and is 401 for anyone else", async () => {
+  const secret = upstream.images.secret;
+  const alice = `Basic ${Buffer.from("alice:secret").toString("base64")}`;
+  const get = async (authorization?: string) => {
+    const headers: Record<string, string> = { accept: ALL_MANIFESTS };
+    if (authorization) headers.authorization = `Bearer ${await docxyToken(keeping.url, "private/secret", authorization)}`;
+    const response = await fetch(`${keeping.url}/v2/private/secret/manifests/latest`, { headers });
+    return { response, digest: sha256(new Uint8Array(await response.arrayBuffer())) };
+  };
+  expect((await get(alice)).digest).toBe(secret.digest);
+  const push = { authorization: `Bearer ${await upstream.token("repository:private/secret:delete", "alice")}` };
+  await deleteManifest(upstream.registryUrl, "private/secret", secret.digest, push);
+
+  // Each poll logs in again: a new token, the same credentials behind it.
+  await waitFor(async () => (await get(alice)).response.headers.has("warning"), "the kept answer", 15_000);
+  const kept = await get(alice);
+  expect([kept.response.status, kept.digest, kept.response.headers.get("x-cache")]).toEqual([200, secret.digest, "STALE"]);
+  expect((await get()).response.status).toBe(401);
 }, 60_000);
