@@ -114,7 +114,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
   // In a fleet the request and login counts are the fleet's, so a client's budget is not multiplied by the nodes.
   const rateLimits = fleet ? new FleetRateLimitStore(fleet.redis) : new MemoryRateLimitStore();
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log, rateLimits) : undefined;
-  const guards = await openGuards(config, log, rateLimits);
+  const guards = await openGuards(config, log, rateLimits, upstreams);
   const passThrough = new PassThrough(client, discovery, upstreamAuth);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
@@ -163,13 +163,18 @@ async function openProxyAuth(auth: Config["auth"], log: Logger, store: RateLimit
   return { users, tokens, login: new ProxyLogin(users, tokens, throttle) };
 }
 
-async function openGuards(config: Config, log: Logger, store: RateLimitStore): Promise<Guards> {
+async function openGuards(config: Config, log: Logger, store: RateLimitStore, upstreams: UpstreamTable): Promise<Guards> {
   const { access, policy, limits } = config;
   const perMinute = (limit: number) => (limit > 0 ? new RequestLimiter({ store, limit, windowMs: 60_000 }) : undefined);
   const rules = { allow: policy.allow, deny: policy.deny, allowTags: policy.allow_tags };
   let images: () => ImagePolicy;
   if (policy.file) {
-    const file = await ImagePolicyFile.open(policy.file, (error) => log.warn("image policy file not applied, keeping the previous rules", { file: policy.file, error: error.message }));
+    const served = upstreams.all.map((upstream) => upstream.registry);
+    const file = await ImagePolicyFile.open(
+      policy.file,
+      (error) => log.warn("image policy file not applied, keeping the previous rules", { file: policy.file, error: error.message }),
+      served,
+    );
     images = () => file.current();
   } else {
     const fixed = new ImagePolicy(rules);

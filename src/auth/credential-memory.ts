@@ -93,6 +93,19 @@ export class CredentialMemory {
     return at !== undefined && Date.now() - at < PROOF_TTL_MS;
   }
 
+  /**
+   * Whether the credentials behind `authorization` — a token docxy relayed, or an offline one —
+   * proved access to `repository` within PROOF_TTL_MS. Tokens expire within minutes; the
+   * credentials behind them are what a later request can be recognised by.
+   */
+  provenAny(authorization: string | null, repository: string): boolean {
+    if (this.provenBefore(authorization, repository)) return true;
+    const token = bearerToken(authorization);
+    const owner = token === undefined ? undefined : live(this.tokens, this.digest(token));
+    const at = owner === undefined ? undefined : this.proofs.get(`${owner} ${repository}`);
+    return at !== undefined && Date.now() - at < PROOF_TTL_MS;
+  }
+
   private digest(token: string): string {
     return createHmac("sha256", this.key).update(token).digest("base64url");
   }

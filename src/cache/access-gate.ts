@@ -25,6 +25,13 @@
  *      upstream's answer, with our challenge, so it can log in and retry;
  *      a client without a token gets that challenge while the upstream is
  *      in trouble too.
+ * With `[cache] keep_deleted`, content the upstream no longer has (a HEAD
+ * of it answers a plain 404) stays readable from the cache, but only to those
+ * who could read it before: it must be linked to the repository, and the
+ * repository last known public or these credentials have proven access to it
+ * before (CredentialMemory: within a day, while docxy runs). A 404 alone
+ * proves nothing about the client: some registries answer 404 rather than
+ * 401 for a private repository, to hide that it exists.
  * In a fleet (issue 16) what one node learnt of links, publicness and proofs
  * it tells the others (SharedKnowledge), and a node that does not know looks
  * there before asking the upstream, so N nodes cost the upstream about what
@@ -52,6 +59,7 @@ export class AccessGate {
     private readonly remote: Remote,
     private readonly credentials: CredentialMemory,
     private readonly shared: SharedKnowledge = NOTHING_SHARED,
+    private readonly keepDeleted = false,
   ) {}
 
   /** Whether the client holds one of docxy's offline tokens: the upstream cannot be asked on its behalf. */
@@ -101,6 +109,8 @@ export class AccessGate {
       this.setAccess(upstream.name, repository, true);
       return undefined;
     }
+    // Gone upstream, public when last known: what anyone could read then, the cache still holds.
+    if (status === 404 && linked && access?.public && this.keepDeleted) return undefined;
     if (status === 401 || status === 403) this.setAccess(upstream.name, repository, false);
     // A refusal learnt from a HEAD: relay() gives a GET client the registry JSON the HEAD had not.
     if (status === 404 || request.identity === "proxy") return this.remote.relay(request, asDocxy);
@@ -202,6 +212,12 @@ export class AccessGate {
         this.shared.publishProof(key, at, PROOF_TTL_MS);
       }
       this.credentials.proven(authorization, `${request.route.upstream.name}/${repository}`);
+      return undefined;
+    }
+    // Gone upstream, and these very credentials read it before: the client loses nothing it had.
+    const readBefore = () => proven !== undefined || this.credentials.provenAny(authorization, `${request.route.upstream.name}/${repository}`);
+    if (result.response.status === 404 && linked && this.keepDeleted && readBefore()) {
+      await discard(result.response);
       return undefined;
     }
     return this.remote.relay(request, result);

@@ -13,7 +13,10 @@
  *   (tag-freshness.ts). When the
  *   upstream fails, times out or answers 429/5xx, the last known answer is
  *   served, marked stale; with nothing cached the upstream's error is relayed
- *   as registry JSON.
+ *   as registry JSON. A plain 404 is relayed too, unless `[cache]
+ *   keep_deleted` is on (DeletedTags given): then a tag docxy knows is
+ *   answered from the cache, with a Warning, to a client the access gate lets
+ *   read what it was (deleted-tags.ts, access-gate.ts).
  *
  * What only the upstream can answer goes back to the cache front
  * (cache-front.ts) as "pass-through": a HEAD by digest not cached, a GET by
@@ -37,6 +40,7 @@ import type { Answer } from "./cache-front";
 import type { CacheIndex } from "./cache-index";
 import type { Remote } from "./remote";
 import { NOTHING_SHARED, type TagAnswer, type TagKey } from "./shared-knowledge";
+import type { DeletedTags } from "./deleted-tags";
 import { TagFreshness } from "./tag-freshness";
 
 export class ManifestCache {
@@ -47,6 +51,8 @@ export class ManifestCache {
     private readonly gate: AccessGate,
     private readonly tagTtlMs: (repository: string, tag: string) => number,
     private readonly freshness = new TagFreshness(index, NOTHING_SHARED),
+    /** Set with `[cache] keep_deleted`: deleted tags keep their last known manifest. */
+    private readonly deleted?: DeletedTags,
   ) {}
 
   /** The manifest `request` names, or "pass-through" when only the upstream can answer it. */
@@ -150,6 +156,13 @@ export class ManifestCache {
       await discard(response);
       return this.stale(request, known, `upstream answered ${response.status}`);
     }
+    // Only a 404 means "deleted": 401 and 403 are refusals, and Docker Hub answers 401 for a
+    // repository that does not exist as well as for one the client may not read. Whether this
+    // client may have what the tag was is the gate's question (a 404 can hide a private one).
+    if (known && response.status === 404 && this.deleted) {
+      const kept = await this.kept(request, key, known, this.deleted);
+      if (kept) return kept;
+    }
     if (request.method === "HEAD") return this.remote.relay(request, result);
     await discard(response);
     // A GET needs the body: the manifest itself (the HEAD had no usable digest), or the error's JSON.
@@ -229,6 +242,16 @@ export class ManifestCache {
     const cached = await this.fromStore(request, known, "STALE");
     if (!cached) throw new RegistryError("UNAVAILABLE", reason, { status: 503 });
     cached.headers.set("warning", '110 docxy "Response is Stale"');
+    return cached;
+  }
+
+  /** `known` for a tag the upstream deleted, or undefined when the gate refuses it or its bytes are gone. */
+  private async kept(request: PullRequest, key: TagKey, known: ManifestFacts, deleted: DeletedTags): Promise<Response | undefined> {
+    if (await this.gate.check(request, known.digest)) return undefined;
+    const cached = await this.fromStore(request, known, "STALE");
+    if (!cached) return undefined;
+    cached.headers.set("warning", deleted.warning(request.route.upstream.registry, key));
+    deleted.kept(key, known.digest);
     return cached;
   }
 }

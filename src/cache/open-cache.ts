@@ -40,6 +40,7 @@ import type { BlobStorage } from "./blob-storage";
 import { CacheFront } from "./cache-front";
 import type { CacheIndex } from "./cache-index";
 import type { FillInProgress } from "./coordination";
+import { DeletedTags } from "./deleted-tags";
 import { Evictor } from "./eviction";
 import { FillLimits } from "./fill-limits";
 import { FsStorage } from "./fs-storage";
@@ -158,7 +159,7 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
   const lru = parts.fleet && storage.shared ? new SharedLru(parts.fleet.redis) : undefined;
   if (lru) index = recordingInto(index, lru);
   const knowledge = parts.fleet?.knowledge ?? NOTHING_SHARED;
-  const gate = new AccessGate(index, remote, parts.credentials, knowledge);
+  const gate = new AccessGate(index, remote, parts.credentials, knowledge, config.keep_deleted);
   const maxBytes = config.max_size;
   const limitsOf = {
     storage,
@@ -189,7 +190,9 @@ export async function openCache(config: Config["cache"], parts: CacheParts): Pro
     presigned,
     readers: lru,
   });
-  const manifests = new ManifestCache(storage, index, remote, gate, tagTtl(config.tag_ttl, config.tag_ttl_overrides), new TagFreshness(index, knowledge));
+  const ttl = tagTtl(config.tag_ttl, config.tag_ttl_overrides);
+  const deleted = config.keep_deleted ? new DeletedTags(log) : undefined;
+  const manifests = new ManifestCache(storage, index, remote, gate, ttl, new TagFreshness(index, knowledge), deleted);
   void evictor.run();
   log.info("cache ready", { dir, storage: config.storage, ...bucketOf(config), max_size: String(config.max_size), bytes: index.totalBytes() });
   return {

@@ -47,9 +47,10 @@ export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> 
   applyStrings(raw, environmentOverrides(request.env), problems);
   applyStrings(raw, request.overrides ?? {}, problems);
 
-  const written = Value.Default(ConfigSchema, Value.Clone(raw));
+  const written = Value.Default(ConfigSchema, listsFromStrings(ConfigSchema, Value.Clone(raw)));
   for (const error of Value.Errors(ConfigSchema, written)) {
-    problems.push(`${keyName(error.path)}: ${error.message} (got ${JSON.stringify(error.value)})`);
+    const message = isStringList(error.schema) ? "Expected a string or an array of strings" : error.message;
+    problems.push(`${keyName(error.path)}: ${message} (got ${JSON.stringify(error.value)})`);
   }
   // Each stage runs on what passed the one before, so it can trust the types: the shape, then
   // sizes and durations, then what the schema cannot express.
@@ -59,6 +60,31 @@ export async function loadConfig(request: ConfigRequest): Promise<LoadedConfig> 
     if (problems.length === 0) return { config, source: path ?? "embedded defaults", warnings };
   }
   throw new ConfigError(problems.map((p) => `${path ?? "config"}: ${p}`));
+}
+
+/**
+ * Every list of strings may be written as one string: `bind = "127.0.0.1"`
+ * is `bind = ["127.0.0.1"]`. Done here, on the value as written, for every
+ * such key the schema has, wherever it sits (a section, `[cache.s3]`, each
+ * `[[registry.upstreams]]` entry), so no key can be forgotten; the schema
+ * keeps saying "array" and the loaded Config holds arrays only. The
+ * environment and flags split their text on commas already (fromString).
+ */
+function listsFromStrings(schema: TSchema, value: unknown): unknown {
+  if (isStringList(schema) && typeof value === "string") return [value];
+  if (schema.type === "array" && Array.isArray(value)) {
+    value.forEach((item, i) => (value[i] = listsFromStrings(schema.items as TSchema, item)));
+  } else if (tableSchema(schema) && typeof value === "object" && value !== null) {
+    const table = value as Record<string, unknown>;
+    for (const [name, child] of Object.entries(tableSchema(schema)!.properties)) {
+      if (name in table) table[name] = listsFromStrings(child, table[name]);
+    }
+  }
+  return value;
+}
+
+function isStringList(schema: TSchema): boolean {
+  return schema.type === "array" && (schema.items as TSchema | undefined)?.type === "string";
 }
 
 /**

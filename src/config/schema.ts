@@ -139,6 +139,11 @@ export const ConfigSchema = t.Object({
         description: 'docxy: glob on the tag (or "repository:tag") → TTL, e.g. { "latest" = "10s" }',
       }),
       continue_on_disconnect: t.Boolean({ default: true, description: "docxy: finish filling a blob when its clients leave" }),
+      keep_deleted: t.Boolean({
+        default: false,
+        description:
+          "docxy: when the upstream answers 404 for a tag (or a repository) docxy has cached, serve its last known manifest with a Warning header instead of the 404",
+      }),
       // Docker fetches 3 layers of an image at once and containerd a few more, and several CI
       // machines may share one NAT address: 16 per address and 64 in all are never reached by a
       // team, yet bound what abandoned requests for distinct blobs can start.

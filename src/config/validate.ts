@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { ImagePolicy } from "../policy/image-rules";
 import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
+import { upstreamTableFromConfig } from "../upstream/table";
 import type { Config } from "./schema";
 
 /** What clients write as the registry part of an image name: a host with a dot or port, or localhost. */
@@ -96,12 +97,22 @@ export function checkSemantics(config: Config, env: Record<string, string | unde
     problems.push(`access: ${(error as Error).message}`);
   }
   try {
-    new ImagePolicy({ allow: policy.allow, deny: policy.deny, allowTags: policy.allow_tags });
+    // Registries are checked against the final table (built-ins and entries), once it can be built.
+    new ImagePolicy({ allow: policy.allow, deny: policy.deny, allowTags: policy.allow_tags }, servedRegistries(config));
   } catch (error) {
     problems.push(`policy: ${(error as Error).message}`);
   }
   problems.push(...storageProblems(config, env), ...fleetProblems(config));
   return problems;
+}
+
+/** The registries the upstream table serves, or undefined when the table cannot be built. */
+function servedRegistries(config: Config): string[] | undefined {
+  try {
+    return upstreamTableFromConfig(config).all.map((upstream) => upstream.registry);
+  } catch {
+    return undefined;
+  }
 }
 
 /** S3 bucket names (AWS's rules, which Swift's s3api applies too): 3–63 of a-z 0-9 . -, a letter or digit at each end. */

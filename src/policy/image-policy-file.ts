@@ -47,6 +47,7 @@ export class ImagePolicyFile {
     private readonly onError: (error: Error) => void,
     private policy: ImagePolicy,
     private fingerprint: string,
+    private readonly served: readonly string[] | undefined,
   ) {
     const name = basename(path);
     this.watcher = watch(dirname(path), (_event, filename) => this.changed(filename === name));
@@ -55,11 +56,14 @@ export class ImagePolicyFile {
     this.poll.unref();
   }
 
-  /** Loads the file; rejects when it cannot be read or parsed, since there are no previous rules to keep. */
-  static async open(path: string, onError: (error: Error) => void): Promise<ImagePolicyFile> {
+  /**
+   * Loads the file; rejects when it cannot be read or parsed, since there are no previous rules to keep.
+   * `served`: the registries docxy serves; a rule for any other is refused (image-rules.ts), at a reload too.
+   */
+  static async open(path: string, onError: (error: Error) => void, served?: readonly string[]): Promise<ImagePolicyFile> {
     // The fingerprint is taken before the read: a change in between is then seen as one more change.
     const fingerprint = await fingerprintOf(path);
-    return new ImagePolicyFile(path, onError, await loadPolicy(path), fingerprint);
+    return new ImagePolicyFile(path, onError, await loadPolicy(path, served), fingerprint, served);
   }
 
   /** The rules in force now; ask per request, as a reload replaces them. */
@@ -91,7 +95,7 @@ export class ImagePolicyFile {
     // Recorded even when loading fails, so the poll reports a broken file once, not every round.
     this.fingerprint = fingerprint;
     try {
-      const policy = await loadPolicy(this.path);
+      const policy = await loadPolicy(this.path, this.served);
       if (!this.closed) this.policy = policy;
     } catch (error) {
       this.onError(error as Error);
@@ -107,9 +111,9 @@ function fingerprintOf(path: string): Promise<string> {
   );
 }
 
-async function loadPolicy(path: string): Promise<ImagePolicy> {
+async function loadPolicy(path: string, served: readonly string[] | undefined): Promise<ImagePolicy> {
   try {
-    return new ImagePolicy(parseRules(await readFile(path, "utf8")));
+    return new ImagePolicy(parseRules(await readFile(path, "utf8")), served);
   } catch (error) {
     throw new Error(`image policy ${path}: ${(error as Error).message}`, { cause: error });
   }
@@ -124,10 +128,12 @@ function parseRules(text: string): ImageRules {
   const rules: ImageRules = { allow: [], deny: [], allowTags: [] };
   for (const [key, value] of Object.entries(table)) {
     if (!Object.hasOwn(KEYS, key)) throw new Error(`unknown key ${JSON.stringify(key)} (expected allow, deny, allow_tags)`);
-    if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
-      throw new Error(`${key} must be an array of strings`);
+    // One rule may be written as a string, as every list of the configuration file may.
+    const list: unknown = typeof value === "string" ? [value] : value;
+    if (!Array.isArray(list) || !list.every((item) => typeof item === "string")) {
+      throw new Error(`${key} must be a string or an array of strings`);
     }
-    rules[KEYS[key as keyof typeof KEYS]] = value;
+    rules[KEYS[key as keyof typeof KEYS]] = list;
   }
   return rules;
 }

@@ -15,6 +15,9 @@
  * both mean `docker.io/library/nginx`. A first segment `*` or `**` is any
  * registry. A pattern that can never match is refused, with the fix: an
  * operator must never believe an image blocked while every client pulls it.
+ * That includes a registry no upstream serves (given the registries served):
+ * `deny = ["example.invalid/foo/*"]` guards nothing, and an allow rule for it
+ * is a promise docxy cannot keep.
  *
  * Tag globs only ever see requests by tag. A digest names content, not a
  * tag, so a pull by digest passes when its repository does: `allow_tags`
@@ -43,10 +46,14 @@ export class ImagePolicy {
   private readonly deny: Glob[];
   private readonly allowTags: Glob[];
 
-  /** Throws an Error naming the offending pattern when one is malformed. */
-  constructor(rules: ImageRules) {
-    this.allow = rules.allow.map((pattern) => imageGlob(pattern, "allow"));
-    this.deny = rules.deny.map((pattern) => imageGlob(pattern, "deny"));
+  /**
+   * Throws an Error naming the offending pattern when one is malformed or can
+   * never match. `served` is the registries the upstream table serves
+   * (`docker.io`, `ghcr.io`, ...); without it registries are not checked.
+   */
+  constructor(rules: ImageRules, served?: readonly string[]) {
+    this.allow = rules.allow.map((pattern) => imageGlob(pattern, "allow", served));
+    this.deny = rules.deny.map((pattern) => imageGlob(pattern, "deny", served));
     this.allowTags = rules.allowTags.map(tagGlob);
   }
 
@@ -77,12 +84,12 @@ function denied(message: string, detail: Record<string, string>): RegistryError 
  * `**` adds any number of `/<segment>`s, so it takes its separator along: with
  * segments `a`, `**`, `b` the glob matches `a/b` as well as `a/x/y/b`.
  */
-function imageGlob(pattern: string, what: string): Glob {
+function imageGlob(pattern: string, what: string, served: readonly string[] | undefined): Glob {
   const segments = asDockerReads(pattern.toLowerCase().split("/"));
   if (segments.some((segment) => segment === "")) {
     throw new Error(`invalid image pattern ${JSON.stringify(pattern)} in ${what}: empty path segment`);
   }
-  const unmatchable = neverMatches(segments);
+  const unmatchable = neverMatches(segments) ?? (served && unserved(segments[0]!, served));
   if (unmatchable) throw new Error(`image pattern ${JSON.stringify(pattern)} in ${what} can never match: ${unmatchable}`);
   const source = segments.map((segment) => (segment === "**" ? "(?:/[^/]+)*" : `/${segmentSource(segment)}`)).join("");
   return { pattern, regex: new RegExp(`^${source}$`) };
@@ -105,6 +112,15 @@ function neverMatches(segments: string[]): string | undefined {
     return `Docker Hub's images are named "docker.io/…" here (write ${JSON.stringify(["docker.io", ...segments.slice(1)].join("/"))})`;
   }
   return undefined;
+}
+
+/** Why no image of registry `host` (a glob segment) can ever be pulled through docxy, if none can. */
+function unserved(host: string, served: readonly string[]): string | undefined {
+  if (host === "*" || host === "**") return undefined;
+  const regex = new RegExp(`^${segmentSource(host)}$`);
+  if (served.some((registry) => regex.test(registry.toLowerCase()))) return undefined;
+  const registry = host.includes("*") ? `a registry matching ${JSON.stringify(host)}` : `the registry ${host}`;
+  return `no upstream serves ${registry} (served: ${served.join(", ")}); fix the registry, or add an upstream for it ([[registry.upstreams]] with registry = "${host}")`;
 }
 
 /** Tags hold no `/`, so `*` is any run of characters; tags are case-sensitive. */

@@ -36,5 +36,9 @@ export const BUILTIN_UPSTREAMS: readonly BuiltinUpstream[] = [
   { name: "k8s", registry: "registry.k8s.io", url: "https://registry.k8s.io", autoLibraryPrefix: false, enabled: true },
   { name: "mcr", registry: "mcr.microsoft.com", url: "https://mcr.microsoft.com", autoLibraryPrefix: false, enabled: true },
   { name: "ecr-public", registry: "public.ecr.aws", url: "https://public.ecr.aws", autoLibraryPrefix: false, enabled: true },
+  // Both announce their token service in the /v2/ challenge, on another host for Elastic
+  // (docker-auth.elastic.co) and for GitLab (gitlab.com/jwt/auth): discovery finds it.
+  { name: "elastic", registry: "docker.elastic.co", url: "https://docker.elastic.co", autoLibraryPrefix: false, enabled: true },
+  { name: "gitlab", registry: "registry.gitlab.com", url: "https://registry.gitlab.com", autoLibraryPrefix: false, enabled: true },
   { name: "nvcr", registry: "nvcr.io", url: "https://nvcr.io", autoLibraryPrefix: false, enabled: false },
 ];

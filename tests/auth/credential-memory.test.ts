@@ -44,3 +44,19 @@ test("a token docxy did not relay, or no token, proves nothing for anyone", () =
   memory.proven(null, "hub/private/secret");
   expect(memory.provenBefore(bearer(memory.offlineToken(alice)), "hub/private/secret")).toBe(false);
 });
+
+test("provenAny (keep_deleted): a later token of the same credentials counts, as does an offline one; other credentials and anonymous do not", () => {
+  const memory = new CredentialMemory();
+  const alice = memory.credentialsOf(basic("alice", "secret"))!;
+  memory.issued(alice, "upstream-token-1", 300);
+  memory.proven(bearer("upstream-token-1"), "hub/private/secret");
+  memory.issued(alice, "upstream-token-2", 300); // the first one expired, alice logged in again
+  expect(memory.provenAny(bearer("upstream-token-2"), "hub/private/secret")).toBe(true);
+  expect(memory.provenAny(bearer("upstream-token-2"), "hub/private/other")).toBe(false);
+  expect(memory.provenAny(bearer(memory.offlineToken(alice)), "hub/private/secret")).toBe(true);
+  const bob = memory.credentialsOf(basic("bob", "secret"))!;
+  memory.issued(bob, "upstream-token-3", 300);
+  expect(memory.provenAny(bearer("upstream-token-3"), "hub/private/secret")).toBe(false);
+  expect(memory.provenAny(bearer("a-token-from-elsewhere"), "hub/private/secret")).toBe(false);
+  expect(memory.provenAny(null, "hub/private/secret")).toBe(false);
+});

@@ -2,7 +2,9 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TSchema } from "@sinclair/typebox";
 import { ConfigError, loadConfig } from "../../src/config/load";
+import { ConfigSchema } from "../../src/config/schema";
 import { routeByHost } from "../../src/upstream/routing";
 import { upstreamTableFromConfig } from "../../src/upstream/table";
 
@@ -301,4 +303,61 @@ test("S3 credentials may come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY o
   const { config } = await loadConfig({ path, env: { AWS_ACCESS_KEY_ID: "AKIA", AWS_SECRET_ACCESS_KEY: "secret" } });
   expect(config.cache.s3.access_key_id).toBe(""); // read at open, never copied into the configuration
   expect((await problems(path, {})).length).toBe(2);
+});
+
+/** A valid value for each list of strings in the schema; the test below fails when a new one is missing here. */
+const LIST_SAMPLES: Record<string, string> = {
+  "server.bind": "127.0.0.1",
+  "registry.upstreams[].hosts": "ghcr.example.com",
+  "tls.acme_domains": "docxy.example.com",
+  "auth.tokens": "ci:0123456789abcdef0123",
+  "access.allow": "10.0.0.0/8",
+  "access.deny": "10.1.0.0/16",
+  "access.trusted_proxies": "127.0.0.1/32",
+  "policy.allow": "docker.io/library/*",
+  "policy.deny": "docker.io/library/ubuntu",
+  "policy.allow_tags": "v*",
+};
+
+/** Every list of strings the schema has, as `section.key` (`[]` for an array of tables on the way). */
+function stringLists(schema: TSchema, path: string): string[] {
+  if (schema.type === "array") {
+    const items = schema.items as TSchema;
+    return items.type === "string" ? [path] : stringLists(items, `${path}[]`);
+  }
+  if (schema.type !== "object" || !schema.properties) return [];
+  return Object.entries(schema.properties as Record<string, TSchema>).flatMap(([key, child]) => stringLists(child, path ? `${path}.${key}` : key));
+}
+
+/** TOML setting `key` (from LIST_SAMPLES) to `value`, written as TOML. */
+function listToml(key: string, value: string): string {
+  if (key === "registry.upstreams[].hosts") return `[[registry.upstreams]]\nname = "ghcr"\nhosts = ${value}\n`;
+  const [section, name] = key.split(".");
+  return `[${section}]\n${name} = ${value}\n`;
+}
+
+test("every list of strings also takes one string, in the file, the environment and flags, with the same result", async () => {
+  expect(stringLists(ConfigSchema, "").sort()).toEqual(Object.keys(LIST_SAMPLES).sort());
+  for (const [key, sample] of Object.entries(LIST_SAMPLES)) {
+    const asArray = (await loadConfig({ path: await write("list-array.toml", listToml(key, JSON.stringify([sample]))), env: {} })).config;
+    const asString = (await loadConfig({ path: await write("list-string.toml", listToml(key, JSON.stringify(sample))), env: {} })).config;
+    expect(asString).toEqual(asArray);
+    if (key.includes("[]")) continue; // inside an array of tables: the file's (or DOCXY_REGISTRY_UPSTREAMS' JSON) only
+    const empty = await write("list-none.toml", "");
+    const viaEnv = (await loadConfig({ path: empty, env: { [`DOCXY_${key.replace(".", "_").toUpperCase()}`]: sample } })).config;
+    const viaFlag = (await loadConfig({ path: empty, env: {}, overrides: { [key]: sample } })).config;
+    expect(viaEnv).toEqual(asArray);
+    expect(viaFlag).toEqual(asArray);
+  }
+  const hosts = (await loadConfig({ path: await write("list-json.toml", ""), env: { DOCXY_REGISTRY_UPSTREAMS: '[{"name":"ghcr","hosts":"ghcr.example.com"}]' } })).config;
+  expect(upstreamTableFromConfig(hosts).byName("ghcr")?.hosts).toEqual(["ghcr.example.com"]);
+});
+
+test("a list of the wrong type is still reported under its key, saying what it takes", async () => {
+  const lines = await problems(await write("list-bad.toml", `[server]\nbind = 5\n[[registry.upstreams]]\nname = "ghcr"\nhosts = true\n[policy]\ndeny = [1]\n`));
+  expect(lines).toEqual([
+    expect.stringContaining("server.bind: Expected a string or an array of strings (got 5)"),
+    expect.stringContaining("registry.upstreams[0].hosts: Expected a string or an array of strings (got true)"),
+    expect.stringContaining("policy.deny[0]: Expected string (got 1)"),
+  ]);
 });

@@ -179,3 +179,15 @@ describe("fleet (issue 16)", () => {
     ]);
   });
 });
+
+test("an image rule for a registry no upstream serves is refused, judged on the final table (built-ins and entries)", () => {
+  const refused = problems({ policy: { deny: ["example.invalid/foo/*"] } });
+  expect(refused).toHaveLength(1);
+  expect(refused[0]).toStartWith('policy: image pattern "example.invalid/foo/*" in deny can never match: no upstream serves the registry example.invalid (served: docker.io, ghcr.io,');
+  expect(refused[0]).toEndWith('add an upstream for it ([[registry.upstreams]] with registry = "example.invalid")');
+  // An entry that serves it, a built-in, and an upstream the entries take away:
+  expect(problems({ policy: { deny: ["example.invalid/foo/*"] }, registry: { upstreams: [{ name: "ex", upstream_registry: "https://example.invalid" }] } })).toEqual([]);
+  expect(problems({ policy: { allow: ["docker.elastic.co/elasticsearch/*"] } })).toEqual([]);
+  expect(problems({ policy: { allow: ["quay.io/x/*"] }, registry: { upstreams: [{ name: "quay", enabled: false }] } })[0]).toContain("no upstream serves the registry quay.io");
+  expect(problems({ policy: { allow: ["ghcr.io/x/*"] }, registry: { builtin_upstreams: false } })[0]).toContain("(served: docker.io)");
+});

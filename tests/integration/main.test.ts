@@ -61,7 +61,7 @@ test("with no config at all it serves Docker Hub on built-in defaults", async ()
     expect(docxy.log()).toContain("url=https://registry-1.docker.io");
     const health = await json(await fetch(`${docxy.url}/health`));
     expect(health).toMatchObject({ status: "degraded", version: expect.any(String) });
-    expect(health.upstreams.map((u: { name: string }) => u.name)).toEqual(["dockerhub", "ghcr", "quay", "gcr", "k8s", "mcr", "ecr-public"]);
+    expect(health.upstreams.map((u: { name: string }) => u.name)).toEqual(["dockerhub", "ghcr", "quay", "gcr", "k8s", "mcr", "ecr-public", "elastic", "gitlab"]);
     expect(health.upstreams[0]).toMatchObject({ url: "https://registry-1.docker.io", reachable: false }); // no internet here
     const head = await fetch(`${docxy.url}/health`, { method: "HEAD" });
     expect(head.status).toBe(200);

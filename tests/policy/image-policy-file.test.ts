@@ -67,13 +67,39 @@ test("an empty file is no rules at all", async () => {
   expect(allows(file.current(), "quay.io", "any/thing", "any")).toBe(true);
 });
 
+test("one rule may be written as a string, as in the configuration file", async () => {
+  const path = join(freshDir(), "policy.toml");
+  writeFileSync(path, 'deny = "docker.io/library/ubuntu"\nallow_tags = "v*"\n');
+  const { file } = await openFile(path);
+  expect(allows(file.current(), "docker.io", "library/ubuntu", "v1")).toBe(false);
+  expect(allows(file.current(), "docker.io", "library/alpine", "latest")).toBe(false);
+  expect(allows(file.current(), "docker.io", "library/alpine", "v1")).toBe(true);
+});
+
+test("given the registries served, a rule for another registry is refused at open and a reload with it is not applied", async () => {
+  const path = join(freshDir(), "policy.toml");
+  writeFileSync(path, 'deny = ["example.invalid/foo/*"]\n');
+  await expect(ImagePolicyFile.open(path, () => {}, ["docker.io"])).rejects.toThrow("no upstream serves the registry example.invalid (served: docker.io)");
+  writeFileSync(path, 'deny = ["docker.io/library/ubuntu"]\n');
+  const errors: Error[] = [];
+  const file = await ImagePolicyFile.open(path, (error) => errors.push(error), ["docker.io"]);
+  try {
+    writeFileSync(path, 'deny = ["example.invalid/foo/*"]\n');
+    await eventually(() => errors.length > 0, "the refused reload");
+    expect(errors[0]!.message).toContain("no upstream serves the registry example.invalid");
+    expect(allows(file.current(), "docker.io", "library/ubuntu")).toBe(false); // the previous rules stay
+  } finally {
+    file.close();
+  }
+});
+
 test("open rejects a file it cannot use: there are no previous rules to keep", async () => {
   const dir = freshDir();
   const cases: [string, string][] = [
     ["allow = [", "TOML Parse error"],
     ['alow = ["docker.io/*"]', 'unknown key "alow"'],
-    ['deny = "docker.io/*"', "deny must be an array of strings"],
-    ["allow_tags = [1]", "allow_tags must be an array of strings"],
+    ["deny = 5", "deny must be a string or an array of strings"],
+    ["allow_tags = [1]", "allow_tags must be a string or an array of strings"],
     ['allow = ["docker.io//x"]', "empty path segment"],
   ];
   for (const [i, [text, message]] of cases.entries()) {

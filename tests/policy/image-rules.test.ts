@@ -137,3 +137,18 @@ test("a pattern that can never match is refused at load, with the fix", () => {
   expect(() => policy({ allow: ["registry-1.docker.io/library/nginx"] })).toThrow('(write "docker.io/library/nginx")');
   expect(() => policy({ allow: ["index.docker.io/bitnami/*"] })).toThrow("can never match");
 });
+
+test("given the registries served, a rule for any other registry is refused with the fix; any-registry rules and globs that match one pass", () => {
+  const served = ["docker.io", "ghcr.io", "registry.local:5000"];
+  const withServed = (rules: Partial<ImageRules>) => new ImagePolicy({ allow: [], deny: [], allowTags: [], ...rules }, served);
+  expect(() => withServed({ deny: ["example.invalid/foo/*"] })).toThrow(
+    'image pattern "example.invalid/foo/*" in deny can never match: no upstream serves the registry example.invalid (served: docker.io, ghcr.io, registry.local:5000); fix the registry, or add an upstream for it ([[registry.upstreams]] with registry = "example.invalid")',
+  );
+  expect(() => withServed({ allow: ["*.example.invalid/**"] })).toThrow('no upstream serves a registry matching "*.example.invalid"');
+  expect(() => withServed({ allow: ["quay.io/x/*"] })).toThrow("no upstream serves the registry quay.io");
+  for (const pattern of ["nginx", "ghcr.io/org/**", "GHCR.io/org/*", "registry.local:5000/app", "*/library/*", "**", "ghcr.*/x"]) {
+    expect(() => withServed({ allow: [pattern], deny: [pattern] })).not.toThrow();
+  }
+  // Without the served list (a policy built elsewhere) registries are not checked.
+  expect(() => policy({ deny: ["example.invalid/foo/*"] })).not.toThrow();
+});

@@ -77,3 +77,13 @@ export async function pushRepo(registry: string, content: RepoContent, headers: 
   for (const m of byDigest) await pushManifest(registry, content.repository, m, headers);
   await eachLimited(byTag, 8, (m) => pushManifest(registry, content.repository, m, headers));
 }
+
+/**
+ * Deletes a manifest by digest, and with it every tag pointing at it (distribution deletes
+ * those tags too); its blobs stay until a garbage collection. Needs a delete grant, e.g.
+ * upstream.token("repository:x:delete", "alice").
+ */
+export async function deleteManifest(registry: string, repo: string, digest: string, headers: Record<string, string> = {}): Promise<void> {
+  const res = await fetch(`${registry}/v2/${repo}/manifests/${digest}`, { method: "DELETE", headers });
+  await (await expectStatus(res, 202, `delete manifest ${repo}@${digest}`)).arrayBuffer();
+}

@@ -49,6 +49,8 @@ function configFor(opts: RegistryOptions, port: number): object {
     storage: {
       filesystem: { rootdirectory: opts.rootDir },
       maintenance: { uploadpurging: { enabled: false } },
+      // Tests that take content away upstream (cache.keep_deleted) DELETE manifests; nothing else sends DELETE.
+      delete: { enabled: true },
     },
     http: { addr: `127.0.0.1:${port}`, secret: "docxy-test-secret" }, // a fixed secret avoids a warning
   };

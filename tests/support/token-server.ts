@@ -51,10 +51,10 @@ function parseScope(scope: string): Access | undefined {
   return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(",") };
 }
 
-/** Policy: anonymous pulls anything outside `private/`; a known user pulls and pushes anything. */
+/** Policy: anonymous pulls anything outside `private/`; a known user pulls, pushes and deletes anything. */
 function allowedActions(access: Access, user: string | undefined): string[] {
   if (access.type !== "repository") return [];
-  if (user !== undefined) return ["pull", "push"];
+  if (user !== undefined) return ["pull", "push", "delete"];
   return access.name.startsWith("private/") ? [] : ["pull"];
 }
 

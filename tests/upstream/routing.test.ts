@@ -31,6 +31,14 @@ test("precedence: ns, then a registry prefix, then Host, then the default", () =
   expect(pull("quay.io/x/y/tags/list", null, "ghcr.example.com")).toEqual(["quay", "prefix", "quay.io", "x/y/tags/list"]);
 });
 
+test("the built-in Elastic and GitLab registries by prefix and by ns, names kept as written (no library/)", () => {
+  expect(pull("docker.elastic.co/elasticsearch/elasticsearch/manifests/8.15.0")).toEqual(["elastic", "prefix", "docker.elastic.co", "elasticsearch/elasticsearch/manifests/8.15.0"]);
+  expect(pull("gitlab-org/gitlab-runner/manifests/latest", "registry.gitlab.com")).toEqual(["gitlab", "ns", undefined, "gitlab-org/gitlab-runner/manifests/latest"]);
+  expect(pull("registry.gitlab.com/group/project/blobs/sha256:00")).toEqual(["gitlab", "prefix", "registry.gitlab.com", "group/project/blobs/sha256:00"]);
+  expect(table.byName("elastic")?.autoLibraryPrefix).toBe(false);
+  expect(table.byName("gitlab")?.autoLibraryPrefix).toBe(false);
+});
+
 test("Docker Hub through a prefix, and single names stay single", () => {
   expect(pull("docker.io/alpine/manifests/latest")).toEqual(["dockerhub", "prefix", "docker.io", "alpine/manifests/latest"]);
   // `my.app` alone is a (library) repository name, not a registry: nothing follows it

@@ -9,7 +9,21 @@ const config = (registry: Record<string, unknown>): Config => Value.Default(Conf
 test("the built-in table: Docker Hub by default, the well-known registries, nvcr opt-in", () => {
   const table = upstreamTableFromConfig(config({}));
   expect(table.default.name).toBe("dockerhub");
-  expect(table.all.map((u) => u.registry)).toEqual(["docker.io", "ghcr.io", "quay.io", "gcr.io", "registry.k8s.io", "mcr.microsoft.com", "public.ecr.aws"]);
+  expect(table.all.map((u) => u.registry)).toEqual([
+    "docker.io",
+    "ghcr.io",
+    "quay.io",
+    "gcr.io",
+    "registry.k8s.io",
+    "mcr.microsoft.com",
+    "public.ecr.aws",
+    "docker.elastic.co",
+    "registry.gitlab.com",
+  ]);
+  expect(table.byRegistry("docker.elastic.co")).toMatchObject({ name: "elastic", url: "https://docker.elastic.co", autoLibraryPrefix: false });
+  expect(table.byRegistry("registry.gitlab.com")).toMatchObject({ name: "gitlab", url: "https://registry.gitlab.com", autoLibraryPrefix: false });
+  // Their realms are discovered from their /v2/ challenges, as for every built-in but Docker Hub.
+  expect([table.byName("elastic")?.authRealm, table.byName("gitlab")?.authRealm]).toEqual([undefined, undefined]);
   expect(table.byRegistry("GHCR.io")?.name).toBe("ghcr");
   expect(table.byRegistry("registry-1.docker.io")?.name).toBe("dockerhub"); // the URL's own host counts too
   expect(table.byRegistry("nvcr.io")).toBeUndefined();
@@ -27,10 +41,10 @@ test("an entry with a built-in name overrides only the keys it sets; a new URL d
 
 test("a new upstream gets its registry from its URL unless it names one", () => {
   const table = upstreamTableFromConfig(
-    config({ upstreams: [{ name: "corp", upstream_registry: "https://harbor.corp:8443/" }, { name: "gitlab", upstream_registry: "https://registry.gitlab.com", registry: "gitlab.io" }] }),
+    config({ upstreams: [{ name: "corp", upstream_registry: "https://harbor.corp:8443/" }, { name: "forge", upstream_registry: "https://registry.forge.corp", registry: "forge.io" }] }),
   );
   expect(table.byName("corp")).toMatchObject({ registry: "harbor.corp:8443", url: "https://harbor.corp:8443", autoLibraryPrefix: false, hosts: [] });
-  expect(table.byRegistry("gitlab.io")?.name).toBe("gitlab");
+  expect(table.byRegistry("forge.io")?.name).toBe("forge");
 });
 
 test("Wharf's legacy keys point the default upstream elsewhere; builtin_upstreams = false leaves only it", () => {

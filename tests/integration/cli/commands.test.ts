@@ -36,6 +36,19 @@ test("check-config: a valid file is summarised (exit 0), an invalid one is liste
   expect(bad.stderr).toContain("server.http_port");
 });
 
+test("check-config: an image rule for a registry no upstream serves is refused with the fix; a single string is a list", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "docxy-check-"));
+  await Bun.write(join(dir, "rules.toml"), `[server]\nbind = "127.0.0.1"\n[policy]\ndeny = "example.invalid/foo/*"\n`);
+  const refused = await run(["check-config", join(dir, "rules.toml")]);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain('policy: image pattern "example.invalid/foo/*" in deny can never match: no upstream serves the registry example.invalid (served: docker.io,');
+  expect(refused.stderr).toContain("add an upstream for it");
+  await Bun.write(join(dir, "served.toml"), `[server]\nbind = "127.0.0.1"\n[policy]\ndeny = "registry.gitlab.com/foo/*"\n`);
+  const served = await run(["check-config", join(dir, "served.toml")]);
+  expect([served.code, served.stderr]).toEqual([0, ""]);
+  expect(served.stdout).toContain("gitlab (registry.gitlab.com)");
+});
+
 test("prewarm fills a running docxy's cache and reports each item (no TTY: one line per step)", async () => {
   const { app } = env.upstream.images;
   const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url], { DOCXY_ADMIN_TOKEN: ADMIN });

@@ -16,6 +16,7 @@ import { AccessGate } from "../../../src/cache/access-gate";
 import { BlobCache } from "../../../src/cache/blob-cache";
 import type { BlobStorage, StoredBlob, TempBlob } from "../../../src/cache/blob-storage";
 import { CacheFront } from "../../../src/cache/cache-front";
+import { DeletedTags } from "../../../src/cache/deleted-tags";
 import { Evictor } from "../../../src/cache/eviction";
 import { FillLimits } from "../../../src/cache/fill-limits";
 import { FsStorage } from "../../../src/cache/fs-storage";
@@ -155,6 +156,10 @@ export interface InProcessOptions {
   storage?: (dir: string) => Promise<BlobStorage>;
   /** Blob hits read from a bucket answer 307 to a presigned URL (`[cache.s3] presigned_redirect`). */
   presigned?: PresignedRedirects;
+  /** `[cache] keep_deleted`: tags and content the upstream deleted stay served from the cache. */
+  keepDeleted?: boolean;
+  /** Receives the cache's log lines from warn up (none are kept otherwise). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -181,8 +186,8 @@ export async function inProcessCache(upstream: UpstreamAt, options: InProcessOpt
   const storage = new CountingStorage(await (options.storage ?? FsStorage.open)(dir));
   const index = SqliteIndex.open(join(dir, "index.sqlite"));
   const coordination = new LocalCoordination();
-  const gate = new AccessGate(index, remote, new CredentialMemory());
-  const log = createLogger("error", () => undefined);
+  const gate = new AccessGate(index, remote, new CredentialMemory(), undefined, options.keepDeleted);
+  const log = options.log ? createLogger("warn", options.log) : createLogger("error", () => undefined);
   let blobs: BlobCache | undefined;
   const evictor = new Evictor({ index, storage, coordination, inUse: (digest) => blobs?.inUse(digest) ?? false });
   const limits = new FillLimits({ maxFills: 64, maxFillsPerClient: 64, maxFillBytes: 2 ** 40 });
@@ -192,7 +197,8 @@ export async function inProcessCache(upstream: UpstreamAt, options: InProcessOpt
     continueWithoutReaders: options.continueWithoutReaders ?? true,
     presigned: options.presigned,
   });
-  const manifests = new ManifestCache(storage, index, remote, gate, () => options.tagTtlMs ?? 60_000);
+  const deleted = options.keepDeleted ? new DeletedTags(log) : undefined;
+  const manifests = new ManifestCache(storage, index, remote, gate, () => options.tagTtlMs ?? 60_000, undefined, deleted);
   return {
     ...readsOf(upstream),
     front: new CacheFront(blobs, manifests, remote),
