@@ -168,10 +168,15 @@ export class Metrics {
     }
   }
 
-  /** A request docxy made upstream, answered or not. */
-  upstreamRequest(host: string, method: string, outcome: { status: number; seconds: number } | { failure: string }): void {
-    if ("failure" in outcome) this.upstreamFailures.inc({ host, reason: outcome.failure });
-    else this.upstreamLatency.observe({ host, method, status: String(outcome.status) }, outcome.seconds);
+  /** A request docxy made upstream that got response headers. */
+  upstreamAnswered(host: string, method: string, status: number, seconds: number): void {
+    this.upstreamLatency.observe({ host, method, status: String(status) }, seconds);
+    this.history.add("upstream_requests");
+  }
+
+  /** A request docxy made upstream that got no answer. */
+  upstreamFailed(host: string, reason: string): void {
+    this.upstreamFailures.inc({ host, reason });
     this.history.add("upstream_requests");
   }
 }

@@ -59,8 +59,8 @@ test("Metrics feeds it where it counts: hits, misses, bytes by source, upstream 
   metrics.exchange("manifests", "docker.io", 200, 500, "REVALIDATED");
   metrics.exchange("blobs", "docker.io", 200, 3000, "MISS");
   metrics.exchange("tags", "docker.io", 200, 40, undefined);
-  metrics.upstreamRequest("registry.test", "GET", { status: 200, seconds: 0.1 });
-  metrics.upstreamRequest("registry.test", "GET", { failure: "timeout" });
+  metrics.upstreamAnswered("registry.test", "GET", 200, 0.1);
+  metrics.upstreamFailed("registry.test", "timeout");
   const { series } = metrics.history.snapshot(1);
   expect(series.hits).toEqual([2]);
   expect(series.misses).toEqual([1]);

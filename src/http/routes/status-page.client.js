@@ -4,11 +4,12 @@
 // header; the server checks it on every request, the page only hides what would be refused.
 (() => {
   const TOKEN_KEY = "docxy.admin-token";
+  const SVG = new Set(["svg", "path", "line", "text"]);
   const $ = (id) => document.getElementById(id);
   const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
   const headers = () => (token() ? { authorization: `Bearer ${token()}` } : {});
   const el = (tag, attributes = {}, ...children) => {
-    const node = document.createElementNS(tag === "svg" || tag === "path" || tag === "line" ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
+    const node = document.createElementNS(SVG.has(tag) ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
     for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
     node.append(...children);
     return node;
@@ -148,7 +149,14 @@
     const count = values[0].length;
     const x = (i) => (count > 1 ? (i * W) / (count - 1) : W).toFixed(1);
     const y = (v) => (H - (v * (H - 4)) / top).toFixed(1);
-    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img" }, el("line", { x1: 0, y1: H, x2: W, y2: H, stroke: "#c9ced8" }));
+    const hours = (count * activity.bucket_seconds) / 3600;
+    const svg = el(
+      "svg",
+      { viewBox: `0 -12 ${W} ${H + 12}`, width: W, height: H + 12, role: "img" },
+      el("line", { x1: 0, y1: H, x2: W, y2: H, stroke: "#c9ced8" }),
+      el("text", { x: 0, y: -2, "font-size": 10, fill: "#6b7280" }, `${hours} h ago · max ${chart.format(top)}`),
+      el("text", { x: W, y: -2, "font-size": 10, fill: "#6b7280", "text-anchor": "end" }, "now"),
+    );
     const legend = el("figcaption");
     chart.series.forEach(([name, color], s) => {
       const d = values[s].map((v, i) => `${i ? "L" : "M"}${x(i)} ${y(v)}`).join(" ");
