@@ -4,3 +4,9 @@ declare module "swagger-ui-dist/*" {
   const path: string;
   export default path;
 }
+
+// Files imported `with { type: "text" }` resolve to their content (the status page's inline script).
+declare module "*.client.js" {
+  const text: string;
+  export default text;
+}

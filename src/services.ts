@@ -100,8 +100,8 @@ export async function createServices(config: Config, log: Logger, options: Servi
     { headerMs: header_timeout * 1000, idleMs: idle_timeout * 1000, maxRedirects: max_redirects },
     `docxy/${VERSION}`,
     {
-      answered: (host, method, status, seconds) => metrics.upstreamLatency.observe({ host, method, status: String(status) }, seconds),
-      failed: (host, reason) => metrics.upstreamFailures.inc({ host, reason }),
+      answered: (host, method, status, seconds) => metrics.upstreamAnswered(host, method, status, seconds),
+      failed: (host, reason) => metrics.upstreamFailed(host, reason),
     },
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);

@@ -46,6 +46,28 @@ export interface CachedTag {
   fetchedAt: number;
 }
 
+/** One cached repository as the status page's cache browser lists it (cache-browser.ts). */
+export interface CachedRepository {
+  upstream: string;
+  repository: string;
+  /** Distinct cached tags. */
+  tags: number;
+  /** Bytes of the cached content linked to the repository (shared content counts in each repository). */
+  bytes: number;
+  /** Latest use of any of that content, milliseconds since the epoch; 0 when none is stored. */
+  lastAccess: number;
+}
+
+export interface RepositoryPage {
+  /** Resume after this (upstream, repository), in that order; from the start when absent. */
+  after?: { upstream: string; repository: string };
+  limit: number;
+  /** Only repositories whose name contains this text. */
+  contains?: string;
+  /** Only repositories known to be readable anonymously (see putRepositoryAccess). */
+  publicOnly?: boolean;
+}
+
 export interface CacheIndex {
   putBlob(digest: string, size: number, mediaType?: string): void;
   getBlob(digest: string): IndexedBlob | undefined;
@@ -70,6 +92,11 @@ export interface CacheIndex {
   putTag(upstream: string, repository: string, tag: string, acceptKey: string, target: TagTarget, fetchedAt?: number): void;
   /** Every cached tag, newest first, at most `limit`. */
   tags(limit: number): CachedTag[];
+
+  /** Repositories with a cached tag or cached content, by upstream then name, one page at a time. */
+  repositories(page: RepositoryPage): CachedRepository[];
+  /** A repository's cached tags by name, each as last fetched (any accept class). */
+  repositoryTags(upstream: string, repository: string): CachedTag[];
 
   /** Records that `digest` exists in `repository` upstream (it was fetched, or checked, there). */
   putLink(upstream: string, repository: string, digest: string): void;

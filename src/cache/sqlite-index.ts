@@ -8,7 +8,7 @@
  * so every method is synchronous too (research/bun-elysia.md §9).
  */
 import { Database } from "bun:sqlite";
-import type { CachedTag, CacheIndex, IndexedBlob, RepositoryAccess, TagTarget } from "./cache-index";
+import type { CachedRepository, CachedTag, CacheIndex, IndexedBlob, RepositoryAccess, RepositoryPage, TagTarget } from "./cache-index";
 
 export interface SqliteIndexOptions {
   /** Milliseconds since the epoch; injectable so tests can order accesses. */
@@ -151,6 +151,21 @@ export class SqliteIndex implements CacheIndex {
     return this.statements.listTags.all({ limit });
   }
 
+  repositories(page: RepositoryPage): CachedRepository[] {
+    return this.statements.repositories.all({
+      afterUpstream: page.after?.upstream ?? "",
+      afterRepository: page.after?.repository ?? "",
+      // LIKE's own wildcards in the text are taken literally.
+      contains: `%${(page.contains ?? "").replace(/[\\%_]/g, (c) => `\\${c}`)}%`,
+      publicOnly: page.publicOnly ? 1 : 0,
+      limit: page.limit,
+    });
+  }
+
+  repositoryTags(upstream: string, repository: string): CachedTag[] {
+    return this.statements.repositoryTags.all({ upstream, repository });
+  }
+
   /**
    * Forgets a repository: its tags and links. Returns the digests no other
    * repository links to any more (the caller deletes their content).
@@ -221,6 +236,29 @@ function prepareStatements(db: Database) {
     listTags: db.prepare<CachedTag, { limit: number }>(
       `SELECT upstream, repository, tag, digest, media_type AS mediaType, MAX(fetched_at) AS fetchedAt FROM tags
        GROUP BY upstream, repository, tag ORDER BY fetchedAt DESC LIMIT $limit`,
+    ),
+    // Keyset pagination (never OFFSET): a page of a cache with thousands of repositories costs the same as the first.
+    repositories: db.prepare<
+      CachedRepository,
+      { afterUpstream: string; afterRepository: string; contains: string; publicOnly: number; limit: number }
+    >(
+      `WITH names AS (SELECT upstream, repository FROM tags UNION SELECT upstream, repository FROM links)
+       SELECT n.upstream, n.repository,
+         (SELECT COUNT(DISTINCT tag) FROM tags t WHERE t.upstream = n.upstream AND t.repository = n.repository) AS tags,
+         COALESCE((SELECT SUM(b.size) FROM links l JOIN blobs b ON b.digest = l.digest
+           WHERE l.upstream = n.upstream AND l.repository = n.repository), 0) AS bytes,
+         COALESCE((SELECT MAX(b.last_access) FROM links l JOIN blobs b ON b.digest = l.digest
+           WHERE l.upstream = n.upstream AND l.repository = n.repository), 0) AS lastAccess
+       FROM names n
+       WHERE (n.upstream, n.repository) > ($afterUpstream, $afterRepository)
+         AND n.repository LIKE $contains ESCAPE '\\'
+         AND ($publicOnly = 0 OR EXISTS (SELECT 1 FROM repositories r
+           WHERE r.upstream = n.upstream AND r.repository = n.repository AND r.public = 1))
+       ORDER BY n.upstream, n.repository LIMIT $limit`,
+    ),
+    repositoryTags: db.prepare<CachedTag, { upstream: string; repository: string }>(
+      `SELECT upstream, repository, tag, digest, media_type AS mediaType, MAX(fetched_at) AS fetchedAt FROM tags
+       WHERE upstream = $upstream AND repository = $repository GROUP BY tag ORDER BY tag`,
     ),
     linkedDigests: db.prepare<{ digest: string }, { upstream: string; repository: string }>(
       "SELECT digest FROM links WHERE upstream = $upstream AND repository = $repository",

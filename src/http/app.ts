@@ -19,6 +19,7 @@ import { docsRoutes } from "./routes/docs";
 import { fleetRoutes } from "./routes/fleet";
 import { healthRoutes } from "./routes/health";
 import { metricsRoutes } from "./routes/metrics";
+import { statusCacheRoutes } from "./routes/status-cache";
 import { statusPageRoutes } from "./routes/status-page";
 import { v2Routes } from "./routes/v2";
 
@@ -30,6 +31,7 @@ export function createApp(services: Services) {
     .use(metricsRoutes(services))
     .use(adminRoutes(services))
     .use(statusPageRoutes(services))
+    .use(statusCacheRoutes(services))
     .use(authRoutes(services))
     .use(fleetRoutes(services))
     .use(v2Routes(services));

@@ -9,6 +9,7 @@
  * so nothing is kept twice.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ActivityHistory } from "./activity-history";
 
 export interface Observed {
   cacheBytes?: () => number;
@@ -30,6 +31,8 @@ export interface Observed {
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The last hours per minute, for the status page's charts; counted where the counters below are. */
+  readonly history = new ActivityHistory();
 
   readonly requests = new Counter({
     name: "docxy_http_requests_total",
@@ -155,8 +158,26 @@ export class Metrics {
   /** One exchange, as the access log sees it. */
   exchange(route: string, registry: string | undefined, status: number, bytes: number, cache: string | undefined): void {
     this.requests.inc({ route, registry: registry ?? "", status: String(status) });
-    this.bytes.inc({ source: cache === "HIT" || cache === "STALE" ? "cache" : "upstream" }, bytes);
-    if (cache && (route === "blobs" || route === "manifests")) this.cacheResults.inc({ kind: route === "blobs" ? "blob" : "manifest", result: cache });
+    const fromCache = cache === "HIT" || cache === "STALE";
+    this.bytes.inc({ source: fromCache ? "cache" : "upstream" }, bytes);
+    this.history.add(fromCache ? "cache_bytes" : "upstream_bytes", bytes);
+    if (cache && (route === "blobs" || route === "manifests")) {
+      this.cacheResults.inc({ kind: route === "blobs" ? "blob" : "manifest", result: cache });
+      // As the status page counts "served from cache": a revalidated tag is served from the store.
+      this.history.add(fromCache || cache === "REVALIDATED" ? "hits" : "misses");
+    }
+  }
+
+  /** A request docxy made upstream that got response headers. */
+  upstreamAnswered(host: string, method: string, status: number, seconds: number): void {
+    this.upstreamLatency.observe({ host, method, status: String(status) }, seconds);
+    this.history.add("upstream_requests");
+  }
+
+  /** A request docxy made upstream that got no answer. */
+  upstreamFailed(host: string, reason: string): void {
+    this.upstreamFailures.inc({ host, reason });
+    this.history.add("upstream_requests");
   }
 }
 

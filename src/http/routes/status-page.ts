@@ -2,8 +2,12 @@
  * `/`: a small status page for people — what this docxy is, whether its
  * upstreams answer and how much quota is left, how the cache is doing, what
  * was pulled lately, and the client configuration for this very proxy, ready
- * to copy. Server-rendered HTML with inline CSS: no script, no CDN (it must
- * work where docxy is used, without internet access).
+ * to copy; then what is in the cache (a browser of repositories, tags and
+ * platforms, with a purge per repository for the bearer of the admin token)
+ * and charts of the last hours. Server-rendered HTML with inline CSS; the
+ * browser and the charts are an inline script over the JSON of
+ * status-cache.ts: no CDN, no external asset (it must work where docxy is
+ * used, without internet access).
  *
  * It obeys `[access]` like the registry API. What it tells about others is
  * for the operator only: without the `[admin] token` (as a Bearer header) it
@@ -21,6 +25,8 @@ import { VERSION } from "../../version";
 import { bearsAdminToken } from "../admin-token";
 import { contextOf } from "../request-context";
 import { admit } from "../guard";
+// Text, inlined into the page: one request, nothing to fetch from elsewhere.
+import script from "./status-page.client.js" with { type: "text" };
 
 const escape = (value: unknown) =>
   String(value).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
@@ -84,6 +90,9 @@ h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #e3e6ec}
 .ok{color:#137333}.bad{color:#b3261e}.figures{display:flex;gap:2rem;flex-wrap:wrap}
 .figure b{display:block;font-size:1.4rem}pre{background:#f4f6f9;padding:.8rem;overflow-x:auto}
+.charts{display:flex;gap:1.5rem;flex-wrap:wrap}.charts figure{margin:0}.charts figure>b{display:block}.charts figcaption{font-size:.85rem}
+button.link{background:none;border:0;padding:0;color:#1a56c4;cursor:pointer;font:inherit}
+.detail>td{background:#f8f9fb}.platforms{margin:0;padding-left:1rem;font-size:.85rem}
 </style></head><body>
 <h1>docxy <small>${escape(VERSION)}</small></h1>
 <p>Status <b class="${report.status === "ok" ? "ok" : "bad"}">${report.status}</b>, up ${report.uptime_seconds} s. <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
@@ -97,6 +106,19 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .6
 <table><tr><th>name</th><th>URL</th><th>state</th><th>latency</th><th>quota left</th></tr>${upstreamRows}</table>
 <h2>Recent pulls</h2>
 <table><tr><th>time (UTC)</th><th>image</th><th>status</th><th>cache</th>${operator ? "<th>client</th>" : ""}</tr>${pullRows}</table>
+<h2>Activity <small>last 6 hours, per minute</small></h2>
+<div class="charts">
+<figure id="chart-requests"><b>cache hits and misses</b></figure>
+<figure id="chart-bytes"><b>bytes served</b></figure>
+<figure id="chart-upstream"><b>upstream requests</b></figure>
+</div>
+<h2>Cache</h2>
+<p><label>admin token <input id="admin-token" type="password" autocomplete="off"></label> <button id="use-token" type="button">use</button>
+<button id="forget-token" type="button" hidden>forget</button> <small id="token-state"></small></p>
+<p><label>repository contains <input id="repo-filter" type="search"></label> <span id="cache-message" role="status"></span></p>
+<table id="cache-browser"><thead><tr><th>repository</th><th>tags</th><th>cached</th><th>last pulled</th><th>pinned</th><th></th></tr></thead>
+<tbody id="cache-repositories"></tbody></table>
+<p><button id="more-repositories" type="button" hidden>more repositories</button></p>
 <h2>Use this proxy</h2>
 <p>Docker, <code>/etc/docker/daemon.json</code>:</p>
 <pre>{ "registry-mirrors": ["${escape(origin)}"] }</pre>
@@ -113,6 +135,7 @@ location = "registry-1.docker.io"
 [[registry.mirror]]
 location = "${escape(host)}"${origin.startsWith("http://") ? "\ninsecure = true" : ""}</pre>
 <p>Other registries by path: <code>docker pull ${escape(host)}/ghcr.io/OWNER/IMAGE:TAG</code></p>
+<script>${script}</script>
 </body></html>`;
     return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
   });

@@ -8,12 +8,12 @@ beforeAll(async () => {
   app = createApp((await inProcessServices("")).services);
 });
 
-test("the spec documents /health and the admin API, never /v2/ or the token endpoints", async () => {
+test("the spec documents /health, the admin API and the status page's JSON, never /v2/ or the token endpoints", async () => {
   const response = await app.handle(new Request("http://127.0.0.1:5000/docs/json"));
   expect(response.status).toBe(200);
   const spec = (await response.json()) as { paths: Record<string, unknown> };
   const paths = Object.keys(spec.paths);
-  for (const path of ["/health", "/generate_204", "/metrics", "/admin/cache", "/admin/prewarm", "/admin/reload"]) expect(paths).toContain(path);
+  for (const path of ["/health", "/generate_204", "/metrics", "/admin/cache", "/admin/prewarm", "/admin/reload", "/status/cache", "/status/cache/repository", "/status/activity"]) expect(paths).toContain(path);
   expect(paths.filter((p) => p.startsWith("/v2") || p.startsWith("/auth"))).toEqual([]);
 });
 
