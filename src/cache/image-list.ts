@@ -71,7 +71,8 @@ export function parseImageEntry(text: string): ImageEntry {
   const tagGlob = digest === undefined && reference.includes("*");
   // Checked with each `*` standing for one character: the rest must be a valid name and tag.
   const concrete = (s: string) => s.replace(/\*+/g, "a");
-  if (!isRepositoryName(concrete(repository))) {
+  // A lone `**` is every image: its registry segment spans the repository too.
+  if (!(registry === "**" && repository === "") && !isRepositoryName(concrete(repository))) {
     throw new Error(`${JSON.stringify(image)}: ${JSON.stringify(repository)} is not a repository name (lowercase letters, digits, . _ - and /)`);
   }
   if (digest !== undefined) {
@@ -106,7 +107,7 @@ export function imageReference(registry: string, repository: string, reference: 
 
 /** Whether a cached `registry/repository:tag` falls under the entry (its globs: `*` within a segment, `**` across). */
 export function entryMatches(entry: ImageEntry, registry: string, repository: string, tag: string): boolean {
-  const name = [entry.registry, ...entry.repository.split("/")]
+  const name = [entry.registry, ...entry.repository.split("/").filter(Boolean)]
     .map((segment) => (segment === "**" ? "(?:/[^/]+)*" : `/${segmentSource(segment)}`))
     .join("");
   return new RegExp(`^${name}$`).test(`/${registry}/${repository}`) && tagMatches(entry, tag);

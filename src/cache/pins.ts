@@ -100,7 +100,12 @@ export class PinKeeper {
     let failed = false;
     for (const image of images) {
       try {
-        for await (const step of prewarm(reads, upstreams, image, entry.platforms, { index })) digests.push(step.digest);
+        // Pinned as they come, before each is fetched: a full cache's eviction cannot take them meanwhile.
+        const fetching = (digest: string) => index.pin(entry.text, [digest], false);
+        for await (const step of prewarm(reads, upstreams, image, entry.platforms, { index, fetching })) {
+          digests.push(step.digest);
+          fetching(step.digest);
+        }
       } catch (error) {
         failed = true;
         log.warn("pinned image not refreshed; what it pinned stays pinned", { pin: entry.text, image, error: (error as Error).message });

@@ -68,6 +68,8 @@ export interface PrewarmOptions {
    * then costs only the manifests, not a read of every cached layer.
    */
   index?: Pick<CacheIndex, "getBlob" | "hasLink">;
+  /** Called with each child manifest's and blob's digest before it is asked for (pins.ts pins it first, so no eviction takes it in between). */
+  fetching?: (digest: string) => void;
 }
 
 export async function* prewarm(
@@ -79,7 +81,10 @@ export async function* prewarm(
 ): AsyncGenerator<PrewarmStep> {
   const { registry, repository, reference } = parseImage(image);
   const upstream = knownRegistry(upstreams, registry);
-  const request = (kind: "manifests" | "blobs", ref: string) => ownRead(upstreams, registry, repository, kind, ref);
+  const request = (kind: "manifests" | "blobs", ref: string) => {
+    if (kind === "manifests" && ref !== reference) options.fetching?.(ref);
+    return ownRead(upstreams, registry, repository, kind, ref);
+  };
   const fetchManifest = async (ref: string) => {
     const response = await reads.answer(request("manifests", ref));
     if (!response.ok) throw new RegistryError("MANIFEST_UNKNOWN", `${registry}/${repository}:${ref}: upstream answered ${response.status}`);
@@ -97,6 +102,7 @@ export async function* prewarm(
 
   const blobs = new Set(images.flatMap(({ manifest }) => [manifest.config, ...(manifest.layers ?? [])].filter((d) => d !== undefined).map((d) => d.digest)));
   for (const digest of blobs) {
+    options.fetching?.(digest);
     const held = options.index?.hasLink(upstream.name, repository, digest) ? options.index.getBlob(digest) : undefined;
     if (held) {
       yield { kind: "blob", digest, bytes: held.size, cache: "HIT" };
