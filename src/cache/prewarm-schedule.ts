@@ -63,9 +63,13 @@ export interface PrewarmScheduleOptions {
   log: Logger;
 }
 
+const RECENT_RUNS = 16;
+
 export class PrewarmSchedule {
   private running: PrewarmRun | undefined;
   private last: PrewarmRun | undefined;
+  /** The last few finished runs, newest last: whoever started one finds its account even after later runs. */
+  private readonly recent: PrewarmRun[] = [];
   private lastSuccess: number | undefined;
   private readonly runs: Record<PrewarmResult, number> = { ok: 0, partial: 0, failed: 0 };
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -104,6 +108,12 @@ export class PrewarmSchedule {
   /** Resolves when the run going now (if any) has finished. */
   async settled(): Promise<PrewarmRun | undefined> {
     return this.done;
+  }
+
+  /** A run by id: the one going, or one of the last RECENT_RUNS finished. */
+  find(id: number): PrewarmRun | undefined {
+    if (this.running?.id === id) return { ...this.running, images: [...this.running.images] };
+    return this.recent.find((run) => run.id === id);
   }
 
   status(): PrewarmStatus {
@@ -156,6 +166,8 @@ export class PrewarmSchedule {
     this.runs[run.result]++;
     if (run.result === "ok") this.lastSuccess = Date.now() / 1000;
     this.last = run;
+    this.recent.push(run);
+    if (this.recent.length > RECENT_RUNS) this.recent.shift();
     log.info("prewarm run finished", { source: run.source, result: run.result, ok, failed: run.images.length - ok, bad_lines: run.problems.length, bytes: run.bytes });
     return run;
   }

@@ -46,9 +46,9 @@ export async function prewarmFile(file: string, url: string, token: string): Pro
 
   let shown = 0;
   for (;;) {
-    const now = await status();
-    const run = now.running?.id === started.id ? now.running : now.last?.id === started.id ? now.last : undefined;
-    if (!run) throw new Error("the run is neither going nor the last one: another run started after it");
+    const response = await fetch(`${url}/admin/prewarm/runs/${started.id}`, { headers });
+    if (!response.ok) throw new Error(`${url} answered ${response.status}: ${await response.text()}`);
+    const run = (await response.json()) as PrewarmRun;
     for (const image of run.images.slice(shown)) {
       process.stdout.write(`line ${image.line} ${image.image}: ${image.ok ? `${image.items} items, ${mib(image.bytes)}` : `failed: ${image.error}`}\n`);
     }

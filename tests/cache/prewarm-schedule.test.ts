@@ -126,4 +126,6 @@ test("POST /admin/prewarm/run runs a posted list once; a second while it goes is
   expect(status.last).toMatchObject({ id, source: "admin", result: "partial" });
   expect(status.last!.problems.map((p) => p.line)).toEqual([2]);
   expect(status.last!.images.map((i) => [i.image, i.ok])).toEqual([["acme/app:v1", true]]);
+  expect(await (await admin(`/prewarm/runs/${id}`)).json()).toEqual(status.last!);
+  expect((await admin(`/prewarm/runs/${id + 1}`)).status).toBe(404);
 });

@@ -195,6 +195,15 @@ export function adminRoutes(services: Services) {
       response: PrewarmStatus,
       detail: { summary: "The pre-warm list: the run going now, the last run's account, runs so far" },
     })
+    .get(
+      "/prewarm/runs/:id",
+      ({ params }) => {
+        const run = schedule().find(params.id);
+        if (!run) throw new RegistryError("NOT_FOUND", `no pre-warm run ${params.id} among the going and the last 16`);
+        return run;
+      },
+      { params: t.Object({ id: t.Integer({ minimum: 1 }) }), response: PrewarmRun, detail: { summary: "One pre-warm run by the id POST /admin/prewarm/run returned" } },
+    )
     .post(
       "/prewarm/run",
       ({ body, set }) => {

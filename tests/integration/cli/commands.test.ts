@@ -36,6 +36,14 @@ test("check-config: a valid file is summarised (exit 0), an invalid one is liste
   expect(bad.stderr).toContain("server.http_port");
 });
 
+test("check-config refuses a pin that can never name an image, with the fix", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "docxy-check-"));
+  await Bun.write(join(dir, "pins.toml"), `[cache]\npin = ["alpine:3.20", "index.docker.io/library/alpine"]\n`);
+  const bad = await run(["check-config", join(dir, "pins.toml")]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('cache.pin[1]: "index.docker.io/library/alpine" can never name an image: Docker Hub\'s images are named "docker.io/…" here (write "docker.io/library/alpine")');
+});
+
 test("prewarm fills a running docxy's cache and reports each item (no TTY: one line per step)", async () => {
   const { app } = env.upstream.images;
   const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url], { DOCXY_ADMIN_TOKEN: ADMIN });
