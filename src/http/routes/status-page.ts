@@ -1,7 +1,7 @@
 /**
  * `/`: a small status page for people — what this docxy is, whether its
- * upstreams answer and how much quota is left, how the cache is doing, what
- * was pulled lately, and the client configuration for this very proxy, ready
+ * upstreams answer and how much quota is left, how the cache is doing (what
+ * is pinned too), the pre-warm list's last run, what was pulled lately, and the client configuration for this very proxy, ready
  * to copy. Server-rendered HTML with inline CSS: no script, no CDN (it must
  * work where docxy is used, without internet access).
  *
