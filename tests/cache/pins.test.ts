@@ -3,13 +3,15 @@
  * a configuration against the real test registry: pins are fetched at start
  * with no client, a tag glob pins the listed tags that match, a repository
  * glob pins what clients pulled, and an eviction that must drop everything
- * drops nothing pinned. Through the binary: tests/integration/cache/pins.test.ts.
+ * drops nothing pinned, and a pinned tag that moves pins its new content and
+ * releases the old. Through the binary: tests/integration/cache/pins.test.ts.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Evictor } from "../../src/cache/eviction";
 import { LocalCoordination } from "../../src/cache/local-coordination";
 import { prewarm } from "../../src/cache/prewarm";
 import type { Services } from "../../src/services";
+import { pushManifest } from "../support/push";
 import { inProcessServices } from "../support/services";
 import { startUpstream, upstreamEntryToml, type TestImage, type Upstream } from "../support/upstream";
 
@@ -73,4 +75,17 @@ test("a repository glob pins what a client pulled; an eviction that must drop ev
   expect(await stored()).toEqual(pinned);
   expect(evicted.removed).toBe(contentOf(nginx).filter((d) => !pinned.includes(d)).length);
   expect(index.pinned()).toEqual({ bytes: index.totalBytes(), entries: pinned.length });
+});
+
+test("a pinned tag that moved upstream is refreshed on its TTL: the new content pinned, the old released to eviction", async () => {
+  const { alpine } = upstream.images;
+  const amd64 = alpine.manifests.find((m) => m.platform.architecture === "amd64")!;
+  const index = services.cache!.index;
+  expect(index.isPinned(alpine.digest)).toBe(true);
+  // alpine:3.20 now names the amd64 image alone instead of the list.
+  const push = { authorization: `Bearer ${await upstream.token("repository:library/alpine:pull,push", "alice")}` };
+  await pushManifest(upstream.registryUrl, "library/alpine", { reference: "3.20", mediaType: amd64.mediaType, digest: amd64.digest, bytes: amd64.bytes }, push);
+  await until(() => !index.isPinned(alpine.digest), "the list released once the tag moved");
+  for (const digest of [amd64.digest, amd64.config.digest, ...amd64.layers.map((l) => l.digest)]) expect(index.isPinned(digest)).toBe(true);
+  expect(index.getBlob(alpine.digest)).toBeDefined(); // still cached, only evictable now
 });
