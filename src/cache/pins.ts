@@ -10,7 +10,10 @@
  * again, which revalidates it upstream as a client's pull would. What the
  * pull touched (index, children, configs, layers) becomes the entry's pinned
  * set; when the tag moved, the old content is released to normal eviction.
- * A round that fails (the upstream down) keeps the previous set pinned.
+ * Each child manifest and blob is pinned before it is asked for, so a full
+ * cache's eviction cannot take it mid-pull (the top manifest, whose digest a
+ * tag only tells on arrival, right after). A round that fails (the upstream
+ * down) keeps the previous set pinned.
  *
  * Globs cannot be pulled by themselves: a tag glob (`app:1.*`) pins the tags
  * of the repository's tag list that match; a registry or repository glob
@@ -80,7 +83,7 @@ export class PinKeeper {
   }
 
   private schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.due.size === 0) return;
     const { now = Date.now } = this.options;
     const next = Math.min(...this.due.values());
     this.timer = setTimeout(() => void this.round(), Math.max(MIN_WAIT_MS, next - now()));
