@@ -74,8 +74,6 @@ export class PrewarmSchedule {
   private readonly runs: Record<PrewarmResult, number> = { ok: 0, partial: 0, failed: 0 };
   private timer: ReturnType<typeof setInterval> | undefined;
   private ids = 0;
-  /** The run in progress, for tests and the admin API to wait on. */
-  private done: Promise<PrewarmRun> | undefined;
 
   constructor(private readonly options: PrewarmScheduleOptions) {}
 
@@ -101,13 +99,8 @@ export class PrewarmSchedule {
     if (this.running) return undefined;
     const run: PrewarmRun = { id: ++this.ids, source: list === undefined ? this.options.file : "admin", started: new Date().toISOString(), images: [], problems: [], bytes: 0 };
     this.running = run;
-    this.done = this.execute(run, list).finally(() => (this.running = undefined));
+    void this.execute(run, list).finally(() => (this.running = undefined));
     return { ...run };
-  }
-
-  /** Resolves when the run going now (if any) has finished. */
-  async settled(): Promise<PrewarmRun | undefined> {
-    return this.done;
   }
 
   /** A run by id: the one going, or one of the last RECENT_RUNS finished. */
@@ -127,7 +120,7 @@ export class PrewarmSchedule {
     };
   }
 
-  private async execute(run: PrewarmRun, list: string | undefined): Promise<PrewarmRun> {
+  private async execute(run: PrewarmRun, list: string | undefined): Promise<void> {
     const { log } = this.options;
     let text = list;
     if (text === undefined) {
@@ -169,6 +162,5 @@ export class PrewarmSchedule {
     this.recent.push(run);
     if (this.recent.length > RECENT_RUNS) this.recent.shift();
     log.info("prewarm run finished", { source: run.source, result: run.result, ok, failed: run.images.length - ok, bad_lines: run.problems.length, bytes: run.bytes });
-    return run;
   }
 }

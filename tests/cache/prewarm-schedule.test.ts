@@ -121,7 +121,7 @@ test("POST /admin/prewarm/run runs a posted list once; a second while it goes is
   const { id } = (await started.json()) as PrewarmRun;
   const again = await admin("/prewarm/run", { method: "POST", body: JSON.stringify({ list: "acme/app:v1" }) });
   expect(again.status).toBe(409);
-  await onDemand.prewarm!.settled();
+  await until(() => (onDemand.prewarm!.status().last?.id === id ? true : undefined), "the posted run finished");
   const status = (await (await admin("/prewarm/status")).json()) as PrewarmStatus;
   expect(status.last).toMatchObject({ id, source: "admin", result: "partial" });
   expect(status.last!.problems.map((p) => p.line)).toEqual([2]);
