@@ -24,7 +24,12 @@ import type { Logger } from "./observability/logger";
 import { Ping } from "./proxy/ping";
 import { PassThrough } from "./proxy/pass-through";
 import type { RegistryReads, UpstreamIdentity } from "./proxy/pull-request";
+import { parseImageEntry } from "./cache/image-list";
 import { openCache, type CacheHandle } from "./cache/open-cache";
+import { PinKeeper } from "./cache/pins";
+import { prewarm } from "./cache/prewarm";
+import { PrewarmSchedule } from "./cache/prewarm-schedule";
+import { tagTtl } from "./cache/tag-ttl";
 import { openFleet, type Fleet } from "./fleet/fleet";
 import { FleetRateLimitStore } from "./fleet/rate-limits";
 import { SendfileRedirects } from "./cache/sendfile-redirects";
@@ -57,6 +62,10 @@ export interface Services {
   recentPulls: RecentPulls;
   /** The cache's parts, when the cache is on and usable. */
   cache: CacheHandle | undefined;
+  /** Keeps `[cache] pin` images cached; undefined without a usable cache. */
+  pins: PinKeeper | undefined;
+  /** `[prewarm]` runs (and lists posted to the admin API); undefined without a usable cache. */
+  prewarm: PrewarmSchedule | undefined;
   /** Set when `[fleet] redis_url` is: this node coordinates fills with the others and serves them theirs. */
   fleet: Fleet | undefined;
   /** Set when `[server] sendfile_enabled` and the cache is usable: the sendfile port's tickets. */
@@ -84,9 +93,12 @@ export async function createServices(config: Config, log: Logger, options: Servi
   let opened: Awaited<ReturnType<typeof openCache>> | undefined;
   let upstreamAuth: UpstreamAuth | undefined;
   let health: HealthMonitor | undefined;
+  let prewarmSchedule: PrewarmSchedule | undefined;
   const metrics = new Metrics({
     cacheBytes: () => cache?.index.totalBytes() ?? 0,
     cacheEntries: () => cache?.index.entries() ?? 0,
+    cachePinned: () => cache?.index.pinned() ?? { bytes: 0, entries: 0 },
+    prewarm: () => prewarmSchedule?.status(),
     fleetCacheBytes: () => cache?.fleetBytes(),
     fillsInProgress: () => cache?.blobs.fillsInProgress ?? 0,
     fillsRefused: () => cache?.blobs.fillsRefused ?? {},
@@ -120,7 +132,10 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const credentials = new CredentialMemory();
   opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, fleet, env });
   cache = opened.cache;
-  health = new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, opened.storage, fleet && (() => fleet.state()));
+  const pins = cache && keepPins(config, cache, opened.reads, upstreams, log);
+  prewarmSchedule = cache && scheduledPrewarm(config, cache, opened.reads, upstreams, log);
+  if (!cache && (config.cache.pin.length > 0 || config.prewarm.file)) log.warn("cache.pin and prewarm.file need a usable cache: nothing is pinned or pre-warmed");
+  health = new HealthMonitor(upstreams, client, VERSION, ping_timeout * 1000, opened.storage, fleet && (() => fleet.state()), () => cache?.index.pinned());
   const auth = upstreamAuth;
   return {
     config,
@@ -141,11 +156,39 @@ export async function createServices(config: Config, log: Logger, options: Servi
     metrics,
     recentPulls: new RecentPulls(),
     cache,
+    pins,
+    prewarm: prewarmSchedule,
     fleet,
     sendfile: cache ? sendfile : undefined,
     certificates,
     reload: () => ({ certificate: certificates.reload() }),
   };
+}
+
+/** Starts keeping the `[cache] pin` images (entries were checked at load). */
+function keepPins(config: Config, cache: CacheHandle, reads: RegistryReads, upstreams: UpstreamTable, log: Logger): PinKeeper {
+  const keeper = new PinKeeper({
+    entries: config.cache.pin.map(parseImageEntry),
+    reads,
+    upstreams,
+    index: cache.index,
+    ttl: tagTtl(config.cache.tag_ttl, config.cache.tag_ttl_overrides),
+    log,
+  });
+  keeper.start();
+  return keeper;
+}
+
+/** Starts the `[prewarm]` runs: at start and every interval when a file is set. */
+function scheduledPrewarm(config: Config, cache: CacheHandle, reads: RegistryReads, upstreams: UpstreamTable, log: Logger): PrewarmSchedule {
+  const schedule = new PrewarmSchedule({
+    file: config.prewarm.file,
+    intervalMs: config.prewarm.interval,
+    warm: (image, platforms) => prewarm(reads, upstreams, image, platforms, { index: cache.index }),
+    log,
+  });
+  schedule.start();
+  return schedule;
 }
 
 async function openProxyAuth(auth: Config["auth"], log: Logger, store: RateLimitStore): Promise<ProxyAuth & { login: ProxyLogin }> {

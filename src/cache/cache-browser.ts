@@ -17,8 +17,8 @@ import { MANIFEST_LIMIT } from "../upstream/body-limit";
 import type { BlobStorage } from "./blob-storage";
 import type { CachedRepository, CacheIndex } from "./cache-index";
 
-/** Whether `[cache] pin` keeps a repository (tag absent) or a tag from eviction. */
-export type PinnedRule = (upstream: string, repository: string, tag?: string) => boolean;
+/** Whether a `[cache] pin` entry names the repository (its tags say which content is pinned). */
+export type PinnedRule = (upstream: string, repository: string) => boolean;
 
 export interface RepositorySummary extends CachedRepository {
   pinned: boolean;
@@ -77,7 +77,6 @@ export class CacheBrowser {
   constructor(
     private readonly index: CacheIndex,
     private readonly storage: BlobStorage,
-    // `[cache] pin` (added separately) plugs in here; until then nothing is pinned.
     private readonly pinned: PinnedRule = () => false,
   ) {}
 
@@ -121,7 +120,8 @@ export class CacheBrowser {
         fetchedAt: row.fetchedAt,
         lastPulled: Math.max(row.fetchedAt, own?.lastAccess ?? 0),
         ...this.measure(sizes),
-        pinned: this.pinned(upstream, repository, row.tag),
+        // What eviction skips (cache/pins.ts records it), not what the names suggest.
+        pinned: this.index.isPinned(row.digest),
         platforms,
       });
     }

@@ -77,7 +77,7 @@ export interface CacheIndex {
   totalBytes(): number;
   /** How many blobs and manifests are cached. */
   entries(): number;
-  /** Least recently used first. */
+  /** Least recently used first, pinned content left out (eviction never takes it). */
   oldest(limit: number): Omit<IndexedBlob, "mediaType">[];
   /**
    * Makes the blob entries match what storage holds (after a crash, a
@@ -107,6 +107,17 @@ export interface CacheIndex {
   getRepositoryAccess(upstream: string, repository: string): RepositoryAccess | undefined;
   /** `checkedAt` (default now): as for putTag's `fetchedAt`. */
   putRepositoryAccess(upstream: string, repository: string, isPublic: boolean, checkedAt?: number): void;
+
+  /**
+   * Records `digests` as held by the pin entry `pin` ([cache] pin, cache/pins.ts); `replace`
+   * first forgets what the entry held before (a tag that moved releases its old content).
+   */
+  pin(pin: string, digests: string[], replace: boolean): void;
+  /** Forgets every pin entry not named (entries removed from the configuration). */
+  retainPins(pins: string[]): void;
+  isPinned(digest: string): boolean;
+  /** Stored bytes and entries some pin holds. */
+  pinned(): { bytes: number; entries: number };
 
   close(): void;
 }

@@ -2,7 +2,9 @@
  * Keeps the cache within its limits: first whatever was unused for longer
  * than the maximum age, then least recently used entries until the total fits
  * the maximum size. An entry being read or filled is never removed; a
- * client streaming it would be cut off.
+ * client streaming it would be cut off. Pinned content ([cache] pin) is never
+ * removed either: the index leaves it out of `oldest`, so a run that must
+ * drop everything else drops nothing pinned.
  *
  * This Evictor works from this node's index: a single node, or a fleet node
  * whose store is its own disk. A fleet's shared bucket is evicted from the

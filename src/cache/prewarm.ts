@@ -7,9 +7,11 @@
  */
 import { RegistryError } from "../oci/errors";
 import { withLibraryPrefix } from "../oci/reference";
+import type { PullKind } from "../oci/paths";
 import type { PullRequest, RegistryReads } from "../proxy/pull-request";
 import { knownRegistry } from "../upstream/routing";
 import type { UpstreamTable } from "../upstream/table";
+import type { CacheIndex } from "./cache-index";
 
 export interface PrewarmStep {
   kind: "manifest" | "blob";
@@ -46,18 +48,43 @@ export function parseImage(image: string): { registry: string; repository: strin
   return { registry, repository: registry === "docker.io" ? withLibraryPrefix(repository) : repository, reference };
 }
 
-export async function* prewarm(reads: RegistryReads, upstreams: UpstreamTable, image: string, platforms: string[] = []): AsyncGenerator<PrewarmStep> {
-  const { registry, repository, reference } = parseImage(image);
-  const upstream = knownRegistry(upstreams, registry);
-  const request = (kind: "manifests" | "blobs", ref: string): PullRequest => ({
-    path: { name: repository, kind, reference: ref },
+/** A read of `registry/repository` as docxy itself (its account, or anonymous), the way a client's would go. */
+export function ownRead(upstreams: UpstreamTable, registry: string, repository: string, kind: PullKind, reference?: string): PullRequest {
+  return {
+    path: { name: repository, kind, reference },
     identity: "proxy",
     method: "GET",
     query: new URLSearchParams(),
     headers: new Headers({ accept: ACCEPT }),
-    route: { upstream, via: "default" },
+    route: { upstream: knownRegistry(upstreams, registry), via: "default" },
     origin: "http://localhost",
-  });
+  };
+}
+
+export interface PrewarmOptions {
+  /**
+   * When given, a blob this index holds and links to the repository is
+   * reported as a HIT without reading it: a scheduled run or a pin's refresh
+   * then costs only the manifests, not a read of every cached layer.
+   */
+  index?: Pick<CacheIndex, "getBlob" | "hasLink">;
+  /** Called with each child manifest's and blob's digest before it is asked for (pins.ts pins it first, so no eviction takes it in between). */
+  fetching?: (digest: string) => void;
+}
+
+export async function* prewarm(
+  reads: RegistryReads,
+  upstreams: UpstreamTable,
+  image: string,
+  platforms: string[] = [],
+  options: PrewarmOptions = {},
+): AsyncGenerator<PrewarmStep> {
+  const { registry, repository, reference } = parseImage(image);
+  const upstream = knownRegistry(upstreams, registry);
+  const request = (kind: "manifests" | "blobs", ref: string) => {
+    if (kind === "manifests" && ref !== reference) options.fetching?.(ref);
+    return ownRead(upstreams, registry, repository, kind, ref);
+  };
   const fetchManifest = async (ref: string) => {
     const response = await reads.answer(request("manifests", ref));
     if (!response.ok) throw new RegistryError("MANIFEST_UNKNOWN", `${registry}/${repository}:${ref}: upstream answered ${response.status}`);
@@ -75,6 +102,12 @@ export async function* prewarm(reads: RegistryReads, upstreams: UpstreamTable, i
 
   const blobs = new Set(images.flatMap(({ manifest }) => [manifest.config, ...(manifest.layers ?? [])].filter((d) => d !== undefined).map((d) => d.digest)));
   for (const digest of blobs) {
+    options.fetching?.(digest);
+    const held = options.index?.hasLink(upstream.name, repository, digest) ? options.index.getBlob(digest) : undefined;
+    if (held) {
+      yield { kind: "blob", digest, bytes: held.size, cache: "HIT" };
+      continue;
+    }
     const response = await reads.answer(request("blobs", digest));
     if (!response.ok) throw new RegistryError("BLOB_UNKNOWN", `${digest}: upstream answered ${response.status}`);
     let bytes = 0;

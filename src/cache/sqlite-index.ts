@@ -49,6 +49,13 @@ const SCHEMA = `
     checked_at INTEGER NOT NULL,
     PRIMARY KEY (upstream, repository)
   ) STRICT, WITHOUT ROWID;
+  -- Content of pinned images ([cache] pin), by the pin entry that holds it: eviction passes it by.
+  CREATE TABLE IF NOT EXISTS pins (
+    pin TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (pin, digest)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS pins_by_digest ON pins (digest);
 `;
 
 type BlobRow = { digest: string; size: number; mediaType: string | null; lastAccess: number };
@@ -106,7 +113,7 @@ export class SqliteIndex implements CacheIndex {
     return this.statements.totalBytes.get()?.total ?? 0;
   }
 
-  /** Least recently used first. */
+  /** Least recently used first; pinned content is left out, so eviction never sees it. */
   oldest(limit: number): Omit<IndexedBlob, "mediaType">[] {
     return this.statements.oldest.all({ limit });
   }
@@ -193,6 +200,28 @@ export class SqliteIndex implements CacheIndex {
     return this.statements.getLink.get({ upstream, repository, digest }) !== null;
   }
 
+  pin(pin: string, digests: string[], replace: boolean): void {
+    this.db.transaction(() => {
+      if (replace) this.statements.unpin.run({ pin });
+      for (const digest of digests) this.statements.pin.run({ pin, digest });
+    })();
+  }
+
+  retainPins(pins: string[]): void {
+    const keep = new Set(pins);
+    this.db.transaction(() => {
+      for (const { pin } of this.statements.pinNames.all()) if (!keep.has(pin)) this.statements.unpin.run({ pin });
+    })();
+  }
+
+  isPinned(digest: string): boolean {
+    return this.statements.isPinned.get({ digest }) !== null;
+  }
+
+  pinned(): { bytes: number; entries: number } {
+    return this.statements.pinned.get() ?? { bytes: 0, entries: 0 };
+  }
+
   close(): void {
     // A statement left open keeps the connection alive past close(), and with it the WAL file
     // that the last close would have checkpointed into the database.
@@ -221,7 +250,8 @@ function prepareStatements(db: Database) {
     removeBlob: db.prepare<void, { digest: string }>("DELETE FROM blobs WHERE digest = $digest"),
     totalBytes: db.prepare<{ total: number }, []>("SELECT COALESCE(SUM(size), 0) AS total FROM blobs"),
     oldest: db.prepare<Omit<BlobRow, "mediaType">, { limit: number }>(
-      "SELECT digest, size, last_access AS lastAccess FROM blobs ORDER BY last_access, digest LIMIT $limit",
+      `SELECT digest, size, last_access AS lastAccess FROM blobs WHERE digest NOT IN (SELECT digest FROM pins)
+       ORDER BY last_access, digest LIMIT $limit`,
     ),
     allDigests: db.prepare<{ digest: string }, []>("SELECT digest FROM blobs"),
     getTag: db.prepare<TagTarget & { fetchedAt: number }, TagKey>(
@@ -271,6 +301,14 @@ function prepareStatements(db: Database) {
     ),
     getLink: db.prepare<{ one: number }, { upstream: string; repository: string; digest: string }>(
       "SELECT 1 AS one FROM links WHERE upstream = $upstream AND repository = $repository AND digest = $digest",
+    ),
+    pin: db.prepare<void, { pin: string; digest: string }>("INSERT OR IGNORE INTO pins (pin, digest) VALUES ($pin, $digest)"),
+    unpin: db.prepare<void, { pin: string }>("DELETE FROM pins WHERE pin = $pin"),
+    pinNames: db.prepare<{ pin: string }, []>("SELECT DISTINCT pin FROM pins"),
+    isPinned: db.prepare<{ one: number }, { digest: string }>("SELECT 1 AS one FROM pins WHERE digest = $digest LIMIT 1"),
+    // Stored content only: a pin recorded for a blob that is gone (deleted by hand) counts nothing.
+    pinned: db.prepare<{ bytes: number; entries: number }, []>(
+      "SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS entries FROM blobs WHERE digest IN (SELECT digest FROM pins)",
     ),
     getAccess: db.prepare<{ public: number; checkedAt: number }, { upstream: string; repository: string }>(
       "SELECT public, checked_at AS checkedAt FROM repositories WHERE upstream = $upstream AND repository = $repository",

@@ -32,6 +32,9 @@ Usage: docxy [options]                 run the proxy
        docxy prewarm IMAGE [--platform linux/amd64,...] [--url URL] [--token TOKEN]
                                        pull an image into a running docxy's cache
                                        (admin API; token also DOCXY_ADMIN_TOKEN)
+       docxy prewarm --file FILE [--url URL] [--token TOKEN]
+                                       the same for each line of FILE ("IMAGE [os/arch,...]"),
+                                       one run of the running docxy's pre-warm list
        docxy health [--url URL]        exit 0 if a running docxy's /health answers 200, else 1
                                        (default URL: 127.0.0.1 on the configured http_port)
 

@@ -9,6 +9,7 @@
  *
  * Tested through the binary: tests/integration/cli/commands.test.ts.
  */
+import { parseImageList } from "../cache/image-list";
 import { ConfigError, loadConfig } from "../config/load";
 import type { Config } from "../config/schema";
 import { formatSize } from "../config/units";
@@ -27,6 +28,8 @@ export async function checkConfig(args: string[], env: Record<string, string | u
         `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry})`).join(", ")}; default ${table.default.name}\n` +
         `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${formatSize(config.cache.max_size)}` : "off"}\n` +
         (config.cache.enabled ? `  storage: ${storage(config, env)}\n` : "") +
+        (config.cache.pin.length > 0 ? `  pinned: ${config.cache.pin.join("; ")}\n` : "") +
+        (config.prewarm.file ? `  prewarm: ${await prewarmList(config.prewarm.file)}, ${config.prewarm.interval ? `every ${config.prewarm.interval / 1000}s` : "at start"}\n` : "") +
         `  proxy users: ${config.auth.enabled ? "on" : "off"}\n`,
     );
     const unreachable = [];
@@ -43,6 +46,22 @@ export async function checkConfig(args: string[], env: Record<string, string | u
     for (const problem of error.problems) process.stderr.write(`docxy: invalid configuration: ${problem}\n`);
     return 2;
   }
+}
+
+/**
+ * The pre-warm list as a run would read it now. Its bad lines are warnings, not errors: a run skips
+ * them and pulls the rest, and the file may be fixed before the next run.
+ */
+async function prewarmList(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await Bun.file(file).text();
+  } catch (error) {
+    return `${file} (unreadable: ${(error as Error).message}; each run reports it)`;
+  }
+  const { images, problems } = parseImageList(text);
+  for (const problem of problems) process.stderr.write(`docxy: warning: prewarm.file ${file} line ${problem.line} is skipped: ${problem.error}\n`);
+  return `${file} (${images.length} images${problems.length ? `, ${problems.length} bad lines` : ""})`;
 }
 
 /** Where blobs live; for a bucket its endpoint, name and where the access key comes from, never the secret. */

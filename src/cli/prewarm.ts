@@ -3,13 +3,16 @@
  * asks a running docxy (admin API) to pull an image into its cache and shows
  * the progress — a single updating line on a terminal, one line per step
  * otherwise (logs, CI). The token defaults to DOCXY_ADMIN_TOKEN.
+ * `docxy prewarm --file FILE` runs a list instead (prewarm-file.ts).
  *
  * Tested through the binary against a running docxy: tests/integration/cli/commands.test.ts.
  */
 import { UsageError } from "./args";
+import { prewarmFile } from "./prewarm-file";
 
 export async function prewarmCommand(args: string[], env: Record<string, string | undefined>): Promise<number> {
   let image: string | undefined;
+  let file: string | undefined;
   let platforms: string[] | undefined;
   let url = env.DOCXY_URL ?? "http://127.0.0.1:5000";
   let token = env.DOCXY_ADMIN_TOKEN ?? "";
@@ -21,10 +24,15 @@ export async function prewarmCommand(args: string[], env: Record<string, string 
       return v;
     };
     if (arg === "--platform") platforms = value().split(",").map((p) => p.trim()).filter(Boolean);
+    else if (arg === "--file") file = value();
     else if (arg === "--url") url = value();
     else if (arg === "--token") token = value();
     else if (!arg.startsWith("-") && image === undefined) image = arg;
     else throw new UsageError(`unknown option ${arg}`);
+  }
+  if (file !== undefined) {
+    if (image !== undefined || platforms !== undefined) throw new UsageError("--file takes the images and platforms from the file: give no IMAGE or --platform");
+    return prewarmFile(file, url.replace(/\/+$/, ""), token);
   }
   if (!image) throw new UsageError("prewarm needs an image, e.g. docxy prewarm alpine:3.20 --platform linux/amd64");
 

@@ -144,6 +144,11 @@ export const ConfigSchema = t.Object({
         description:
           "docxy: when the upstream answers 404 for a tag (or a repository) docxy has cached, serve its last known manifest with a Warning header instead of the 404",
       }),
+      pin: t.Array(t.String(), {
+        default: [],
+        description:
+          'docxy: images never evicted, fetched when missing and refreshed on their tag TTL: "IMAGE [os/arch,…]", e.g. "alpine:3.20 linux/amd64", "ghcr.io/acme/app:1.*" (tags listed upstream), "ghcr.io/acme/*" (cached content only)',
+      }),
       // Docker fetches 3 layers of an image at once and containerd a few more, and several CI
       // machines may share one NAT address: 16 per address and 64 in all are never reached by a
       // team, yet bound what abandoned requests for distinct blobs can start.
@@ -205,6 +210,13 @@ export const ConfigSchema = t.Object({
         description:
           'docxy: when Redis (redis_url) or the bucket (cache.storage = "s3") does not answer at start: "degrade" = say so and start (coordinating alone, pulls from the upstream until the bucket answers); "exit" = say so and exit 1 before listening',
       }),
+    },
+    { default: {} },
+  ),
+  prewarm: t.Object(
+    {
+      file: t.String({ default: "", description: 'docxy: list of images to pre-warm, one "IMAGE [os/arch,…]" a line, # comments; read again for each run' }),
+      interval: duration({ default: 0, description: 'docxy: time between runs of the list, e.g. "6h"; 0 = only at start (and POST /admin/prewarm/run)' }),
     },
     { default: {} },
   ),

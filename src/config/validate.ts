@@ -5,6 +5,7 @@
  * "TLS" error, research/docxy.md §6.2).
  */
 import { existsSync } from "node:fs";
+import { parseImageEntry } from "../cache/image-list";
 import { ImagePolicy } from "../policy/image-rules";
 import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
@@ -102,6 +103,14 @@ export function checkSemantics(config: Config, env: Record<string, string | unde
   } catch (error) {
     problems.push(`policy: ${(error as Error).message}`);
   }
+  config.cache.pin.forEach((entry, i) => {
+    try {
+      parseImageEntry(entry);
+    } catch (error) {
+      problems.push(`cache.pin[${i}]: ${(error as Error).message}`);
+    }
+  });
+  if (config.prewarm.file && !existsSync(config.prewarm.file)) problems.push(`prewarm.file: file not found: ${config.prewarm.file}`);
   problems.push(...storageProblems(config, env), ...fleetProblems(config));
   return problems;
 }

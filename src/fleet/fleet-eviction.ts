@@ -120,6 +120,12 @@ export class FleetEvictor implements Eviction {
           this.skippedInUse = true;
           continue;
         }
+        // Pinned here ([cache] pin): every node pins the same list, so the node that pinned it
+        // passes it by, whichever node evicts (README "Pinned images").
+        if (index.isPinned(entry.digest)) {
+          skipped++;
+          continue;
+        }
         const claimed = await lru.claim(entry);
         if (claimed === undefined) return result; // Redis went away: stop, delete nothing more
         if (claimed === "gone") continue;

@@ -38,6 +38,9 @@ export interface CacheHealth {
   storage: StorageStatus["storage"];
   state: StorageStatus["state"];
   reason?: string;
+  /** Stored bytes and entries of pinned images ([cache] pin), never evicted. */
+  pinned_bytes?: number;
+  pinned_entries?: number;
 }
 
 export interface HealthReport {
@@ -66,12 +69,20 @@ export class HealthMonitor {
     private readonly storage: () => StorageStatus | undefined = () => undefined,
     /** How a fleet node coordinates fills now; absent on a single node. */
     private readonly fleetCoordination?: () => "shared" | "local",
+    /** Pinned content's figures, from the cache index (undefined without a usable cache). */
+    private readonly pinned: () => { bytes: number; entries: number } | undefined = () => undefined,
   ) {}
 
   async report(): Promise<HealthReport> {
     const upstreams = await this.upstreams();
     const storage = this.storage();
-    const cache = storage && { storage: storage.storage, state: storage.state, ...(storage.reason === undefined ? {} : { reason: storage.reason }) };
+    const pinned = this.pinned();
+    const cache = storage && {
+      storage: storage.storage,
+      state: storage.state,
+      ...(storage.reason === undefined ? {} : { reason: storage.reason }),
+      ...(pinned ? { pinned_bytes: pinned.bytes, pinned_entries: pinned.entries } : {}),
+    };
     const coordination = this.fleetCoordination?.();
     return {
       // A fleet node coordinating alone still serves, but may fetch what another node fetches too.

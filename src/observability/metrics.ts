@@ -14,6 +14,10 @@ import { ActivityHistory } from "./activity-history";
 export interface Observed {
   cacheBytes?: () => number;
   cacheEntries?: () => number;
+  /** Stored bytes and entries of pinned images ([cache] pin), part of cacheBytes and cacheEntries. */
+  cachePinned?: () => { bytes: number; entries: number };
+  /** The scheduled pre-warm's runs so far and its last success (cache/prewarm-schedule.ts). */
+  prewarm?: () => { runs: Readonly<Record<string, number>>; last_success?: number; running?: unknown } | undefined;
   /** On a fleet's shared bucket: the fleet's cached bytes per its ledger, as last read in the background (never waited for). */
   fleetCacheBytes?: () => number | undefined;
   fillsInProgress?: () => number;
@@ -88,6 +92,29 @@ export class Metrics {
       });
     gauge("docxy_cache_size_bytes", "Bytes of content in the cache", observed.cacheBytes);
     gauge("docxy_cache_entries", "Blobs and manifests in the cache", observed.cacheEntries);
+    gauge("docxy_cache_pinned_bytes", "Bytes of pinned images ([cache] pin) in the cache, never evicted; part of docxy_cache_size_bytes", () => observed.cachePinned?.().bytes ?? 0);
+    gauge("docxy_cache_pinned_entries", "Blobs and manifests of pinned images in the cache; part of docxy_cache_entries", () => observed.cachePinned?.().entries ?? 0);
+    new Counter({
+      name: "docxy_prewarm_runs_total",
+      help: "Pre-warm list runs finished, by result (ok: every image; partial: some images failed or lines were bad; failed: none)",
+      labelNames: ["result"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [result, count] of Object.entries(observed.prewarm?.()?.runs ?? {})) this.inc({ result }, count);
+      },
+    });
+    new Gauge({
+      name: "docxy_prewarm_last_success_timestamp_seconds",
+      help: "When the last pre-warm run whose every image succeeded finished (absent until one did)",
+      registers: [this.registry],
+      collect() {
+        const at = observed.prewarm?.()?.last_success;
+        if (at === undefined) this.remove({});
+        else this.set(at);
+      },
+    });
+    gauge("docxy_prewarm_running", "1 while a pre-warm list run is going", () => (observed.prewarm?.()?.running ? 1 : 0));
     new Gauge({
       name: "docxy_fleet_cache_size_bytes",
       help: "On a fleet's shared bucket: bytes of content in the bucket as the fleet's ledger in Redis counts them, read in the background (docxy_cache_size_bytes is this node's own index)",

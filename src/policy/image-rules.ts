@@ -96,7 +96,7 @@ function imageGlob(pattern: string, what: string, served: readonly string[] | un
 }
 
 /** `registry/repository` segments for a pattern written as `docker pull` takes a name. */
-function asDockerReads(segments: string[]): string[] {
+export function asDockerReads(segments: string[]): string[] {
   const [first = ""] = segments;
   const hasRegistry = first === "*" || first === "**" || first === "localhost" || /[.:]/.test(first);
   const full = hasRegistry ? segments : ["docker.io", ...segments];
@@ -105,7 +105,7 @@ function asDockerReads(segments: string[]): string[] {
 }
 
 /** Why a pattern (already read as Docker does) matches no image name, if it matches none. */
-function neverMatches(segments: string[]): string | undefined {
+export function neverMatches(segments: string[]): string | undefined {
   if (segments.length < 2 && segments[0] !== "**") return 'an image is "registry/repository": write "**" for every image';
   const host = segments[0]!;
   if (host === "registry-1.docker.io" || host === "index.docker.io") {
@@ -129,7 +129,8 @@ function tagGlob(pattern: string): Glob {
   return { pattern, regex: new RegExp(`^${segmentSource(pattern)}$`) };
 }
 
-function segmentSource(segment: string): string {
+/** A glob segment as regex source: `*` is any run of characters but `/`. */
+export function segmentSource(segment: string): string {
   return segment
     .split("*")
     .map((literal) => literal.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))

@@ -76,6 +76,22 @@ test("repositories list with their tags and bytes; a tag of an index shows its p
   expect(single.tags.map((t) => [t.tag, t.size, t.cachedBytes, t.platforms.length])).toEqual([["v1", sizeOf(app), sizeOf(app), 0]]);
 });
 
+test("pinned: a repository a pin names, and a tag whose content the index holds pinned (what eviction skips)", async () => {
+  const { alpine, app } = upstream.images;
+  await pull(alpine, "latest");
+  await pull(app, "v1");
+  cache.index.pin("docker.io/acme/app:v1", [app.digest], true);
+  const browser = new CacheBrowser(cache.index, cache.storage, (upstream, repository) => upstream === "dockerhub" && repository === "acme/app");
+  const rows = browser.repositories({ limit: 50, publicOnly: false }).repositories;
+  expect(rows.map((r) => [r.repository, r.pinned])).toEqual([
+    ["acme/app", true],
+    ["library/alpine", false],
+  ]);
+  expect((await browser.repository("dockerhub", "acme/app", 10)).tags.map((t) => [t.tag, t.pinned])).toEqual([["v1", true]]);
+  expect((await browser.repository("dockerhub", "library/alpine", 10)).tags.every((t) => !t.pinned)).toBe(true);
+  cache.index.retainPins([]);
+});
+
 test("a platform never pulled is incomplete; layers shared by platforms count once per image; content gone shows as not cached", async () => {
   const { nginx } = upstream.images;
   const [amd64, arm64] = nginx.manifests as [TestImage["manifests"][0], TestImage["manifests"][0]];

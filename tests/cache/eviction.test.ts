@@ -79,6 +79,25 @@ test("when everything left is in use, the cache stays over its limit rather than
   expect(await cache.kept()).toEqual([0, 2]);
 });
 
+test("pinned entries are never removed: a run that must drop everything drops everything else", async () => {
+  const cache = await cacheWith([100, 100, 100, 100]);
+  // The two least recently used are pinned, one by each of two entries.
+  cache.index.pin("alpine:3.20", [cache.digests[0]!], true);
+  cache.index.pin("acme/app:v1", [cache.digests[1]!], true);
+  cache.clock.advance(60_000);
+  const result = await cache.evictor({ maxBytes: 0, maxAgeMs: 1 }).run();
+  expect(result).toEqual({ removed: 2, freedBytes: 200 });
+  expect(await cache.kept()).toEqual([0, 1]);
+  expect(cache.index.pinned()).toEqual({ bytes: 200, entries: 2 });
+
+  // A pin entry that moved on releases what it held; one dropped from the configuration too.
+  cache.index.pin("alpine:3.20", [], true);
+  cache.index.retainPins(["alpine:3.20"]);
+  expect(cache.index.pinned()).toEqual({ bytes: 0, entries: 0 });
+  expect(await cache.evictor({ maxBytes: 0 }).run()).toEqual({ removed: 2, freedBytes: 200 });
+  expect(await cache.kept()).toEqual([]);
+});
+
 test("entries unused for longer than the maximum age go even when the size fits", async () => {
   const cache = await cacheWith([10, 10, 10, 10]);
   // Created at START, +1s, +2s, +3s; now is START+4s: with a 2.5 s limit the first two are too old.

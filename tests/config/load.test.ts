@@ -317,6 +317,7 @@ const LIST_SAMPLES: Record<string, string> = {
   "policy.allow": "docker.io/library/*",
   "policy.deny": "docker.io/library/ubuntu",
   "policy.allow_tags": "v*",
+  "cache.pin": "alpine:3.20",
 };
 
 /** Every list of strings the schema has, as `section.key` (`[]` for an array of tables on the way). */

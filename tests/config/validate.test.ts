@@ -82,6 +82,15 @@ test("proxy users: someone to log in, files that exist, a long enough secret, we
   expect(problems({ auth: { enabled: true } })).toEqual(["auth: enabled = true needs users: an htpasswd file or tokens"]);
 });
 
+test("a pin that can never name an image is refused with the fix; the pre-warm file must exist", () => {
+  expect(problems({ cache: { pin: ["alpine:3.20 linux/amd64", "ghcr.io/acme/*:1.*", "registry-1.docker.io/library/alpine", "alpine amd64"] } })).toEqual([
+    'cache.pin[2]: "registry-1.docker.io/library/alpine" can never name an image: Docker Hub\'s images are named "docker.io/…" here (write "docker.io/library/alpine")',
+    'cache.pin[3]: platform "amd64" is not os/arch[/variant], e.g. linux/amd64,linux/arm64/v8',
+  ]);
+  expect(problems({ prewarm: { file: join(dir, "absent.txt"), interval: "6h" } })).toEqual([`prewarm.file: file not found: ${join(dir, "absent.txt")}`]);
+  expect(config({ prewarm: { interval: "6h" } }).prewarm.interval).toBe(6 * 3600 * 1000);
+});
+
 test("networks and image rules are built once to find mistakes, and the policy file must exist", () => {
   const lines = problems({ access: { allow: ["10.0.0.0/33"] }, policy: { allow: ["docker.io/**"], file: join(dir, "absent-policy.toml") } });
   expect(lines[0]).toBe(`policy.file: file not found: ${join(dir, "absent-policy.toml")}`);

@@ -153,6 +153,18 @@ test("a blob stored by one node and adopted by another is counted once; a hit by
   expect(await probe.send("ZRANGE", ["docxy:lru", "0", "-1"])).toEqual([second!.layer.digest, first!.layer.digest]);
 }, 60_000);
 
+test("a blob the evicting node pinned ([cache] pin) stays in the bucket and the ledger; the rest goes", async () => {
+  const { bucket, node } = await fleet();
+  const a = await node("a");
+  const [pinned, other] = layers(2) as [{ repository: string; layer: Layer }, { repository: string; layer: Layer }];
+  for (const { repository, layer } of [pinned, other]) await digestOf(await a.get(repository, layer.digest));
+  a.index.pin("alpine:3.20", [pinned.layer.digest], true);
+  expect(await a.evictor({ maxBytes: 0 }).run()).toEqual({ removed: 1, freedBytes: other.layer.size });
+  expect([await inBucket(bucket, pinned.layer.digest), await inBucket(bucket, other.layer.digest)]).toEqual([true, false]);
+  expect(await ledger()).toEqual([pinned.layer.digest]);
+  expect(await ledgerBytes()).toBe(pinned.layer.size);
+}, 60_000);
+
 test("eviction on one node never deletes a blob another node's client is reading; the next run does, for every node", async () => {
   const { bucket, node } = await fleet();
   const [a, b] = [await node("a"), await node("b")];

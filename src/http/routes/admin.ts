@@ -16,6 +16,8 @@ const CacheStats = t.Object({
   bytes: t.Integer({ description: "Bytes of content in the cache" }),
   max_bytes: t.Optional(t.Integer()),
   entries: t.Integer({ description: "Blobs and manifests" }),
+  pinned_bytes: t.Integer({ description: "Bytes of pinned images ([cache] pin), never evicted; part of bytes" }),
+  pinned_entries: t.Integer({ description: "Their blobs and manifests; part of entries" }),
   fills_in_progress: t.Integer(),
   fleet_bytes: t.Optional(t.Integer({ description: "On a fleet's shared bucket: the fleet's cached bytes per its ledger in Redis, read in the background (bytes is this node's own index)" })),
 });
@@ -39,6 +41,29 @@ const PrewarmRequest = t.Object({
   platforms: t.Optional(t.Array(t.String({ pattern: "^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$" }), { description: "e.g. linux/amd64; all when absent" })),
 });
 
+const PrewarmRun = t.Object({
+  id: t.Integer(),
+  source: t.String({ description: 'The list file, or "admin" for a posted list' }),
+  started: t.String({ format: "date-time" }),
+  finished: t.Optional(t.String({ format: "date-time" })),
+  result: t.Optional(t.Union([t.Literal("ok"), t.Literal("partial"), t.Literal("failed")])),
+  current: t.Optional(t.String({ description: "The line being pulled now" })),
+  images: t.Array(
+    t.Object({ line: t.Integer(), image: t.String(), ok: t.Boolean(), items: t.Integer(), bytes: t.Integer(), error: t.Optional(t.String()) }),
+  ),
+  problems: t.Array(t.Object({ line: t.Integer(), text: t.String(), error: t.String() }), { description: "Lines that do not parse, skipped (line 0: the file itself)" }),
+  bytes: t.Integer(),
+});
+
+const PrewarmStatus = t.Object({
+  file: t.Optional(t.String()),
+  interval_seconds: t.Optional(t.Number({ description: "0: only at start" })),
+  running: t.Optional(PrewarmRun),
+  last: t.Optional(PrewarmRun),
+  runs: t.Object({ ok: t.Integer(), partial: t.Integer(), failed: t.Integer() }),
+  last_success: t.Optional(t.Number({ description: "Seconds since the epoch" })),
+});
+
 export function adminRoutes(services: Services) {
   const token = services.config.admin.token;
   const authorized = ({ request }: { request: Request }) => {
@@ -46,6 +71,10 @@ export function adminRoutes(services: Services) {
     if (!bearsAdminToken(request, token)) {
       throw new RegistryError("UNAUTHORIZED", "admin token required", { headers: { "www-authenticate": 'Bearer realm="docxy-admin"' } });
     }
+  };
+  const schedule = () => {
+    if (!services.prewarm) throw new RegistryError("UNSUPPORTED", "the cache is disabled", { status: 409 });
+    return services.prewarm;
   };
   const cache = () => {
     if (!services.cache) throw new RegistryError("UNSUPPORTED", "the cache is disabled", { status: 409 });
@@ -58,14 +87,17 @@ export function adminRoutes(services: Services) {
       "/cache",
       () => {
         const c = services.cache;
-        if (!c) return { enabled: false, bytes: 0, entries: 0, fills_in_progress: 0 };
+        if (!c) return { enabled: false, bytes: 0, entries: 0, pinned_bytes: 0, pinned_entries: 0, fills_in_progress: 0 };
         const fleetBytes = c.fleetBytes();
+        const pinned = c.index.pinned();
         return {
           enabled: true,
           dir: c.dir,
           bytes: c.index.totalBytes(),
           max_bytes: c.maxBytes,
           entries: c.index.entries(),
+          pinned_bytes: pinned.bytes,
+          pinned_entries: pinned.entries,
           fills_in_progress: c.blobs.fillsInProgress,
           ...(fleetBytes === undefined ? {} : { fleet_bytes: fleetBytes }),
         };
@@ -158,5 +190,40 @@ export function adminRoutes(services: Services) {
         return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });
       },
       { body: PrewarmRequest, detail: { summary: "Pull an image into the cache; progress as NDJSON lines" } },
+    )
+    .get("/prewarm/status", () => schedule().status(), {
+      response: PrewarmStatus,
+      detail: { summary: "The pre-warm list: the run going now, the last run's account, runs so far" },
+    })
+    .get(
+      "/prewarm/runs/:id",
+      ({ params }) => {
+        const run = schedule().find(params.id);
+        if (!run) throw new RegistryError("NOT_FOUND", `no pre-warm run ${params.id} among the going and the last 16`);
+        return run;
+      },
+      { params: t.Object({ id: t.Integer({ minimum: 1 }) }), response: PrewarmRun, detail: { summary: "One pre-warm run by the id POST /admin/prewarm/run returned" } },
+    )
+    .post(
+      "/prewarm/run",
+      ({ body, set }) => {
+        const s = schedule();
+        if (body?.list === undefined && !services.config.prewarm.file) {
+          throw new RegistryError("UNSUPPORTED", "no [prewarm] file configured: post a list ({\"list\": \"alpine:3.20\\n…\"})", { status: 409 });
+        }
+        const run = s.run(body?.list);
+        // One run at a time: the asker sees the one going and may ask again once it finished.
+        if (!run) throw new RegistryError("DENIED", `a pre-warm run is going (${s.status().running?.source}); poll /admin/prewarm/status`, { status: 409 });
+        set.status = 202;
+        return run;
+      },
+      {
+        body: t.Optional(t.Object({ list: t.Optional(t.String({ maxLength: 1_000_000, description: "A list in the file's syntax; the [prewarm] file when absent" })) })),
+        response: { 202: PrewarmRun },
+        detail: {
+          summary: "Start a pre-warm run now (the [prewarm] file, or a posted list); 409 while one is going",
+          description: "Returns as the run starts; its progress and account are at /admin/prewarm/status",
+        },
+      },
     );
 }

@@ -28,6 +28,8 @@ const CacheHealth = t.Object({
     description: "as the last operation on the store left it; failing: pulls get their bytes from the upstream and nothing is stored",
   }),
   reason: t.Optional(t.String({ description: "the last failure, e.g. which object or directory and why" })),
+  pinned_bytes: t.Optional(t.Integer({ description: "bytes of pinned images ([cache] pin) in the cache, never evicted" })),
+  pinned_entries: t.Optional(t.Integer({ description: "their blobs and manifests" })),
 });
 
 const HealthReport = t.Object({

@@ -9,6 +9,7 @@
  * credentials stays hidden. Purging is the admin API's (admin.ts).
  */
 import { Elysia, t } from "elysia";
+import { nameMatches, parseImageEntry } from "../../cache/image-list";
 import { CacheBrowser } from "../../cache/cache-browser";
 import { RegistryError } from "../../oci/errors";
 import type { Services } from "../../services";
@@ -84,7 +85,12 @@ const Activity = t.Object({
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export function statusCacheRoutes(services: Services) {
-  const browser = services.cache && new CacheBrowser(services.cache.index, services.cache.storage);
+  const pins = services.config.cache.pin.map(parseImageEntry); // valid: checked at load
+  const pinned = (upstream: string, repository: string) => {
+    const registry = services.upstreams.byName(upstream)?.registry;
+    return registry !== undefined && pins.some((pin) => nameMatches(pin, registry, repository));
+  };
+  const browser = services.cache && new CacheBrowser(services.cache.index, services.cache.storage, pinned);
   /** Admits the request as the page does; true for the bearer of the admin token. */
   const operator = async (request: Request) => {
     await admit(services.guards, request, contextOf(request));

@@ -1,13 +1,13 @@
 /**
  * `/`: a small status page for people — what this docxy is, whether its
- * upstreams answer and how much quota is left, how the cache is doing, what
- * was pulled lately, and the client configuration for this very proxy, ready
- * to copy; then what is in the cache (a browser of repositories, tags and
- * platforms, with a purge per repository for the bearer of the admin token)
- * and charts of the last hours. Server-rendered HTML with inline CSS; the
- * browser and the charts are an inline script over the JSON of
- * status-cache.ts: no CDN, no external asset (it must work where docxy is
- * used, without internet access).
+ * upstreams answer and how much quota is left, how the cache is doing (what
+ * is pinned too), the pre-warm list's last run, what was pulled lately, and
+ * the client configuration for this very proxy, ready to copy; then what is
+ * in the cache (a browser of repositories, tags and platforms, with a purge
+ * per repository for the bearer of the admin token) and charts of the last
+ * hours. Server-rendered HTML with inline CSS; the browser and the charts
+ * are an inline script over the JSON of status-cache.ts: no CDN, no external
+ * asset (it must work where docxy is used, without internet access).
  *
  * It obeys `[access]` like the registry API. What it tells about others is
  * for the operator only: without the `[admin] token` (as a Bearer header) it
@@ -19,6 +19,7 @@
  */
 import { Elysia } from "elysia";
 import { withLibraryPrefix } from "../../oci/reference";
+import type { PrewarmStatus } from "../../cache/prewarm-schedule";
 import type { RecentPull } from "../../observability/recent-pulls";
 import type { Services } from "../../services";
 import { VERSION } from "../../version";
@@ -54,6 +55,7 @@ export function statusPageRoutes(services: Services) {
     const total = served + count("MISS") + count("COALESCED");
     const cache = services.cache;
     const fleetBytes = cache?.fleetBytes();
+    const pinned = cache?.index.pinned();
     const quota = (name: string) =>
       services.upstreams.byName(name)
         ? services.upstreamAuth
@@ -98,11 +100,11 @@ button.link{background:none;border:0;padding:0;color:#1a56c4;cursor:pointer;font
 <p>Status <b class="${report.status === "ok" ? "ok" : "bad"}">${report.status}</b>, up ${report.uptime_seconds} s. <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/health">health</a></p>
 <div class="figures">
 <div class="figure"><b>${cache ? mib(cache.index.totalBytes()) : "off"}</b>cache size${cache ? ` of ${mib(cache.maxBytes)}` : ""}</div>
-<div class="figure"><b>${cache ? cache.index.entries() : 0}</b>cached items</div>${fleetBytes === undefined ? "" : `\n<div class="figure"><b>${mib(fleetBytes)}</b>in the fleet's shared bucket</div>`}
+<div class="figure"><b>${cache ? cache.index.entries() : 0}</b>cached items</div>${pinned && pinned.entries > 0 ? `\n<div class="figure"><b>${mib(pinned.bytes)}</b>pinned (${pinned.entries} items, never evicted)</div>` : ""}${fleetBytes === undefined ? "" : `\n<div class="figure"><b>${mib(fleetBytes)}</b>in the fleet's shared bucket</div>`}
 <div class="figure"><b>${total ? `${Math.round((100 * served) / total)} %` : "–"}</b>served from cache (${served} of ${total})</div>
 <div class="figure"><b>${cache?.blobs.fillsInProgress ?? 0}</b>downloads in progress</div>
 </div>
-<h2>Upstreams</h2>
+${prewarmSection(services.prewarm?.status(), operator)}<h2>Upstreams</h2>
 <table><tr><th>name</th><th>URL</th><th>state</th><th>latency</th><th>quota left</th></tr>${upstreamRows}</table>
 <h2>Recent pulls</h2>
 <table><tr><th>time (UTC)</th><th>image</th><th>status</th><th>cache</th>${operator ? "<th>client</th>" : ""}</tr>${pullRows}</table>
@@ -139,4 +141,25 @@ location = "${escape(host)}"${origin.startsWith("http://") ? "\ninsecure = true"
 </body></html>`;
     return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
   });
+}
+
+/**
+ * The pre-warm list's state: the run going and the last run's account. The
+ * images and their errors are the operator's (the list may name private
+ * images); others see the counts.
+ */
+function prewarmSection(status: PrewarmStatus | undefined, operator: boolean): string {
+  if (!status || (!status.file && !status.last && !status.running)) return "";
+  const { running, last } = status;
+  const now = running ? `<p>Running since ${escape(running.started)}: ${running.images.length} done${running.current && operator ? `, now ${escape(running.current)}` : ""}.</p>` : "";
+  if (!last) return `<h2>Pre-warm</h2>\n${now || "<p>No run yet.</p>"}\n`;
+  const ok = last.images.filter((i) => i.ok).length;
+  const failures = operator
+    ? [...last.problems.map((p) => `line ${p.line}: ${p.error}`), ...last.images.filter((i) => !i.ok).map((i) => `line ${i.line} ${i.image}: ${i.error ?? ""}`)]
+    : [];
+  return (
+    `<h2>Pre-warm</h2>\n${now}<p>Last run ${escape(last.finished ?? "")}: <b class="${last.result === "ok" ? "ok" : "bad"}">${escape(last.result ?? "")}</b>, ` +
+    `${ok} of ${last.images.length} images, ${mib(last.bytes)}${last.problems.length ? `, ${last.problems.length} bad lines` : ""}.</p>\n` +
+    (failures.length ? `<ul>${failures.map((f) => `<li>${escape(f)}</li>`).join("")}</ul>\n` : "")
+  );
 }

@@ -38,7 +38,7 @@ test("a wrong token is refused with a challenge; without a configured token the 
 test("pre-warm pulls an image into the cache step by step; the statistics and the tag list show it; a purge removes one blob", async () => {
   const image = upstream.images.app;
   const manifest = image.manifests[0]!;
-  expect(await (await admin("/cache")).json()).toEqual({ enabled: true, dir: services.cache!.dir, bytes: 0, max_bytes: services.cache!.maxBytes, entries: 0, fills_in_progress: 0 });
+  expect(await (await admin("/cache")).json()).toEqual({ enabled: true, dir: services.cache!.dir, bytes: 0, max_bytes: services.cache!.maxBytes, entries: 0, pinned_bytes: 0, pinned_entries: 0, fills_in_progress: 0 });
 
   const response = await admin("/prewarm", { method: "POST", body: JSON.stringify({ image: "acme/app:v1" }) });
   expect(response.headers.get("content-type")).toBe("application/x-ndjson");

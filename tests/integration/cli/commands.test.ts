@@ -49,6 +49,21 @@ test("check-config: an image rule for a registry no upstream serves is refused w
   expect(served.stdout).toContain("gitlab (registry.gitlab.com)");
 });
 
+test("check-config refuses a pin that can never name an image, with the fix", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "docxy-check-"));
+  await Bun.write(join(dir, "pins.toml"), `[cache]\npin = ["alpine:3.20", "index.docker.io/library/alpine"]\n`);
+  const bad = await run(["check-config", join(dir, "pins.toml")]);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('cache.pin[1]: "index.docker.io/library/alpine" can never name an image: Docker Hub\'s images are named "docker.io/…" here (write "docker.io/library/alpine")');
+  // A pre-warm file's bad line is a warning with its number: a run would skip it and pull the rest.
+  await Bun.write(join(dir, "list.txt"), "alpine:3.20\n# x\nalpine amd64\n");
+  await Bun.write(join(dir, "prewarm.toml"), `[cache]\npin = ["alpine:3.20"]\n[prewarm]\nfile = "${join(dir, "list.txt")}"\ninterval = "6h"\n`);
+  const warned = await run(["check-config", join(dir, "prewarm.toml")]);
+  expect(warned.code).toBe(0);
+  expect(warned.stdout).toContain(`  prewarm: ${join(dir, "list.txt")} (1 images, 1 bad lines), every 21600s\n`);
+  expect(warned.stderr).toContain(`prewarm.file ${join(dir, "list.txt")} line 3 is skipped: platform "amd64" is not os/arch[/variant]`);
+});
+
 test("prewarm fills a running docxy's cache and reports each item (no TTY: one line per step)", async () => {
   const { app } = env.upstream.images;
   const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url], { DOCXY_ADMIN_TOKEN: ADMIN });
