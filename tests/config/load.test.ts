@@ -302,3 +302,13 @@ test("S3 credentials may come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY o
   expect(config.cache.s3.access_key_id).toBe(""); // read at open, never copied into the configuration
   expect((await problems(path, {})).length).toBe(2);
 });
+
+test("fallbacks in TOML: URLs and tables mix in one array, and a fallback's account must have a readable secret", async () => {
+  const path = await write(
+    "fallbacks.toml",
+    `[[registry.upstreams]]\nname = "dockerhub"\nfallbacks = ["https://mirror.gcr.io", { url = "https://mirror.corp", credentials = [{ username = "bot", password_env = "MIRROR_PW" }] }]\n`,
+  );
+  const { config } = await loadConfig({ path, env: { MIRROR_PW: "pw" } });
+  expect(upstreamTableFromConfig(config).byName("dockerhub")?.fallbacks?.map((f) => f.url)).toEqual(["https://mirror.gcr.io", "https://mirror.corp"]);
+  expect(await problems(path, {})).toEqual([`${path}: registry.upstreams[0].fallbacks[1].credentials[0].password_env: MIRROR_PW is not set`]);
+});

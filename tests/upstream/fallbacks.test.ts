@@ -9,16 +9,19 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { Value } from "@sinclair/typebox/value";
+import { ConfigSchema } from "../../src/config/schema";
+import { RegistryError } from "../../src/oci/errors";
 import { PassThrough } from "../../src/proxy/pass-through";
 import type { PullRequest } from "../../src/proxy/pull-request";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
-import { fallbackName, fallbackUpstream, Fallbacks, isOutage, isTrouble } from "../../src/upstream/fallbacks";
-import type { Upstream as UpstreamEntry } from "../../src/upstream/table";
+import { fallbackAccounts, fallbackName, fallbackUpstream, Fallbacks, isOutage, isTrouble } from "../../src/upstream/fallbacks";
+import { upstreamTableFromConfig, type Upstream as UpstreamEntry } from "../../src/upstream/table";
 import { UpstreamAuth } from "../../src/upstream/upstream-auth";
-import { RegistryError } from "../../src/oci/errors";
 import { startFakeRegistry, type FakeRegistry } from "../support/cache/fake-registry";
 import { digestOf, inProcessCache, readsOf, upstreamEntry, type InProcessCache } from "../support/cache/in-process";
+import { sha256 } from "../support/proxied-upstream";
 import { startTrouble, type Trouble } from "../support/trouble";
 import { freePort, MediaType, startUpstream, type Upstream } from "../support/upstream";
 
@@ -126,6 +129,23 @@ describe("through the pass-through", () => {
     const response = await passThrough().forward(read);
     expect(response.status).toBe(401);
     expect(registryRequests(fallback, "/v2/private/secret/")).toBe(0);
+  });
+
+  test("a fallback's configured account is used there, from the configuration as services.ts reads it", async () => {
+    const config = Value.Decode(ConfigSchema, Value.Default(ConfigSchema, {
+      registry: { upstream_registry: `http://127.0.0.1:${closedPort}`, fallbacks: [{ url: fallback.registryUrl, credentials: [{ username: "alice", password_env: "PW" }] }] },
+    }));
+    const table = upstreamTableFromConfig(config);
+    const accounts = new Map(fallbackAccounts(config, table, { PW: "secret" }));
+    expect([...accounts.keys()]).toEqual([fallbackName("dockerhub", fallback.registryUrl)]);
+    const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 5 }, "docxy/test");
+    const discovery = new AuthDiscovery(client, 5000);
+    const proxy = new PassThrough(client, discovery, new UpstreamAuth(client, discovery, accounts));
+    fallback.tokenLog.length = 0;
+    const response = await proxy.forward(request(table.default, "manifests", "private/secret", "latest", { headers: { accept: MediaType.ociManifest } }));
+    expect(response.status).toBe(200);
+    expect(sha256(await response.arrayBuffer())).toBe(primary.images.secret.digest);
+    expect(fallback.tokenLog.filter((r) => r.path === "/token").map((r) => r.user)).toEqual(["alice"]);
   });
 
   test("tag lists fall back too", async () => {
