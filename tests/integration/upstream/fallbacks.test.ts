@@ -15,6 +15,7 @@ import { startFakeRegistry, type FakeRegistry } from "../../support/cache/fake-r
 import { DOCXY_BIN, ensureBinary, startDocxy, type Docxy } from "../../support/docxy-process";
 import { startStatusNginx, type StatusNginx } from "../../support/nginx";
 import { sha256 } from "../../support/proxied-upstream";
+import { skopeoCopyOk } from "../../support/skopeo";
 import { freePort, MediaType, startUpstream, type Upstream } from "../../support/upstream";
 
 let primary: Upstream;
@@ -109,6 +110,17 @@ for (const { name, what, image, repository, tag } of CASES) {
     expect(sha256(await again.arrayBuffer())).toBe(layer.digest);
   });
 }
+
+test("skopeo copies a multi-arch image through a rate-limited primary: every manifest and blob from the fallback", async () => {
+  const { nginx: image } = primary.images;
+  const files = await skopeoCopyOk(new URL(docxy.url).host, "limited.test/library/nginx:latest", true);
+  expect(files["manifest.json"]).toBe(image.digest);
+  const blobs = image.manifests.flatMap((m) => [m.digest, m.config.digest, ...m.layers.map((l) => l.digest)]);
+  for (const digest of blobs) expect(Object.values(files)).toContain(digest);
+  const lines = (await logged("/v2/limited.test/library/nginx/")).filter((l) => l.status === 200);
+  expect(lines.length).toBeGreaterThanOrEqual(blobs.length);
+  expect(lines.filter((l) => l.cache !== "HIT" && l.cache !== "COALESCED").every((l) => l.source === fallback.registryUrl)).toBe(true);
+});
 
 test("a 404 from the primary is relayed: the fallback registry never hears of it", async () => {
   const token = await primary.token("acme/absent");
