@@ -121,7 +121,7 @@ function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
 }
 
 /** A fallback entry's URL (a bare string, or the `url` of a table with credentials). */
-export function fallbackUrl(entry: FallbackEntry): string {
+function fallbackUrl(entry: FallbackEntry): string {
   return typeof entry === "string" ? entry : entry.url;
 }
 
