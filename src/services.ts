@@ -37,6 +37,7 @@ import { Metrics } from "./observability/metrics";
 import { RecentPulls } from "./observability/recent-pulls";
 import { accountsFrom } from "./upstream/accounts";
 import { AuthDiscovery } from "./upstream/auth-discovery";
+import { fallbackAccounts, Fallbacks } from "./upstream/fallbacks";
 import { UpstreamAuth } from "./upstream/upstream-auth";
 import { UpstreamClient } from "./upstream/client";
 import { upstreamTableFromConfig, type Upstream, type UpstreamTable } from "./upstream/table";
@@ -122,12 +123,17 @@ export async function createServices(config: Config, log: Logger, options: Servi
       .filter((entry) => entry.credentials?.length)
       .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
   );
+  for (const [name, list] of fallbackAccounts(config, upstreams, env)) accounts.set(name, list);
   upstreamAuth = new UpstreamAuth(client, discovery, accounts, fleet?.upstreamTokens);
   // In a fleet the request and login counts are the fleet's, so a client's budget is not multiplied by the nodes.
   const rateLimits = fleet ? new FleetRateLimitStore(fleet.redis) : new MemoryRateLimitStore();
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log, rateLimits) : undefined;
   const guards = await openGuards(config, log, rateLimits, upstreams);
-  const passThrough = new PassThrough(client, discovery, upstreamAuth);
+  const fallbacks = new Fallbacks({
+    answered: (upstream, source) => metrics.upstreamSources.inc({ upstream, source }),
+    tried: (upstream, source, outcome) => metrics.fallbacks.inc({ upstream, source, outcome }),
+  });
+  const passThrough = new PassThrough(client, discovery, upstreamAuth, fallbacks);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();
   opened = await openCache(config.cache, { remote: passThrough, log, sendfile, credentials, fleet, env });

@@ -8,7 +8,7 @@
 import { existsSync } from "node:fs";
 import { Value } from "@sinclair/typebox/value";
 import { TransformKind, type TSchema } from "@sinclair/typebox";
-import { ConfigSchema, type Config } from "./schema";
+import { ConfigSchema, type Config, type CredentialEntry } from "./schema";
 import { accountsFrom } from "../upstream/accounts";
 import { checkSemantics } from "./validate";
 
@@ -84,7 +84,12 @@ function listsFromStrings(schema: TSchema, value: unknown): unknown {
 }
 
 function isStringList(schema: TSchema): boolean {
-  return schema.type === "array" && (schema.items as TSchema | undefined)?.type === "string";
+  return schema.type === "array" && takesString(schema.items as TSchema | undefined);
+}
+
+/** A string, or a union with one (`fallbacks`: a URL or a table). */
+function takesString(schema: TSchema | undefined): boolean {
+  return schema?.type === "string" || ((schema?.anyOf as TSchema[] | undefined) ?? []).some(takesString);
 }
 
 /**
@@ -235,9 +240,16 @@ export function keyName(path: string): string {
 
 /** Each upstream account must have exactly one readable secret (never echoed in the message). */
 function credentialProblems(config: Config, env: Record<string, string | undefined>): string[] {
-  return config.registry.upstreams.flatMap((entry, i) => {
+  const { upstreams, fallbacks } = config.registry;
+  const lists: [string, CredentialEntry[]][] = [
+    ...upstreams.map((entry, i): [string, CredentialEntry[]] => [`registry.upstreams[${i}].credentials`, entry.credentials ?? []]),
+    ...[...upstreams.map((entry, i) => [`registry.upstreams[${i}].fallbacks`, entry.fallbacks ?? []] as const), ["registry.fallbacks", fallbacks] as const].flatMap(
+      ([key, entries]) => entries.map((entry, j): [string, CredentialEntry[]] => [`${key}[${j}].credentials`, typeof entry === "string" ? [] : (entry.credentials ?? [])]),
+    ),
+  ];
+  return lists.flatMap(([key, entries]) => {
     try {
-      accountsFrom(entry.credentials ?? [], `registry.upstreams[${i}].credentials`, env);
+      accountsFrom(entries, key, env);
       return [];
     } catch (error) {
       return [(error as Error).message];

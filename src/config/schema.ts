@@ -43,6 +43,21 @@ export const CredentialSchema = t.Object({
   password_env: t.Optional(t.String()),
 });
 
+/**
+ * One fallback of an upstream (upstream/fallbacks.ts): its URL, or a table with
+ * the URL and the accounts docxy uses there (else it pulls anonymously).
+ */
+export const FallbackSchema = t.Union([
+  t.String({ description: "Base URL of an origin serving the same content, e.g. https://mirror.gcr.io" }),
+  t.Object({
+    url: t.String({ description: "Base URL of the fallback" }),
+    credentials: t.Optional(t.Array(CredentialSchema, { description: "Accounts docxy uses at this fallback (default: anonymous)" })),
+  }),
+]);
+
+const fallbacksDescription =
+  "docxy: origins serving the same content, asked in order when this upstream is unreachable, times out or answers 429 or 5xx (never for its 401, 403 or 404); docxy pulls from them as itself";
+
 export const UpstreamSchema = t.Object({
   name: t.String({ pattern: "^[A-Za-z0-9._-]+$", description: "Used in /auth/<name>/token" }),
   registry: t.Optional(t.String({ description: "docxy: canonical registry host (path prefix and ?ns= value), e.g. ghcr.io; default: the URL's host" })),
@@ -62,6 +77,7 @@ export const UpstreamSchema = t.Object({
   credentials: t.Optional(
     t.Array(CredentialSchema, { description: "docxy: accounts docxy uses for clients that bring no credentials of their own" }),
   ),
+  fallbacks: t.Optional(t.Array(FallbackSchema, { description: fallbacksDescription })),
 });
 
 export const ConfigSchema = t.Object({
@@ -98,6 +114,7 @@ export const ConfigSchema = t.Object({
       auth_realm: t.Optional(t.String({ description: "Upstream token realm; Docker Hub's for Docker Hub, else discovered from the upstream's /v2/ challenge" })),
       auth_service: t.Optional(t.String({ description: "Upstream token service; Docker Hub's for Docker Hub, else discovered" })),
       auto_library_prefix: t.Boolean({ default: true }),
+      fallbacks: t.Array(FallbackSchema, { default: [], description: `${fallbacksDescription} (the single-upstream form; ignored with [[registry.upstreams]])` }),
       public_base_url: t.Optional(t.String()),
       builtin_upstreams: t.Boolean({ default: true, description: "docxy: start from the built-in table of well-known registries" }),
       upstreams: t.Array(UpstreamSchema, { default: [] }),
@@ -287,3 +304,4 @@ export const ConfigSchema = t.Object({
 export type Config = StaticDecode<typeof ConfigSchema>;
 export type UpstreamEntry = Static<typeof UpstreamSchema>;
 export type CredentialEntry = Static<typeof CredentialSchema>;
+export type FallbackEntry = Static<typeof FallbackSchema>;

@@ -10,7 +10,7 @@ import { ImagePolicy } from "../policy/image-rules";
 import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
 import { upstreamTableFromConfig } from "../upstream/table";
-import type { Config } from "./schema";
+import type { Config, FallbackEntry } from "./schema";
 
 /** What clients write as the registry part of an image name: a host with a dot or port, or localhost. */
 const REGISTRY_HOST = /^(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+|[a-z0-9.-]+:\d{1,5})(?::\d{1,5})?$/;
@@ -76,7 +76,12 @@ export function checkSemantics(config: Config, env: Record<string, string | unde
       problems.push(`${key}.registry: must be a registry host like ghcr.io or registry.local:5000 (got ${JSON.stringify(upstream.registry)})`);
     }
     problems.push(...originProblems(`${key}.public_base_url`, upstream.public_base_url));
+    problems.push(...fallbackProblems(`${key}.fallbacks`, upstream.fallbacks ?? [], upstream.upstream_registry));
   });
+  if (registry.upstreams.length === 0) problems.push(...fallbackProblems("registry.fallbacks", registry.fallbacks, registry.upstream_registry));
+  else if (registry.fallbacks.length > 0) {
+    problems.push("registry.fallbacks: applies to the single-upstream form only; with [[registry.upstreams]] set fallbacks in the upstream's entry");
+  }
   if (registry.upstreams.length > 0 && !names.has(registry.default.toLowerCase())) {
     problems.push(`registry.default: no upstream named ${JSON.stringify(registry.default)}`);
   }
@@ -181,6 +186,21 @@ function fleetProblems({ fleet }: Config): string[] {
   if (fleet.secret && fleet.secret.length < 32) problems.push("fleet.secret: must be at least 32 characters");
   if (fleet.secret_file && !existsSync(fleet.secret_file)) problems.push(`fleet.secret_file: file not found: ${fleet.secret_file}`);
   return problems;
+}
+
+/** Fallbacks are base URLs like upstream_registry, none the upstream itself (it would be asked twice), none twice. */
+function fallbackProblems(key: string, entries: FallbackEntry[], primary: string | undefined): string[] {
+  const seen = new Set([primary?.trim().replace(/\/+$/, "")]);
+  return entries.flatMap((entry, i) => {
+    const url = typeof entry === "string" ? entry : entry.url;
+    const where = typeof entry === "string" ? `${key}[${i}]` : `${key}[${i}].url`;
+    const problems = urlProblems(where, url);
+    if (problems.length > 0) return problems;
+    const trimmed = url.trim().replace(/\/+$/, "");
+    if (seen.has(trimmed)) return [`${where}: ${trimmed} is already the upstream or an earlier fallback`];
+    seen.add(trimmed);
+    return [];
+  });
 }
 
 function urlProblems(key: string, value: string): string[] {

@@ -20,6 +20,8 @@ export interface RequestNotes {
   user?: string;
   registry?: string;
   repository?: string;
+  /** URL of the upstream origin that answered for this request: the upstream's own, or a fallback's. */
+  source?: string;
 }
 
 export interface RequestContext {

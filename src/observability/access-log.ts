@@ -19,6 +19,8 @@ export interface AccessEntry {
   bytes: number;
   ms: number;
   cache?: string;
+  /** The upstream origin that answered (its URL): the upstream's own, or a fallback's when one stood in. */
+  source?: string;
   /**
    * false when the connection ended before the whole response was written;
    * absent where the server cannot tell (the sendfile port: the kernel sends the file)

@@ -74,6 +74,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly upstreamSources = new Counter({
+    name: "docxy_upstream_pull_answers_total",
+    help: "Pull-path requests (manifests, blobs, tags) docxy sent upstream, by upstream and the host whose answer was used: the upstream's own, or a fallback's",
+    labelNames: ["upstream", "source"] as const,
+    registers: [this.registry],
+  });
+
+  readonly fallbacks = new Counter({
+    name: "docxy_upstream_fallbacks_total",
+    help: "Fallbacks asked because their upstream was in trouble, by upstream, fallback host and outcome (served, failed)",
+    labelNames: ["upstream", "source", "outcome"] as const,
+    registers: [this.registry],
+  });
+
   readonly connections = new Gauge({
     name: "docxy_active_connections",
     help: "Client connections open now",

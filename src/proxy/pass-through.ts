@@ -26,11 +26,13 @@ import { withLibraryPrefix } from "../oci/reference";
 import type { AuthDiscovery } from "../upstream/auth-discovery";
 import { announcedLength, cappedBody, ERROR_LIMIT, LISTING_LIMIT, MANIFEST_LIMIT, type BodyLimit } from "../upstream/body-limit";
 import { discard, type UpstreamClient, type UpstreamResponse } from "../upstream/client";
+import { Fallbacks } from "../upstream/fallbacks";
 import type { Route } from "../upstream/routing";
+import type { Upstream } from "../upstream/table";
 import type { UpstreamAuth } from "../upstream/upstream-auth";
 import type { FetchOverride, Remote } from "../cache/remote";
 import type { PullPath } from "../oci/paths";
-import type { PullRequest } from "./pull-request";
+import type { PullRequest, UpstreamIdentity } from "./pull-request";
 
 /**
  * Upstream headers that describe the upstream's or CDN's own connection or
@@ -47,6 +49,7 @@ export class PassThrough implements Remote {
     private readonly client: UpstreamClient,
     private readonly discovery: AuthDiscovery,
     private readonly upstreamAuth: UpstreamAuth,
+    private readonly fallbacks = new Fallbacks(),
   ) {}
 
   /** Pure pass-through: the request upstream, the answer back. */
@@ -70,13 +73,26 @@ export class PassThrough implements Remote {
    * Sends the request upstream with the client's credentials, Accept, Range
    * and conditionals. `override` changes the method or reference, drops Range
    * (a cache fill wants the whole blob) or stops at a redirect (an access
-   * check needs only the registry's answer, not the CDN's bytes).
+   * check needs only the registry's answer, not the CDN's bytes). When the
+   * upstream is in trouble its fallbacks are asked in turn (upstream/fallbacks.ts),
+   * always as docxy: the client's credentials are the upstream's, never theirs.
    */
   async fetch(request: PullRequest, override: FetchOverride = {}): Promise<UpstreamResponse> {
+    const { upstream } = request.route;
+    const { result, source } = await this.fallbacks.fetch(
+      upstream,
+      (origin) => this.fetchFrom(origin, origin === upstream ? request.identity : "proxy", request, override),
+      request.signal,
+    );
+    if (request.trace) request.trace.source = source.url;
+    return result;
+  }
+
+  private async fetchFrom(origin: Upstream, identity: UpstreamIdentity, request: PullRequest, override: FetchOverride): Promise<UpstreamResponse> {
     const { path } = request;
     const reference = override.reference ?? path.reference;
     const tail = path.kind === "tags" ? "tags/list" : `${path.kind}/${reference}`;
-    const url = new URL(`${request.route.upstream.url}/v2/${this.upstreamName(request)}/${tail}`);
+    const url = new URL(`${origin.url}/v2/${this.upstreamName(request)}/${tail}`);
     for (const [key, value] of request.query) if (!PROXY_PARAMETERS.includes(key)) url.searchParams.append(key, value);
 
     const headers = new Headers();
@@ -92,14 +108,13 @@ export class PassThrough implements Remote {
         headers,
         signal: request.signal,
         followRedirects: override.followRedirects,
-        allowPrivateRedirects: request.route.upstream.allowPrivateRedirects,
+        allowPrivateRedirects: origin.allowPrivateRedirects,
       });
-    if (request.identity === "client") return send();
+    if (identity === "client") return send();
 
     const repository = this.upstreamName(request);
-    const { upstream } = request.route;
     for (let attempt = 0; ; attempt++) {
-      const { header, account } = await this.upstreamAuth.authorize(upstream, repository, request.signal);
+      const { header, account } = await this.upstreamAuth.authorize(origin, repository, request.signal);
       if (header) headers.set("authorization", header);
       else headers.delete("authorization");
       const result = await send();
@@ -107,7 +122,7 @@ export class PassThrough implements Remote {
       if (result.response.status !== 401 || attempt > 0) return result;
       // A cached token the upstream no longer accepts: drop it and try once with a fresh one.
       await discard(result.response);
-      await this.upstreamAuth.invalidate(upstream, repository, account);
+      await this.upstreamAuth.invalidate(origin, repository, account);
     }
   }
 

@@ -28,6 +28,14 @@ export interface PullRequest {
   signal?: AbortSignal;
   /** The client's address, when the request came over the network (the cache's per-client fill limit). */
   client?: string;
+  /** Where the HTTP layer learns what served this request, for the access log (the route's notes). */
+  trace?: PullTrace;
+}
+
+/** Written by the remote as it asks upstream. */
+export interface PullTrace {
+  /** URL of the origin that last answered for this request: the upstream's, or a fallback's (upstream/fallbacks.ts). */
+  source?: string;
 }
 
 /** Answers reads of the registry API: the cache front, or the bare pass-through when the cache is off. */

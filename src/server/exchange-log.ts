@@ -16,7 +16,7 @@ export interface ExchangeSinks {
 
 export function exchangeLog({ metrics, recentPulls, logAccess }: ExchangeSinks): (exchange: Exchange) => void {
   return function record(exchange) {
-    const { client, user, registry, repository } = exchange.context.notes;
+    const { client, user, registry, repository, source } = exchange.context.notes;
     const route = routeOf(exchange.path);
     metrics.exchange(route, registry, exchange.status, exchange.bytes, exchange.cache);
     if (route === "manifests" && exchange.method === "GET" && registry && repository) {
@@ -43,6 +43,7 @@ export function exchangeLog({ metrics, recentPulls, logAccess }: ExchangeSinks):
       bytes: exchange.bytes,
       ms: exchange.ms,
       cache: exchange.cache,
+      source,
       complete: exchange.complete,
     });
   };

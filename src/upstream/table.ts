@@ -9,8 +9,9 @@
  * key, or adds a new upstream. A token realm and service not set explicitly
  * are Docker Hub's only for Docker Hub's URL, else learnt from the upstream.
  */
-import type { Config, UpstreamEntry } from "../config/schema";
+import type { Config, FallbackEntry, UpstreamEntry } from "../config/schema";
 import { BUILTIN_UPSTREAMS, type BuiltinUpstream } from "./builtins";
+import { fallbackUpstream } from "./fallbacks";
 
 export interface Upstream {
   /** Name used in `/auth/<name>/token` (case-insensitive). */
@@ -29,6 +30,8 @@ export interface Upstream {
   publicBaseUrl?: string;
   /** Redirects may lead to any loopback, private, link-local or metadata address (redirect-policy.ts); default false. */
   allowPrivateRedirects?: boolean;
+  /** Origins asked in order when this one is in trouble (fallbacks.ts); not in the table, never routed to. */
+  fallbacks?: readonly Upstream[];
 }
 
 export class UpstreamTable {
@@ -59,14 +62,14 @@ export class UpstreamTable {
   }
 }
 
-type Draft = Omit<Upstream, "url"> & { url?: string; enabled: boolean };
+type Draft = Omit<Upstream, "url" | "fallbacks"> & { url?: string; enabled: boolean; fallbackUrls: string[] };
 
 export function upstreamTableFromConfig(config: Config): UpstreamTable {
   const { registry, server } = config;
   const fallbackBase = blankToUndefined(registry.public_base_url) ?? blankToUndefined(server.public_base_url);
   const drafts = new Map<string, Draft>();
   if (registry.builtin_upstreams) {
-    for (const b of BUILTIN_UPSTREAMS) drafts.set(b.name, { ...b, hosts: [], allowPrivateRedirects: false });
+    for (const b of BUILTIN_UPSTREAMS) drafts.set(b.name, { ...b, hosts: [], allowPrivateRedirects: false, fallbackUrls: [] });
   }
   const entries: UpstreamEntry[] =
     registry.upstreams.length > 0
@@ -81,6 +84,7 @@ export function upstreamTableFromConfig(config: Config): UpstreamTable {
             auth_realm: registry.auth_realm,
             auth_service: registry.auth_service,
             auto_library_prefix: registry.auto_library_prefix,
+            fallbacks: registry.fallbacks,
           },
         ];
   for (const entry of entries) {
@@ -90,7 +94,10 @@ export function upstreamTableFromConfig(config: Config): UpstreamTable {
 
   const upstreams = [...drafts.values()]
     .filter((d): d is Draft & { url: string } => d.enabled && d.url !== undefined)
-    .map(({ enabled: _, ...u }): Upstream => ({ ...u, publicBaseUrl: u.publicBaseUrl ?? (fallbackBase && trimSlash(fallbackBase)) }));
+    .map(({ enabled: _, fallbackUrls, ...u }): Upstream => {
+      const upstream = { ...u, publicBaseUrl: u.publicBaseUrl ?? (fallbackBase && trimSlash(fallbackBase)) };
+      return { ...upstream, fallbacks: fallbackUrls.map((url) => fallbackUpstream(upstream, url)) };
+    });
   return new UpstreamTable(upstreams, registry.default);
 }
 
@@ -109,7 +116,13 @@ function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
     publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url), trimSlash) ?? base?.publicBaseUrl,
     allowPrivateRedirects: entry.allow_private_redirects ?? base?.allowPrivateRedirects ?? false,
     enabled: entry.enabled ?? base?.enabled ?? true,
+    fallbackUrls: entry.fallbacks?.map(fallbackUrl) ?? base?.fallbackUrls ?? [],
   };
+}
+
+/** A fallback entry's URL (a bare string, or the `url` of a table with credentials). */
+function fallbackUrl(entry: FallbackEntry): string {
+  return typeof entry === "string" ? entry : entry.url;
 }
 
 /**

@@ -362,3 +362,15 @@ test("a list of the wrong type is still reported under its key, saying what it t
     expect.stringContaining("policy.deny[0]: Expected string (got 1)"),
   ]);
 });
+
+test("fallbacks in TOML: URLs and tables mix in one array, and a fallback's account must have a readable secret", async () => {
+  const path = await write(
+    "fallbacks.toml",
+    `[[registry.upstreams]]\nname = "dockerhub"\nfallbacks = ["https://mirror.gcr.io", { url = "https://mirror.corp", credentials = [{ username = "bot", password_env = "MIRROR_PW" }] }]\n`,
+  );
+  const { config } = await loadConfig({ path, env: { MIRROR_PW: "pw" } });
+  expect(upstreamTableFromConfig(config).byName("dockerhub")?.fallbacks?.map((f) => f.url)).toEqual(["https://mirror.gcr.io", "https://mirror.corp"]);
+  expect(await problems(path, {})).toEqual([`${path}: registry.upstreams[0].fallbacks[1].credentials[0].password_env: MIRROR_PW is not set`]);
+  const one = await write("fallback-one.toml", `[[registry.upstreams]]\nname = "dockerhub"\nfallbacks = "https://mirror.gcr.io"\n`);
+  expect(upstreamTableFromConfig((await loadConfig({ path: one, env: {} })).config).byName("dockerhub")?.fallbacks?.map((f) => f.url)).toEqual(["https://mirror.gcr.io"]);
+});

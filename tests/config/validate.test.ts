@@ -72,6 +72,18 @@ test("upstreams: unique names, a URL unless built in, a registry host, a default
   );
 });
 
+test("fallbacks: http(s) URLs, neither the upstream itself nor twice; the legacy key only without [[registry.upstreams]]", () => {
+  const upstreams = [{ name: "corp", upstream_registry: "https://harbor.corp/", fallbacks: ["ftp://x", "https://harbor.corp", { url: "https://m.corp" }, "https://m.corp/"] }];
+  expect(problems({ registry: { upstreams, fallbacks: ["https://mirror.gcr.io"] } })).toEqual([
+    'registry.upstreams[0].fallbacks[0]: must be an http:// or https:// URL (got "ftp://x")',
+    "registry.upstreams[0].fallbacks[1]: https://harbor.corp is already the upstream or an earlier fallback",
+    "registry.upstreams[0].fallbacks[3]: https://m.corp is already the upstream or an earlier fallback",
+    "registry.fallbacks: applies to the single-upstream form only; with [[registry.upstreams]] set fallbacks in the upstream's entry",
+  ]);
+  expect(problems({ registry: { fallbacks: ["https://mirror.gcr.io", { url: "nope" }] } })).toEqual(['registry.fallbacks[1].url: must be an http:// or https:// URL (got "nope")']);
+  expect(problems({ registry: { upstreams: [{ name: "dockerhub", fallbacks: ["https://mirror.gcr.io"] }] } })).toEqual([]);
+});
+
 test("proxy users: someone to log in, files that exist, a long enough secret, well-formed tokens", () => {
   expect(problems({ auth: { enabled: true, htpasswd: join(dir, "absent.htpasswd"), secret: "short", tokens: ["ci:short", "no-colon-token-long-enough"] } })).toEqual([
     `auth.htpasswd: file not found: ${join(dir, "absent.htpasswd")}`,

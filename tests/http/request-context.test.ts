@@ -27,12 +27,12 @@ test("the realm comes from the connection's Host, not from the URL the edge buil
   expect(response.headers.get("www-authenticate")).toBe('Bearer realm="http://localhost:5000/auth/dockerhub/token",service="test-registry"');
 });
 
-test("a registry request leaves the client, registry and repository in its notes", async () => {
+test("a registry request leaves the client, registry, repository and the origin that answered in its notes", async () => {
   const request = new ServedRequest("http://127.0.0.1:5000/v2/acme/app/manifests/v1", { headers: { "x-forwarded-for": "10.9.9.9" } }, connection({}));
   const response = await app.handle(request);
   expect(response.status).toBe(401); // no token: the upstream's challenge, with docxy's realm
   // X-Forwarded-For counts only from a trusted proxy, and none is configured.
-  expect(request.context.notes).toEqual({ client: "192.0.2.7", registry: "docker.io", repository: "acme/app" });
+  expect(request.context.notes).toEqual({ client: "192.0.2.7", registry: "docker.io", repository: "acme/app", source: upstream.registryUrl });
 });
 
 test("a request not noted by any route (the health check) keeps empty notes", async () => {

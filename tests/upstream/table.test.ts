@@ -89,3 +89,17 @@ test("a realm and service the operator sets win, also for a non-Docker-Hub URL a
   const table = upstreamTableFromConfig(config({ upstream_registry: "https://mirror.corp", auth_realm: "https://auth.docker.io/token", auth_service: "registry.docker.io" }));
   expect([table.default.authRealm, table.default.authService]).toEqual(["https://auth.docker.io/token", "registry.docker.io"]);
 });
+
+test("fallbacks: per entry (URLs or tables with credentials), or the legacy [registry] key; each inherits its upstream's naming", () => {
+  const table = upstreamTableFromConfig(
+    config({ upstreams: [{ name: "dockerhub", fallbacks: ["https://mirror.gcr.io/", { url: "https://mirror.corp", credentials: [{ username: "bot", password: "x" }] }] }] }),
+  );
+  const hub = table.byName("dockerhub")!;
+  expect(hub.fallbacks?.map((f) => f.url)).toEqual(["https://mirror.gcr.io", "https://mirror.corp"]);
+  expect(hub.fallbacks?.[0]).toMatchObject({ registry: "docker.io", autoLibraryPrefix: true, hosts: [], authRealm: undefined });
+  expect(table.all.map((u) => u.url)).not.toContain("https://mirror.gcr.io"); // never routed to by itself
+  expect(table.byName("ghcr")?.fallbacks).toEqual([]);
+
+  const legacy = upstreamTableFromConfig(config({ upstream_registry: "https://mirror.corp", fallbacks: ["https://registry-1.docker.io"] }));
+  expect(legacy.default.fallbacks?.[0]).toMatchObject({ url: "https://registry-1.docker.io", authRealm: "https://auth.docker.io/token" });
+});

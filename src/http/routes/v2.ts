@@ -71,6 +71,7 @@ export function v2Routes(services: Services) {
         route,
         origin: originUrl,
         client,
+        trace: context.notes,
       });
       return path.kind === "blobs" ? shaped(services.guards, context, response) : response;
     });
