@@ -103,6 +103,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
       answered: (host, method, status, seconds) => metrics.upstreamLatency.observe({ host, method, status: String(status) }, seconds),
       failed: (host, reason) => metrics.upstreamFailures.inc({ host, reason }),
     },
+    env,
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);
   const accounts = new Map(

@@ -13,6 +13,7 @@ import { ConfigError, loadConfig } from "../config/load";
 import type { Config } from "../config/schema";
 import { formatSize } from "../config/units";
 import { reachParts } from "../fleet/reachability";
+import { envProxies } from "../upstream/env-proxy";
 import { upstreamTableFromConfig } from "../upstream/table";
 
 export async function checkConfig(args: string[], env: Record<string, string | undefined>): Promise<number> {
@@ -24,7 +25,8 @@ export async function checkConfig(args: string[], env: Record<string, string | u
     process.stdout.write(
       `${source}: valid\n` +
         `  listeners: ${[config.server.http_enabled && `http :${config.server.http_port}`, config.server.https_enabled && `https :${config.server.https_port}`].filter(Boolean).join(", ")}\n` +
-        `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry})`).join(", ")}; default ${table.default.name}\n` +
+        `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry}${u.proxy ? ` via ${u.proxy.display}` : ""})`).join(", ")}; default ${table.default.name}\n` +
+        envProxies(env).map(({ name, proxy }) => `  ${name}: ${proxy?.display}\n`).join("") +
         `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${formatSize(config.cache.max_size)}` : "off"}\n` +
         (config.cache.enabled ? `  storage: ${storage(config, env)}\n` : "") +
         `  proxy users: ${config.auth.enabled ? "on" : "off"}\n`,

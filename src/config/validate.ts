@@ -8,6 +8,8 @@ import { existsSync } from "node:fs";
 import { ImagePolicy } from "../policy/image-rules";
 import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
+import { envProxies } from "../upstream/env-proxy";
+import { parseProxyUrl } from "../upstream/proxy-url";
 import type { Config } from "./schema";
 
 /** What clients write as the registry part of an image name: a host with a dot or port, or localhost. */
@@ -74,7 +76,9 @@ export function checkSemantics(config: Config, env: Record<string, string | unde
       problems.push(`${key}.registry: must be a registry host like ghcr.io or registry.local:5000 (got ${JSON.stringify(upstream.registry)})`);
     }
     problems.push(...originProblems(`${key}.public_base_url`, upstream.public_base_url));
+    if (upstream.proxy?.trim()) problems.push(...proxyProblems(`${key}.proxy`, upstream.proxy));
   });
+  for (const { name, problem } of envProxies(env)) if (problem !== undefined) problems.push(`environment ${name}: ${problem}`);
   if (registry.upstreams.length > 0 && !names.has(registry.default.toLowerCase())) {
     problems.push(`registry.default: no upstream named ${JSON.stringify(registry.default)}`);
   }
@@ -169,6 +173,16 @@ function urlProblems(key: string, value: string): string[] {
     return [`${key}: must be an http:// or https:// URL (got ${JSON.stringify(value)})`];
   }
   return [];
+}
+
+/** The problem with a proxy URL, if any; parseProxyUrl's message says what to write and never repeats the credentials. */
+function proxyProblems(key: string, value: string): string[] {
+  try {
+    parseProxyUrl(value);
+    return [];
+  } catch (error) {
+    return [`${key}: ${(error as Error).message}`];
+  }
 }
 
 /** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */

@@ -93,6 +93,7 @@ export class PassThrough implements Remote {
         signal: request.signal,
         followRedirects: override.followRedirects,
         allowPrivateRedirects: request.route.upstream.allowPrivateRedirects,
+        proxy: request.route.upstream.proxy,
       });
     if (request.identity === "client") return send();
 

@@ -17,9 +17,18 @@
  *   and the client must never see the CDN; `Authorization` and cookies never
  *   cross to another origin; HEAD stays HEAD; and every hop passes the
  *   redirect policy (redirect-policy.ts) before it is fetched.
+ * - Every hop (registry, token realm, CDN) goes through the upstream's own
+ *   `proxy` when it has one, else through the environment's (HTTPS_PROXY…,
+ *   applied by Bun itself); SOCKS goes through a loopback bridge
+ *   (socks-bridge.ts) because Bun's fetch cannot speak it. A proxy's failure
+ *   is a 502 naming the proxy, never its credentials.
  */
 import { RegistryError } from "../oci/errors";
+import { envProxyFor } from "./env-proxy";
+import type { OutboundProxy } from "./proxy-url";
+import { redactUrls } from "./proxy-url";
 import { checkRedirect, type RedirectScope } from "./redirect-policy";
+import { SocksBridge } from "./socks-bridge";
 
 export interface UpstreamTimeouts {
   /** Milliseconds until response headers must have arrived. */
@@ -48,6 +57,8 @@ export interface UpstreamRequest {
    * `url` itself is judged as a redirect from it.
    */
   trustedUrl?: string;
+  /** The upstream's `proxy`; it wins over the environment's for every hop. */
+  proxy?: OutboundProxy;
 }
 
 export interface UpstreamResponse {
@@ -66,10 +77,15 @@ export interface UpstreamObserver {
 }
 
 export class UpstreamClient {
+  /** One bridge per SOCKS proxy URL, started on first use. */
+  private readonly bridges = new Map<string, SocksBridge>();
+
   constructor(
     private readonly timeouts: UpstreamTimeouts,
     private readonly userAgent: string,
     private readonly observer?: UpstreamObserver,
+    /** Where HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are read (Bun's fetch reads process.env). */
+    private readonly env: Record<string, string | undefined> = process.env,
   ) {}
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
@@ -115,7 +131,11 @@ export class UpstreamClient {
     const timer = setTimeout(() => headerTimer.abort(), budget);
     const signals = request.signal ? [request.signal, headerTimer.signal] : [headerTimer.signal];
     const begin = performance.now();
+    const via = request.proxy ?? envProxyFor(url, this.env);
+    const bridge = via?.socks ? this.bridgeFor(via) : undefined;
     try {
+      // An HTTP(S) proxy from the environment is left to Bun, which applies it per hop itself.
+      const proxy = bridge ? await bridge.url() : request.proxy?.url;
       const response = await fetch(url, {
         method,
         headers,
@@ -124,19 +144,27 @@ export class UpstreamClient {
         decompress: false,
         timeout: this.timeouts.idleMs,
         signal: AbortSignal.any(signals),
+        ...(proxy === undefined ? {} : { proxy }),
       });
       this.observer?.answered(url.host, method, response.status, (performance.now() - begin) / 1000);
+      // No registry answers 407: it is the proxy refusing docxy (plain-http hops; CONNECT fails below).
+      if (response.status === 407 && via !== undefined) {
+        await discard(response);
+        throw new RegistryError("UNAVAILABLE", `proxy ${via.display} refused docxy (407): check the user and password in its URL`, { status: 502 });
+      }
       return response;
     } catch (error) {
+      if (error instanceof RegistryError) throw error;
       if (request.signal?.aborted) throw error; // our client left; nobody to answer
       this.observer?.failed(url.host, headerTimer.signal.aborted ? "timeout" : "unreachable");
       if (headerTimer.signal.aborted) {
-        throw new RegistryError("UNAVAILABLE", `upstream ${url.host} did not answer within ${budget / 1000}s`, {
+        throw new RegistryError("UNAVAILABLE", `upstream ${url.host} did not answer within ${budget / 1000}s${through(via)}`, {
           status: 504,
           cause: error,
         });
       }
-      throw new RegistryError("UNAVAILABLE", `upstream ${url.host} is unreachable: ${describe(error)}`, {
+      const reason = bridge?.failureFor(url.hostname, defaultPort(url)) ?? redactUrls(describe(error));
+      throw new RegistryError("UNAVAILABLE", `upstream ${url.host} is unreachable${through(via)}: ${reason}`, {
         status: 502,
         cause: error,
       });
@@ -144,6 +172,20 @@ export class UpstreamClient {
       clearTimeout(timer);
     }
   }
+
+  private bridgeFor(proxy: OutboundProxy): SocksBridge {
+    let bridge = this.bridges.get(proxy.url);
+    if (bridge === undefined) this.bridges.set(proxy.url, (bridge = new SocksBridge(proxy)));
+    return bridge;
+  }
+}
+
+function through(via: OutboundProxy | undefined): string {
+  return via === undefined ? "" : ` through proxy ${via.display}`;
+}
+
+function defaultPort(url: URL): number {
+  return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
 
 /** Frees the connection of a response whose body we do not want (an unread body pins its socket). */

@@ -11,6 +11,7 @@
  */
 import type { Config, UpstreamEntry } from "../config/schema";
 import { BUILTIN_UPSTREAMS, type BuiltinUpstream } from "./builtins";
+import { parseProxyUrl, type OutboundProxy } from "./proxy-url";
 
 export interface Upstream {
   /** Name used in `/auth/<name>/token` (case-insensitive). */
@@ -29,6 +30,8 @@ export interface Upstream {
   publicBaseUrl?: string;
   /** Redirects may lead to any loopback, private, link-local or metadata address (redirect-policy.ts); default false. */
   allowPrivateRedirects?: boolean;
+  /** Every request for this upstream goes through this proxy (client.ts), instead of the environment's. */
+  proxy?: OutboundProxy;
 }
 
 export class UpstreamTable {
@@ -108,6 +111,7 @@ function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
     autoLibraryPrefix: entry.auto_library_prefix ?? base?.autoLibraryPrefix ?? false,
     publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url), trimSlash) ?? base?.publicBaseUrl,
     allowPrivateRedirects: entry.allow_private_redirects ?? base?.allowPrivateRedirects ?? false,
+    proxy: mapDefined(blankToUndefined(entry.proxy), parseProxyUrl) ?? base?.proxy,
     enabled: entry.enabled ?? base?.enabled ?? true,
   };
 }
