@@ -28,7 +28,7 @@ import { envProxyFor } from "./env-proxy";
 import type { OutboundProxy } from "./proxy-url";
 import { redactUrls } from "./proxy-url";
 import { checkRedirect, type RedirectScope } from "./redirect-policy";
-import { SocksBridge } from "./socks-bridge";
+import { BRIDGE_FAILURE, SocksBridge } from "./socks-bridge";
 
 export interface UpstreamTimeouts {
   /** Milliseconds until response headers must have arrived. */
@@ -152,6 +152,10 @@ export class UpstreamClient {
         await discard(response);
         throw new RegistryError("UNAVAILABLE", `proxy ${via.display} refused docxy (407): check the user and password in its URL`, { status: 502 });
       }
+      if (bridge !== undefined && response.headers.has(BRIDGE_FAILURE)) {
+        await discard(response);
+        throw new RegistryError("UNAVAILABLE", unreachable(url, via, bridge), { status: 502 });
+      }
       return response;
     } catch (error) {
       if (error instanceof RegistryError) throw error;
@@ -163,8 +167,7 @@ export class UpstreamClient {
           cause: error,
         });
       }
-      const reason = bridge?.failureFor(url.hostname, defaultPort(url)) ?? redactUrls(describe(error));
-      throw new RegistryError("UNAVAILABLE", `upstream ${url.host} is unreachable${through(via)}: ${reason}`, {
+      throw new RegistryError("UNAVAILABLE", unreachable(url, via, bridge, error), {
         status: 502,
         cause: error,
       });
@@ -178,6 +181,13 @@ export class UpstreamClient {
     if (bridge === undefined) this.bridges.set(proxy.url, (bridge = new SocksBridge(proxy)));
     return bridge;
   }
+}
+
+/** The SOCKS bridge's reason names the proxy itself; anything else is said to be through it. */
+function unreachable(url: URL, via: OutboundProxy | undefined, bridge: SocksBridge | undefined, error?: unknown): string {
+  const failure = bridge?.failureFor(url.hostname, defaultPort(url));
+  if (failure !== undefined) return `upstream ${url.host} is unreachable: ${failure}`;
+  return `upstream ${url.host} is unreachable${through(via)}: ${redactUrls(describe(error))}`;
 }
 
 function through(via: OutboundProxy | undefined): string {

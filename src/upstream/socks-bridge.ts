@@ -22,6 +22,12 @@ import type { Duplex } from "node:stream";
 import type { OutboundProxy } from "./proxy-url";
 import { openSocksTunnel, ProxyError } from "./socks5";
 
+/**
+ * Marks the bridge's own 502 on a plain-http request, for client.ts to tell it from an upstream's
+ * (destroying the response instead reaches fetch as an empty 200 on Bun 1.4.5).
+ */
+export const BRIDGE_FAILURE = "docxy-socks-failure";
+
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
 
 export class SocksBridge {
@@ -101,7 +107,7 @@ export class SocksBridge {
     }
     const upstream = await this.open(url.hostname, Number(url.port || 80));
     if (upstream === undefined) {
-      res.destroy(); // fetch then rejects, and the client reads failureFor() for the reason
+      res.writeHead(502, { [BRIDGE_FAILURE]: "1", "content-length": "0" }).end(); // the reason: failureFor()
       return;
     }
     const headers = { ...req.headers };
@@ -116,6 +122,7 @@ export class SocksBridge {
         answer.pipe(res);
       },
     );
+    outgoing.on("socket", () => upstream.resume()); // paused after the handshake, and node's client does not resume it itself
     outgoing.on("error", () => res.destroy());
     res.on("close", () => upstream.destroy());
     req.pipe(outgoing);
