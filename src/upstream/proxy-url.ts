@@ -29,14 +29,14 @@ const DEFAULT_PORTS: Record<string, number> = { http: 80, https: 443, socks5: 10
 export function parseProxyUrl(raw: string): OutboundProxy {
   const url = URL.parse(raw.trim());
   if (url === null || !url.hostname) {
-    throw new Error(`must be a URL like http://user:pass@proxy.example.com:3128 or socks5://proxy.example.com:1080 (got ${JSON.stringify(redactUrls(raw))})`);
+    throw new Error(`must be a URL like http://user:pass@proxy.example.com:3128 or socks5://proxy.example.com:1080 (got ${quoted(raw)})`);
   }
   const scheme = url.protocol.slice(0, -1);
   if (!(PROXY_SCHEMES as readonly string[]).includes(scheme)) {
-    throw new Error(`scheme ${JSON.stringify(scheme)} is not supported: use ${PROXY_SCHEMES.map((s) => `${s}://`).join(", ")} (got ${JSON.stringify(redactUrls(raw))})`);
+    throw new Error(`scheme ${JSON.stringify(scheme)} is not supported: use ${PROXY_SCHEMES.map((s) => `${s}://`).join(", ")} (got ${quoted(raw)})`);
   }
   if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) {
-    throw new Error(`must be the proxy's address only, with no path or query (got ${JSON.stringify(redactUrls(raw))})`);
+    throw new Error(`must be the proxy's address only, with no path or query (got ${quoted(raw)})`);
   }
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[scheme]!;
   const socks = scheme.startsWith("socks");
@@ -50,6 +50,11 @@ export function parseProxyUrl(raw: string): OutboundProxy {
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
   };
+}
+
+/** A refused value as error messages quote it: credentials hidden even where it is no URL (`user:pass@host:port`). */
+function quoted(raw: string): string {
+  return JSON.stringify(redactUrls(raw).replace(/^[^/@]*@/, "***@"));
 }
 
 /**
