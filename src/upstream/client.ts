@@ -24,7 +24,7 @@
  *   is a 502 naming the proxy, never its credentials.
  */
 import { RegistryError } from "../oci/errors";
-import { envProxyFor } from "./env-proxy";
+import { envProxyFor, noProxyLists } from "./env-proxy";
 import type { OutboundProxy } from "./proxy-url";
 import { redactUrls } from "./proxy-url";
 import { checkRedirect, type RedirectScope } from "./redirect-policy";
@@ -133,6 +133,14 @@ export class UpstreamClient {
     const begin = performance.now();
     const via = request.proxy ?? envProxyFor(url, this.env);
     const bridge = via?.socks ? this.bridgeFor(via) : undefined;
+    if (request.proxy !== undefined && noProxyLists(url, this.env)) {
+      clearTimeout(timer);
+      throw new RegistryError(
+        "UNAVAILABLE",
+        `NO_PROXY lists ${url.hostname}, and Bun's fetch would then reach it directly instead of through the upstream's proxy ${request.proxy.display}: take it out of NO_PROXY`,
+        { status: 502 },
+      );
+    }
     try {
       // An HTTP(S) proxy from the environment is left to Bun, which applies it per hop itself.
       const proxy = bridge ? await bridge.url() : request.proxy?.url;

@@ -41,6 +41,15 @@ function read(env: Env, lower: string): string | undefined {
   return value?.trim() ? value.trim() : undefined;
 }
 
+/**
+ * Whether NO_PROXY exempts `url`. Bun's fetch applies NO_PROXY even to a `proxy` passed
+ * explicitly (checked on Bun 1.4.5), so client.ts refuses such a hop rather than let it leave
+ * around an upstream's own proxy.
+ */
+export function noProxyLists(url: URL, env: Env): boolean {
+  return bypassed(url, read(env, "no_proxy") ?? "");
+}
+
 /** NO_PROXY: `*`, or names and domains (`.corp` or `corp` match sub-domains), optionally with a port. */
 function bypassed(url: URL, noProxy: string): boolean {
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();

@@ -3,7 +3,7 @@
 // username/password). Each listens on 127.0.0.1 on a free port and connects out FROM 127.0.0.2
 // (tinyproxy `Bind`, dante `external`), so the test upstream sees, in each request's peer address,
 // whether it came through the proxy (127.0.0.2) or straight from docxy (127.0.0.1).
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -136,10 +136,20 @@ async function spawn(argv: string[], port: number, dir: string, log: string): Pr
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    // danted's per-session children outlive their parent's SIGTERM and would keep established
+    // tunnels up: a stopped proxy must drop them, as a proxy that goes away does.
+    const children = descendants(child.pid);
     await child.stdin.end(); // the watchdog sends SIGTERM
     const timedOut = await Promise.race([child.exited.then(() => false), Bun.sleep(3000).then(() => true)]);
     if (timedOut) child.kill("SIGKILL");
     await child.exited;
+    for (const pid of children) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 10_000;
@@ -152,6 +162,19 @@ async function spawn(argv: string[], port: number, dir: string, log: string): Pr
     await Bun.sleep(50);
   }
   return stop;
+}
+
+/** The processes below `pid`, from /proc (each by its id; nothing else is touched). */
+function descendants(pid: number): number[] {
+  let direct: number[] = [];
+  try {
+    direct = readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").split(" ").filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+  return direct.flatMap((p) => [p, ...descendants(p)]);
 }
 
 function listening(port: number): Promise<boolean> {

@@ -71,7 +71,7 @@ test("a tunnel that fails is a marked 502 (plain http) or a refused CONNECT (htt
     const proxy = await wrong.url();
     const response = await fetch(`http://127.0.0.1:${plain.port}/`, { proxy });
     expect([response.status, response.headers.has(BRIDGE_FAILURE)]).toEqual([502, true]);
-    expect(wrong.failureFor("127.0.0.1", plain.port)).toBe(`SOCKS proxy socks5://127.0.0.1:${dante.port}: refused the username and password in the proxy URL`);
+    expect(wrong.failureFor("127.0.0.1", plain.port!)).toBe(`SOCKS proxy socks5://127.0.0.1:${dante.port}: refused the username and password in the proxy URL`);
     const closed = await freePort();
     await expect(fetch(`https://127.0.0.1:${closed}/`, { proxy, tls: { ca: tls.ca } })).rejects.toThrow();
     expect(wrong.failureFor("127.0.0.1", closed)).toContain("refused the username and password");

@@ -40,34 +40,34 @@ test("a tunnel through dante without authentication, by address, by local name (
     [open.url, "localhost"],
     [open.url.replace("socks5://", "socks5h://"), "localhost"],
   ] as const) {
-    const answer = await exchange(await openSocksTunnel(parseProxyUrl(url), host, origin.port));
+    const answer = await exchange(await openSocksTunnel(parseProxyUrl(url), host, origin.port!));
     expect(answer).toStartWith("HTTP/1.1 200");
     expect(answer).toEndWith(`from ${PROXY_EGRESS}`);
   }
-  expect(open.requests().filter((r) => r.endsWith(`:${origin.port}`)).length).toBe(3);
+  expect(open.requests().filter((r) => r.endsWith(`:${origin.port!}`)).length).toBe(3);
 });
 
 test("username/password authentication (RFC 1929) through dante", async () => {
-  const answer = await exchange(await openSocksTunnel(parseProxyUrl(authed.url), "127.0.0.1", origin.port));
+  const answer = await exchange(await openSocksTunnel(parseProxyUrl(authed.url), "127.0.0.1", origin.port!));
   expect(answer).toEndWith(`from ${PROXY_EGRESS}`);
 });
 
 test("each failure names the proxy and what to fix, never the password", async () => {
   const display = `socks5://127.0.0.1:${authed.port}`;
   const wrong = parseProxyUrl(authed.url.replace(SOCKS_ACCOUNT.password, "wrong-password-1"));
-  expect(await failure(openSocksTunnel(wrong, "127.0.0.1", origin.port))).toBe(`SOCKS proxy ${display}: refused the username and password in the proxy URL`);
-  expect(await failure(openSocksTunnel(parseProxyUrl(`socks5://127.0.0.1:${authed.port}`), "127.0.0.1", origin.port))).toBe(
+  expect(await failure(openSocksTunnel(wrong, "127.0.0.1", origin.port!))).toBe(`SOCKS proxy ${display}: refused the username and password in the proxy URL`);
+  expect(await failure(openSocksTunnel(parseProxyUrl(`socks5://127.0.0.1:${authed.port}`), "127.0.0.1", origin.port!))).toBe(
     `SOCKS proxy ${display}: requires authentication: put user:password@ in the proxy URL`,
   );
   const closed = await freePort();
-  expect(await failure(openSocksTunnel(parseProxyUrl(`socks5://u:pw@127.0.0.1:${closed}`), "127.0.0.1", origin.port))).toBe(
+  expect(await failure(openSocksTunnel(parseProxyUrl(`socks5://u:pw@127.0.0.1:${closed}`), "127.0.0.1", origin.port!))).toBe(
     `SOCKS proxy socks5://127.0.0.1:${closed}: cannot connect (ECONNREFUSED)`,
   );
   const refused = await freePort(); // nothing listens there: dante's connect fails
   expect(await failure(openSocksTunnel(parseProxyUrl(open.url), "127.0.0.1", refused))).toBe(
     `SOCKS proxy socks5://127.0.0.1:${open.port}: could not reach 127.0.0.1:${refused}: connection refused by the destination`,
   );
-  expect(await failure(openSocksTunnel(parseProxyUrl(open.url), "no-such-host.invalid", origin.port))).toBe(
+  expect(await failure(openSocksTunnel(parseProxyUrl(open.url), "no-such-host.invalid", origin.port!))).toBe(
     `SOCKS proxy socks5://127.0.0.1:${open.port}: cannot resolve no-such-host.invalid here; use socks5h:// to let the proxy resolve it`,
   );
 });
