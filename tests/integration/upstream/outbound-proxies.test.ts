@@ -199,6 +199,18 @@ describe("environment", () => {
     }
   }, 60_000);
 
+  test("SOCKS in ALL_PROXY, which Bun's fetch cannot speak, goes through docxy's bridge", async () => {
+    const docxy = await docxyWith(upstream.registryUrl, undefined, { ALL_PROXY: dante.url });
+    try {
+      const before = { seen: dante.requests().length, logs: mark() };
+      expect((await pull(docxy)).digests).toEqual(expected());
+      expect(dante.requests().slice(before.seen)).toContain(`127.0.0.1:${portOf(upstream.cdnUrl)}`);
+      expect(new Set(upstreamPeers(before.logs))).toEqual(new Set([PROXY_EGRESS]));
+    } finally {
+      await docxy.stop();
+    }
+  }, 60_000);
+
   test("a per-upstream proxy wins over HTTP_PROXY", async () => {
     const docxy = await docxyWith(upstream.registryUrl, openDante.url, { HTTP_PROXY: tinyproxy.url, NO_PROXY: "" });
     try {
