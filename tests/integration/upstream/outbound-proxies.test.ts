@@ -127,6 +127,8 @@ describe("per upstream proxy", () => {
       expect(hops.filter((h) => h.includes(`:${portOf(upstream.registryUrl)}/v2/`)).length).toBeGreaterThanOrEqual(1 + expected().length - 1);
       expect(hops.filter((h) => h.includes(`:${portOf(upstream.cdnUrl)}/`)).length).toBe(expected().length - 1);
       expect(new Set(upstreamPeers(before.logs))).toEqual(new Set([PROXY_EGRESS]));
+      expect(docxy.log()).toContain(`msg=upstream name=dockerhub url=${upstream.registryUrl} default=true`);
+      expect(docxy.log()).toContain(`proxy=http://127.0.0.1:${tinyproxy.port}`);
       const registry = registryPeers(before.registry);
       expect(registry.length).toBeGreaterThan(0);
       expect(new Set(registry)).toEqual(new Set([PROXY_EGRESS]));
