@@ -25,8 +25,7 @@
  */
 import { RegistryError } from "../oci/errors";
 import { envProxyFor, noProxyLists } from "./env-proxy";
-import type { OutboundProxy } from "./proxy-url";
-import { redactUrls } from "./proxy-url";
+import { type OutboundProxy, redactUrls } from "./proxy-url";
 import { checkRedirect, type RedirectScope } from "./redirect-policy";
 import { BRIDGE_FAILURE, SocksBridge } from "./socks-bridge";
 
@@ -95,7 +94,7 @@ export class UpstreamClient {
     headers.set("user-agent", this.userAgent);
     let redirectedFrom: Headers | undefined;
     const scope: RedirectScope = { trusted: new URL(request.trustedUrl ?? request.url), allowPrivate: request.allowPrivateRedirects ?? false };
-    if (request.trustedUrl !== undefined) await checkRedirect(url, scope);
+    if (request.trustedUrl !== undefined) await checkRedirect(url, { ...scope, proxied: this.proxied(url, request) });
 
     for (let hop = 0; ; hop++) {
       const response = await this.fetchOnce(url, method, headers, request, hop === 0 ? request.body : undefined);
@@ -112,7 +111,7 @@ export class UpstreamClient {
       redirectedFrom ??= response.headers;
       const next = URL.parse(location, url.href);
       if (next === null) throw new RegistryError("UNAVAILABLE", `upstream ${url.host} redirected to an invalid location`, { status: 502 });
-      await checkRedirect(next, scope);
+      await checkRedirect(next, { ...scope, proxied: this.proxied(next, request) });
       if (next.origin !== url.origin) for (const name of CROSS_ORIGIN_SECRETS) headers.delete(name);
       if (response.status === 303 && method !== "HEAD") method = "GET";
       url = next;
@@ -182,6 +181,11 @@ export class UpstreamClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Whether `url` is fetched through a proxy (the upstream's, or the environment's unless NO_PROXY lists it). */
+  private proxied(url: URL, request: UpstreamRequest): boolean {
+    return request.proxy !== undefined || envProxyFor(url, this.env) !== undefined;
   }
 
   private bridgeFor(proxy: OutboundProxy): SocksBridge {
