@@ -78,8 +78,13 @@ export class SocksBridge {
       client.end("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
       return;
     }
-    const { hostname, port } = new URL(`http://${req.url}`);
-    const upstream = await this.open(hostname, Number(port || 443));
+    // `host:port` or `[v6]:port`; not through URL, which would drop a port 80 as http's default
+    const target = /^\[?([^\]]*)\]?:(\d+)$/.exec(req.url ?? "");
+    if (target === null) {
+      client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    const upstream = await this.open(target[1]!, Number(target[2]));
     if (upstream === undefined || client.destroyed) {
       upstream?.destroy();
       client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");

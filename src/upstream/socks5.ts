@@ -15,6 +15,9 @@ import type { OutboundProxy } from "./proxy-url";
 /** A failure of the proxy itself (not of the upstream behind it), worded for an operator. */
 export class ProxyError extends Error {}
 
+/** A proxy that takes the connection but never answers must not pin a socket forever (fetch's own timer only ends fetch's side). */
+const HANDSHAKE_MS = 30_000;
+
 const VERSION = 5;
 const NO_AUTH = 0x00;
 const USER_PASS = 0x02;
@@ -41,6 +44,11 @@ export async function openSocksTunnel(proxy: OutboundProxy, host: string, port: 
   const socket = new Socket();
   const reader = new Reader(socket);
   const fail = (why: string) => new ProxyError(`SOCKS proxy ${proxy.display}: ${why}`);
+  let timedOut = false;
+  socket.setTimeout(HANDSHAKE_MS, () => {
+    timedOut = true;
+    socket.destroy(new Error("handshake timeout"));
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
@@ -72,9 +80,11 @@ export async function openSocksTunnel(proxy: OutboundProxy, host: string, port: 
     const rest = atyp === ATYP_IPV4 ? 4 : atyp === ATYP_IPV6 ? 16 : (await reader.read(1, fail))[0]!;
     await reader.read(rest + 2, fail); // the bound address and port: nothing docxy needs
     reader.release();
+    socket.setTimeout(0);
     return socket;
   } catch (error) {
     socket.destroy();
+    if (timedOut) throw fail(`did not complete the handshake within ${HANDSHAKE_MS / 1000}s`);
     throw error instanceof ProxyError ? error : fail(String((error as Error).message ?? error));
   }
 }
