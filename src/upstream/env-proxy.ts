@@ -17,9 +17,16 @@ export function envProxyFor(url: URL, env: Env): OutboundProxy | undefined {
   return parseEnvProxy(raw);
 }
 
-/** The environment's proxy variables that are set, parsed, each with its name (for check-config). */
-export function envProxies(env: Env): { name: string; proxy?: OutboundProxy; problem?: string }[] {
-  return ["https_proxy", "http_proxy", "all_proxy"].flatMap((name): { name: string; proxy?: OutboundProxy; problem?: string }[] => {
+/** One proxy variable that is set: its name as written, and the proxy or why it is refused. */
+export interface EnvProxy {
+  name: string;
+  proxy?: OutboundProxy;
+  problem?: string;
+}
+
+/** The environment's proxy variables that are set, parsed (for validation and check-config). */
+export function envProxies(env: Env): EnvProxy[] {
+  return ["https_proxy", "http_proxy", "all_proxy"].flatMap((name): EnvProxy[] => {
     const raw = read(env, name);
     if (raw === undefined) return [];
     const shown = name in env && env[name] ? name : name.toUpperCase();
