@@ -15,6 +15,7 @@ chromium:/usr/bin/chromium pebble:/usr/bin/pebble docker-compose:/usr/bin/docker
 swift-proxy:/usr/bin/swift-proxy-server swift-account:/usr/bin/swift-account-server
 swift-container:/usr/bin/swift-container-server swift-object:/usr/bin/swift-object-server
 memcached:/usr/bin/memcached redis-server:/usr/bin/redis-server qemu-user-static:/usr/bin/qemu-aarch64-static
+tinyproxy:/usr/bin/tinyproxy dante-server:/usr/sbin/danted
 binutils:/usr/bin/readelf ca-certificates:/usr/sbin/update-ca-certificates nginx:/usr/sbin/nginx"
 missing=()
 for pair in $PACKAGES; do [ -x "${pair#*:}" ] || missing+=("${pair%%:*}"); done

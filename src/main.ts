@@ -91,7 +91,13 @@ async function main(): Promise<number | undefined> {
   for (const a of serving.addresses) log.info("listening", { url: url(a.scheme, a.host, a.port), role: a.role });
   if (config.server.sendfile_enabled && !services.sendfile) log.warn("server.sendfile_enabled: the cache is not usable, so there is no sendfile port");
   for (const u of services.upstreams.all) {
-    log.info("upstream", { name: u.name, url: u.url, default: u === services.upstreams.default, public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)" });
+    log.info("upstream", {
+      name: u.name,
+      url: u.url,
+      default: u === services.upstreams.default,
+      public_base_url: u.publicBaseUrl ?? "(from self-addressed Host)",
+      ...(u.proxy ? { proxy: u.proxy.display } : {}), // never the URL: it holds the proxy's password
+    });
   }
   if (!services.upstreams.all.some((u) => u.publicBaseUrl)) {
     log.warn("server.public_base_url is not set: token realms use the Host header only when it names this machine; set it when clients reach docxy by another name");

@@ -116,6 +116,7 @@ export async function createServices(config: Config, log: Logger, options: Servi
       answered: (host, method, status, seconds) => metrics.upstreamAnswered(host, method, status, seconds),
       failed: (host, reason) => metrics.upstreamFailed(host, reason),
     },
+    env,
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);
   const accounts = new Map(

@@ -83,6 +83,7 @@ export class TokenProxy {
       signal: request.signal,
       trustedUrl: namedBy,
       allowPrivateRedirects: request.upstream.allowPrivateRedirects,
+      proxy: request.upstream.proxy,
     });
     const out = withoutHopByHop(response.headers);
     for (const name of DROPPED) out.delete(name);

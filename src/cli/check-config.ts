@@ -14,6 +14,7 @@ import { ConfigError, loadConfig } from "../config/load";
 import type { Config } from "../config/schema";
 import { formatSize } from "../config/units";
 import { reachParts } from "../fleet/reachability";
+import { envProxies } from "../upstream/env-proxy";
 import { upstreamTableFromConfig } from "../upstream/table";
 
 export async function checkConfig(args: string[], env: Record<string, string | undefined>): Promise<number> {
@@ -25,11 +26,12 @@ export async function checkConfig(args: string[], env: Record<string, string | u
     process.stdout.write(
       `${source}: valid\n` +
         `  listeners: ${[config.server.http_enabled && `http :${config.server.http_port}`, config.server.https_enabled && `https :${config.server.https_port}`].filter(Boolean).join(", ")}\n` +
-        `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry})`).join(", ")}; default ${table.default.name}\n` +
+        `  upstreams: ${table.all.map((u) => `${u.name} (${u.registry}${u.proxy ? ` via ${u.proxy.display}` : ""})`).join(", ")}; default ${table.default.name}\n` +
         table.all
           .filter((u) => u.fallbacks?.length)
           .map((u) => `  fallbacks of ${u.name}: ${u.fallbacks!.map((f) => f.url).join(", ")}\n`)
           .join("") +
+        envProxies(env).map(({ name, proxy }) => `  ${name}: ${proxy?.display}\n`).join("") +
         `  cache: ${config.cache.enabled ? `${config.cache.dir}, max ${formatSize(config.cache.max_size)}` : "off"}\n` +
         (config.cache.enabled ? `  storage: ${storage(config, env)}\n` : "") +
         (config.cache.pin.length > 0 ? `  pinned: ${config.cache.pin.join("; ")}\n` : "") +

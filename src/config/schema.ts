@@ -78,6 +78,12 @@ export const UpstreamSchema = t.Object({
     t.Array(CredentialSchema, { description: "docxy: accounts docxy uses for clients that bring no credentials of their own" }),
   ),
   fallbacks: t.Optional(t.Array(FallbackSchema, { description: fallbacksDescription })),
+  proxy: t.Optional(
+    t.String({
+      description:
+        "docxy: outbound proxy for every request to this upstream (registry, token realm, redirects), instead of HTTPS_PROXY/HTTP_PROXY: http://, https://, socks5:// or socks5h://, with user:password@ when it needs them",
+    }),
+  ),
 });
 
 export const ConfigSchema = t.Object({

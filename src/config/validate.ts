@@ -9,6 +9,8 @@ import { parseImageEntry } from "../cache/image-list";
 import { ImagePolicy } from "../policy/image-rules";
 import { NetworkPolicy } from "../policy/network";
 import { BUILTIN_UPSTREAMS } from "../upstream/builtins";
+import { envProxies } from "../upstream/env-proxy";
+import { parseProxyUrl } from "../upstream/proxy-url";
 import { upstreamTableFromConfig } from "../upstream/table";
 import type { Config, FallbackEntry } from "./schema";
 
@@ -77,7 +79,9 @@ export function checkSemantics(config: Config, env: Record<string, string | unde
     }
     problems.push(...originProblems(`${key}.public_base_url`, upstream.public_base_url));
     problems.push(...fallbackProblems(`${key}.fallbacks`, upstream.fallbacks ?? [], upstream.upstream_registry));
+    if (upstream.proxy?.trim()) problems.push(...proxyProblems(`${key}.proxy`, upstream.proxy));
   });
+  for (const { name, problem } of envProxies(env)) if (problem !== undefined) problems.push(`environment ${name}: ${problem}`);
   if (registry.upstreams.length === 0) problems.push(...fallbackProblems("registry.fallbacks", registry.fallbacks, registry.upstream_registry));
   else if (registry.fallbacks.length > 0) {
     problems.push("registry.fallbacks: applies to the single-upstream form only; with [[registry.upstreams]] set fallbacks in the upstream's entry");
@@ -209,6 +213,16 @@ function urlProblems(key: string, value: string): string[] {
     return [`${key}: must be an http:// or https:// URL (got ${JSON.stringify(value)})`];
   }
   return [];
+}
+
+/** The problem with a proxy URL, if any; parseProxyUrl's message says what to write and never repeats the credentials. */
+function proxyProblems(key: string, value: string): string[] {
+  try {
+    parseProxyUrl(value);
+    return [];
+  } catch (error) {
+    return [`${key}: ${(error as Error).message}`];
+  }
 }
 
 /** Wharf's rules for public_base_url: an origin, nothing else (the realm and redirects are built on it). */

@@ -126,6 +126,7 @@ export class HealthMonitor {
         url: `${upstream.url}/v2/`,
         headers: new Headers(),
         headerTimeoutMs: this.probeTimeoutMs,
+        proxy: upstream.proxy,
       });
       await discard(response);
       const status = response.status;

@@ -109,6 +109,7 @@ export class PassThrough implements Remote {
         signal: request.signal,
         followRedirects: override.followRedirects,
         allowPrivateRedirects: origin.allowPrivateRedirects,
+        proxy: origin.proxy,
       });
     if (identity === "client") return send();
 

@@ -56,6 +56,7 @@ export class Ping {
         signal: request.signal,
         headerTimeoutMs: this.timeoutMs,
         allowPrivateRedirects: request.upstream.allowPrivateRedirects,
+        proxy: request.upstream.proxy,
       });
       await discard(response);
       status = response.status;

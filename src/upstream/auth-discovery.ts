@@ -57,6 +57,7 @@ export class AuthDiscovery {
       signal,
       headerTimeoutMs: this.pingTimeoutMs,
       allowPrivateRedirects: upstream.allowPrivateRedirects,
+      proxy: upstream.proxy,
     });
     await discard(response);
     this.learn(upstream, response.headers.get("www-authenticate"));

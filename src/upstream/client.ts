@@ -17,9 +17,17 @@
  *   and the client must never see the CDN; `Authorization` and cookies never
  *   cross to another origin; HEAD stays HEAD; and every hop passes the
  *   redirect policy (redirect-policy.ts) before it is fetched.
+ * - Every hop (registry, token realm, CDN) goes through the upstream's own
+ *   `proxy` when it has one, else through the environment's (HTTPS_PROXY…,
+ *   applied by Bun itself); SOCKS goes through a loopback bridge
+ *   (socks-bridge.ts) because Bun's fetch cannot speak it. A proxy's failure
+ *   is a 502 naming the proxy, never its credentials.
  */
 import { RegistryError } from "../oci/errors";
+import { envProxyFor, noProxyLists } from "./env-proxy";
+import { type OutboundProxy, redactUrls } from "./proxy-url";
 import { checkRedirect, type RedirectScope } from "./redirect-policy";
+import { BRIDGE_FAILURE, SocksBridge } from "./socks-bridge";
 
 export interface UpstreamTimeouts {
   /** Milliseconds until response headers must have arrived. */
@@ -48,6 +56,8 @@ export interface UpstreamRequest {
    * `url` itself is judged as a redirect from it.
    */
   trustedUrl?: string;
+  /** The upstream's `proxy`; it wins over the environment's for every hop. */
+  proxy?: OutboundProxy;
 }
 
 export interface UpstreamResponse {
@@ -66,10 +76,15 @@ export interface UpstreamObserver {
 }
 
 export class UpstreamClient {
+  /** One bridge per SOCKS proxy URL, started on first use. */
+  private readonly bridges = new Map<string, SocksBridge>();
+
   constructor(
     private readonly timeouts: UpstreamTimeouts,
     private readonly userAgent: string,
     private readonly observer?: UpstreamObserver,
+    /** Where HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY are read (Bun's fetch reads process.env). */
+    private readonly env: Record<string, string | undefined> = process.env,
   ) {}
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
@@ -79,7 +94,7 @@ export class UpstreamClient {
     headers.set("user-agent", this.userAgent);
     let redirectedFrom: Headers | undefined;
     const scope: RedirectScope = { trusted: new URL(request.trustedUrl ?? request.url), allowPrivate: request.allowPrivateRedirects ?? false };
-    if (request.trustedUrl !== undefined) await checkRedirect(url, scope);
+    if (request.trustedUrl !== undefined) await checkRedirect(url, { ...scope, proxied: this.proxied(url, request) });
 
     for (let hop = 0; ; hop++) {
       const response = await this.fetchOnce(url, method, headers, request, hop === 0 ? request.body : undefined);
@@ -96,7 +111,7 @@ export class UpstreamClient {
       redirectedFrom ??= response.headers;
       const next = URL.parse(location, url.href);
       if (next === null) throw new RegistryError("UNAVAILABLE", `upstream ${url.host} redirected to an invalid location`, { status: 502 });
-      await checkRedirect(next, scope);
+      await checkRedirect(next, { ...scope, proxied: this.proxied(next, request) });
       if (next.origin !== url.origin) for (const name of CROSS_ORIGIN_SECRETS) headers.delete(name);
       if (response.status === 303 && method !== "HEAD") method = "GET";
       url = next;
@@ -115,7 +130,19 @@ export class UpstreamClient {
     const timer = setTimeout(() => headerTimer.abort(), budget);
     const signals = request.signal ? [request.signal, headerTimer.signal] : [headerTimer.signal];
     const begin = performance.now();
+    const via = request.proxy ?? envProxyFor(url, this.env);
+    const bridge = via?.socks ? this.bridgeFor(via) : undefined;
+    if (request.proxy !== undefined && noProxyLists(url, this.env)) {
+      clearTimeout(timer);
+      throw new RegistryError(
+        "UNAVAILABLE",
+        `NO_PROXY lists ${url.hostname}, and Bun's fetch would then reach it directly instead of through the upstream's proxy ${request.proxy.display}: take it out of NO_PROXY`,
+        { status: 502 },
+      );
+    }
     try {
+      // An HTTP(S) proxy from the environment is left to Bun, which applies it per hop itself.
+      const proxy = bridge ? await bridge.url() : request.proxy?.url;
       const response = await fetch(url, {
         method,
         headers,
@@ -124,19 +151,30 @@ export class UpstreamClient {
         decompress: false,
         timeout: this.timeouts.idleMs,
         signal: AbortSignal.any(signals),
+        ...(proxy === undefined ? {} : { proxy }),
       });
       this.observer?.answered(url.host, method, response.status, (performance.now() - begin) / 1000);
+      // No registry answers 407: it is the proxy refusing docxy (plain-http hops; CONNECT fails below).
+      if (response.status === 407 && via !== undefined) {
+        await discard(response);
+        throw new RegistryError("UNAVAILABLE", `proxy ${via.display} refused docxy (407): check the user and password in its URL`, { status: 502 });
+      }
+      if (bridge !== undefined && response.headers.has(BRIDGE_FAILURE)) {
+        await discard(response);
+        throw new RegistryError("UNAVAILABLE", unreachable(url, via, bridge), { status: 502 });
+      }
       return response;
     } catch (error) {
+      if (error instanceof RegistryError) throw error;
       if (request.signal?.aborted) throw error; // our client left; nobody to answer
       this.observer?.failed(url.host, headerTimer.signal.aborted ? "timeout" : "unreachable");
       if (headerTimer.signal.aborted) {
-        throw new RegistryError("UNAVAILABLE", `upstream ${url.host} did not answer within ${budget / 1000}s`, {
+        throw new RegistryError("UNAVAILABLE", `upstream ${url.host} did not answer within ${budget / 1000}s${through(via)}`, {
           status: 504,
           cause: error,
         });
       }
-      throw new RegistryError("UNAVAILABLE", `upstream ${url.host} is unreachable: ${describe(error)}`, {
+      throw new RegistryError("UNAVAILABLE", unreachable(url, via, bridge, error), {
         status: 502,
         cause: error,
       });
@@ -144,6 +182,32 @@ export class UpstreamClient {
       clearTimeout(timer);
     }
   }
+
+  /** Whether `url` is fetched through a proxy (the upstream's, or the environment's unless NO_PROXY lists it). */
+  private proxied(url: URL, request: UpstreamRequest): boolean {
+    return request.proxy !== undefined || envProxyFor(url, this.env) !== undefined;
+  }
+
+  private bridgeFor(proxy: OutboundProxy): SocksBridge {
+    let bridge = this.bridges.get(proxy.url);
+    if (bridge === undefined) this.bridges.set(proxy.url, (bridge = new SocksBridge(proxy)));
+    return bridge;
+  }
+}
+
+/** The SOCKS bridge's reason names the proxy itself; anything else is said to be through it. */
+function unreachable(url: URL, via: OutboundProxy | undefined, bridge: SocksBridge | undefined, error?: unknown): string {
+  const failure = bridge?.failureFor(url.hostname, defaultPort(url));
+  if (failure !== undefined) return `upstream ${url.host} is unreachable: ${failure}`;
+  return `upstream ${url.host} is unreachable${through(via)}: ${redactUrls(describe(error))}`;
+}
+
+function through(via: OutboundProxy | undefined): string {
+  return via === undefined ? "" : ` through proxy ${via.display}`;
+}
+
+function defaultPort(url: URL): number {
+  return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
 
 /** Frees the connection of a response whose body we do not want (an unread body pins its socket). */

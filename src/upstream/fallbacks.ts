@@ -63,6 +63,8 @@ export function fallbackUpstream(primary: Omit<Upstream, "fallbacks">, url: stri
     autoLibraryPrefix: primary.autoLibraryPrefix,
     publicBaseUrl: primary.publicBaseUrl,
     allowPrivateRedirects: primary.allowPrivateRedirects,
+    // A fallback leaves the network the way its primary does.
+    proxy: primary.proxy,
   };
 }
 

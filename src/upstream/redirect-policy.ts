@@ -77,6 +77,11 @@ export interface RedirectScope {
   trusted: URL;
   /** The upstream's `allow_private_redirects`. */
   allowPrivate: boolean;
+  /**
+   * The hop goes through an outbound proxy, which resolves the name itself: behind a corporate
+   * proxy this host often cannot resolve public names (Docker Hub's CDN) at all.
+   */
+  proxied?: boolean;
 }
 
 /**
@@ -93,6 +98,9 @@ export async function checkRedirect(target: URL, scope: RedirectScope): Promise<
   if (METADATA_NAMES.has(name)) throw refuse("a cloud metadata service");
 
   const addresses = await resolve(name);
+  // A name only the proxy can resolve is judged by the proxy's network: address literals,
+  // metadata names and every name that does resolve here are still checked.
+  if (typeof addresses === "string" && scope.proxied) return;
   if (typeof addresses === "string") throw refuse(`its host does not resolve (${addresses})`);
   let trustedKinds: Set<AddressKind> | undefined;
   for (const address of addresses) {

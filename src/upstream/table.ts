@@ -12,6 +12,7 @@
 import type { Config, FallbackEntry, UpstreamEntry } from "../config/schema";
 import { BUILTIN_UPSTREAMS, type BuiltinUpstream } from "./builtins";
 import { fallbackUpstream } from "./fallbacks";
+import { parseProxyUrl, type OutboundProxy } from "./proxy-url";
 
 export interface Upstream {
   /** Name used in `/auth/<name>/token` (case-insensitive). */
@@ -32,6 +33,8 @@ export interface Upstream {
   allowPrivateRedirects?: boolean;
   /** Origins asked in order when this one is in trouble (fallbacks.ts); not in the table, never routed to. */
   fallbacks?: readonly Upstream[];
+  /** Every request for this upstream goes through this proxy (client.ts), instead of the environment's. */
+  proxy?: OutboundProxy;
 }
 
 export class UpstreamTable {
@@ -115,6 +118,7 @@ function merge(base: Draft | undefined, entry: UpstreamEntry): Draft {
     autoLibraryPrefix: entry.auto_library_prefix ?? base?.autoLibraryPrefix ?? false,
     publicBaseUrl: mapDefined(blankToUndefined(entry.public_base_url), trimSlash) ?? base?.publicBaseUrl,
     allowPrivateRedirects: entry.allow_private_redirects ?? base?.allowPrivateRedirects ?? false,
+    proxy: mapDefined(blankToUndefined(entry.proxy), parseProxyUrl) ?? base?.proxy,
     enabled: entry.enabled ?? base?.enabled ?? true,
     fallbackUrls: entry.fallbacks?.map(fallbackUrl) ?? base?.fallbackUrls ?? [],
   };

@@ -100,6 +100,7 @@ export class UpstreamAuth {
       signal,
       trustedUrl: service.namedBy,
       allowPrivateRedirects: upstream.allowPrivateRedirects,
+      proxy: upstream.proxy,
     });
     if (!response.ok) {
       await discard(response);

@@ -12,6 +12,8 @@ export interface CdnRequestRecord {
   /** an Authorization header was present (and the request was refused with 403) */
   authorization: boolean;
   status: number;
+  /** the address the request came from (a proxy's outgoing address when docxy went through one) */
+  peer?: string;
 }
 
 export interface Cdn {
@@ -29,13 +31,14 @@ export function startCdn(rootDir: string, allowedAgents?: RegExp): Cdn {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    async fetch(req) {
+    async fetch(req, server) {
       const url = new URL(req.url);
       const record: CdnRequestRecord = {
         method: req.method,
         path: url.pathname,
         authorization: req.headers.has("authorization"),
         status: 0,
+        peer: server.requestIP(req)?.address,
       };
       const range = req.headers.get("range");
       if (range !== null) record.range = range;

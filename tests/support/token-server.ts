@@ -19,6 +19,8 @@ export interface TokenRequestRecord {
   form?: [string, string][];
   /** the status this server answered */
   status: number;
+  /** the address the request came from (a proxy's outgoing address when docxy went through one) */
+  peer?: string;
 }
 
 export interface TokenServerOptions {
@@ -159,7 +161,7 @@ export function startTokenServer(options: TokenServerOptions): TokenServer {
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    async fetch(req) {
+    async fetch(req, server) {
       const url = new URL(req.url);
       const authHeader = req.headers.get("authorization");
       const record: TokenRequestRecord = {
@@ -168,6 +170,7 @@ export function startTokenServer(options: TokenServerOptions): TokenServer {
         query: [...url.searchParams],
         authorization: authHeader !== null,
         status: 0,
+        peer: server.requestIP(req)?.address,
       };
       if (authHeader) record.authScheme = authHeader.split(" ")[0];
       const basicUser = authHeader && /^basic /i.test(authHeader) ? parseBasic(authHeader)?.user : undefined;

@@ -248,6 +248,7 @@ describe("token server", () => {
       authorization: false,
       form: [...form].map(([k, v]) => [k, k === "refresh_token" ? "***" : v]),
       status: 200,
+      peer: "127.0.0.1",
     });
   });
 

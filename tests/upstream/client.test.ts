@@ -2,15 +2,18 @@
  * The upstream client's policies, against an in-process fake upstream: the
  * failures a real registry cannot be made to produce on demand (a hang, a
  * redirect chain to another origin, a hostile redirect to a file or an
- * internal address).
+ * internal address) — and the proxy refusals a real tinyproxy gives (or, for
+ * a 407, cannot give).
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegistryError } from "../../src/oci/errors";
 import { UpstreamClient } from "../../src/upstream/client";
+import { parseProxyUrl } from "../../src/upstream/proxy-url";
 import { removeAtExit } from "../support/cleanup";
+import { startTinyproxy } from "../support/outbound-proxies";
 
 const SECRET = "secret-file-content-5f1c";
 const secretDir = mkdtempSync(join(tmpdir(), "docxy-client-test-"));
@@ -172,4 +175,43 @@ test("allow_private_redirects still never follows a non-HTTP scheme", async () =
   const error = await client.send({ method: "GET", url: `${origin.url}to/file`, headers: new Headers(), allowPrivateRedirects: true }).catch((e) => e);
   expect(error).toBeInstanceOf(RegistryError);
   expect(error.message).toContain("only http and https");
+});
+
+describe("through a proxy", () => {
+  const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (error: RegistryError) => ({ status: error.status, message: error.message }));
+  const direct = (env: Record<string, string>) => new UpstreamClient({ headerMs: 5_000, idleMs: 60_000, maxRedirects: 3 }, "docxy/test", undefined, env);
+
+  test("a CONNECT that the real tinyproxy refuses (wrong password) is a 502 naming the proxy, not its credentials", async () => {
+    const tinyproxy = await startTinyproxy({ user: "corp", password: "right-pass" });
+    try {
+      const wrong = parseProxyUrl(tinyproxy.url.replace("right-pass", "wrong-pass"));
+      const error = await failure(direct({}).send({ method: "GET", url: "https://127.0.0.1:9/v2/", headers: new Headers(), proxy: wrong }));
+      expect(error?.status).toBe(502);
+      expect(error?.message).toStartWith(`upstream 127.0.0.1:9 is unreachable through proxy http://127.0.0.1:${tinyproxy.port}: `);
+      expect(error?.message).not.toContain("pass");
+    } finally {
+      await tinyproxy.stop();
+    }
+  });
+
+  test("a 407 on a plain-http hop is the proxy refusing docxy (tinyproxy 1.11 answers 401 instead, so a stand-in answers here)", async () => {
+    const proxy = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("no", { status: 407, headers: { "proxy-authenticate": "Basic" } }) });
+    try {
+      const via = parseProxyUrl(`http://corp:pw-407@127.0.0.1:${proxy.port}`);
+      const error = await failure(direct({}).send({ method: "GET", url: `${origin.url}v2/`, headers: new Headers(), proxy: via }));
+      expect(error).toEqual({ status: 502, message: `proxy http://127.0.0.1:${proxy.port} refused docxy (407): check the user and password in its URL` });
+    } finally {
+      await proxy.stop(true);
+    }
+  });
+
+  test("NO_PROXY listing a host an upstream's own proxy must reach is refused, not sent around the proxy", async () => {
+    const error = await failure(
+      direct({ NO_PROXY: "127.0.0.1" }).send({ method: "GET", url: `${origin.url}v2/`, headers: new Headers(), proxy: parseProxyUrl("socks5://u:pw@127.0.0.1:9") }),
+    );
+    expect(error).toEqual({
+      status: 502,
+      message: "NO_PROXY lists 127.0.0.1, and Bun's fetch would then reach it directly instead of through the upstream's proxy socks5://127.0.0.1:9: take it out of NO_PROXY",
+    });
+  });
 });

@@ -104,3 +104,11 @@ test("public addresses are followed from anywhere; metadata names and unresolvab
   expect((await refusal("http://metadata.google.internal/computeMetadata/v1/", fromLoopback)).message).toContain("metadata");
   expect((await refusal("http://no-such-host.invalid/", fromLoopback)).message).toContain("does not resolve");
 });
+
+test("through an outbound proxy, a name only the proxy can resolve is followed; literals and metadata names are still judged", async () => {
+  const proxied = { ...fromLoopback, proxied: true };
+  await checkRedirect(new URL("https://cdn.no-such-host.invalid/blob"), proxied);
+  expect((await refusal("http://metadata.google.internal/computeMetadata/v1/", proxied)).message).toContain("metadata");
+  expect((await refusal("http://169.254.169.254/latest/", proxied)).message).toContain("metadata");
+  expect((await refusal("http://10.0.0.1/", proxied)).message).toContain("private");
+});

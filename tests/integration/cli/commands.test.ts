@@ -64,6 +64,24 @@ test("check-config refuses a pin that can never name an image, with the fix", as
   expect(warned.stderr).toContain(`prewarm.file ${join(dir, "list.txt")} line 3 is skipped: platform "amd64" is not os/arch[/variant]`);
 });
 
+test("check-config: proxies are shown without their credentials, and an unsupported scheme is refused with the fix", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "docxy-check-"));
+  const upstream = (proxy: string) => `[cache]\nenabled = false\n[[registry.upstreams]]\nname = "ghcr"\nproxy = "${proxy}"\n`;
+  await Bun.write(join(dir, "socks.toml"), upstream("socks5h://corp:pw-socks-1@proxy.corp:1080"));
+  const ok = await run(["check-config", join(dir, "socks.toml")], { HTTPS_PROXY: "http://corp:pw-env-2@egress.corp:3128" });
+  expect(ok.code).toBe(0);
+  expect(ok.stdout).toContain("ghcr (ghcr.io via socks5h://proxy.corp:1080)");
+  expect(ok.stdout).toContain("HTTPS_PROXY: http://egress.corp:3128");
+  expect(ok.stdout + ok.stderr).not.toContain("pw-");
+
+  await Bun.write(join(dir, "socks4.toml"), upstream("socks4://corp:pw-socks-3@proxy.corp:1080"));
+  const bad = await run(["check-config", join(dir, "socks4.toml")], { https_proxy: "ftp://corp:pw-env-4@egress.corp" });
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('registry.upstreams[0].proxy: scheme "socks4" is not supported: use http://, https://, socks5://, socks5h://');
+  expect(bad.stderr).toContain('environment https_proxy: scheme "ftp" is not supported');
+  expect(bad.stdout + bad.stderr).not.toContain("pw-");
+});
+
 test("prewarm fills a running docxy's cache and reports each item (no TTY: one line per step)", async () => {
   const { app } = env.upstream.images;
   const result = await run(["prewarm", "acme/app:v1", "--url", env.docxy.url], { DOCXY_ADMIN_TOKEN: ADMIN });
