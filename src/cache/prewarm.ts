@@ -6,12 +6,12 @@
  * layers. Progress is reported step by step.
  */
 import { RegistryError } from "../oci/errors";
-import { withLibraryPrefix } from "../oci/reference";
 import type { PullKind } from "../oci/paths";
 import type { PullRequest, RegistryReads } from "../proxy/pull-request";
 import { knownRegistry } from "../upstream/routing";
 import type { UpstreamTable } from "../upstream/table";
 import type { CacheIndex } from "./cache-index";
+import { parseImageEntry } from "./image-list";
 
 export interface PrewarmStep {
   kind: "manifest" | "blob";
@@ -33,20 +33,6 @@ interface Descriptor {
   platform?: { os?: string; architecture?: string; variant?: string };
 }
 
-/** `[registry/]repository[:tag|@digest]`, normalised the way Docker does (reference/normalize.go). */
-export function parseImage(image: string): { registry: string; repository: string; reference: string } {
-  const at = image.indexOf("@");
-  const [path, digestRef] = at >= 0 ? [image.slice(0, at), image.slice(at + 1)] : [image, undefined];
-  const colon = path.lastIndexOf(":");
-  const tagged = colon > path.lastIndexOf("/");
-  const name = tagged ? path.slice(0, colon) : path;
-  const reference = digestRef ?? (tagged ? path.slice(colon + 1) : "latest");
-  const first = name.split("/")[0]!;
-  const hasRegistry = name.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
-  const registry = hasRegistry ? first : "docker.io";
-  const repository = hasRegistry ? name.slice(first.length + 1) : name;
-  return { registry, repository: registry === "docker.io" ? withLibraryPrefix(repository) : repository, reference };
-}
 
 /** A read of `registry/repository` as docxy itself (its account, or anonymous), the way a client's would go. */
 export function ownRead(upstreams: UpstreamTable, registry: string, repository: string, kind: PullKind, reference?: string): PullRequest {
@@ -79,7 +65,7 @@ export async function* prewarm(
   platforms: string[] = [],
   options: PrewarmOptions = {},
 ): AsyncGenerator<PrewarmStep> {
-  const { registry, repository, reference } = parseImage(image);
+  const { registry, repository, reference } = oneImage(image);
   const upstream = knownRegistry(upstreams, registry);
   const request = (kind: "manifests" | "blobs", ref: string) => {
     if (kind === "manifests" && ref !== reference) options.fetching?.(ref);
@@ -125,4 +111,18 @@ function wanted(descriptor: Descriptor, platforms: string[]): boolean {
     const [os, arch, variant] = want.split("/");
     return p.os === os && p.architecture === arch && (variant === undefined || p.variant === variant);
   });
+}
+
+/** The image a pre-warm names, read as `docker pull` reads it (cache/image-list.ts): one image, no glob. */
+function oneImage(image: string): { registry: string; repository: string; reference: string } {
+  let entry;
+  try {
+    entry = parseImageEntry(image);
+  } catch (error) {
+    throw new RegistryError("NAME_INVALID", (error as Error).message);
+  }
+  if (entry.repositoryGlob || entry.tagGlob || entry.platforms.length > 0) {
+    throw new RegistryError("NAME_INVALID", `${JSON.stringify(image)}: a pre-warm names one image, without "*" or platforms (give those apart)`);
+  }
+  return entry;
 }

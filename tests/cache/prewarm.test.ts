@@ -6,7 +6,8 @@
  * tests/http/routes/admin.test.ts.
  */
 import { expect, test } from "bun:test";
-import { parseImage, prewarm, type PrewarmStep } from "../../src/cache/prewarm";
+import { prewarm, type PrewarmStep } from "../../src/cache/prewarm";
+import type { RegistryError } from "../../src/oci/errors";
 import { UpstreamTable } from "../../src/upstream/table";
 import { inProcessSuite, upstreamEntry, type InProcessCache } from "../support/cache/in-process";
 import type { Upstream } from "../support/upstream";
@@ -21,16 +22,17 @@ async function run(image: string, platforms: string[]): Promise<PrewarmStep[]> {
   return steps;
 }
 
-test("image references are normalised the way Docker does", () => {
-  expect(parseImage("alpine")).toEqual({ registry: "docker.io", repository: "library/alpine", reference: "latest" });
-  expect(parseImage("acme/app:v1")).toEqual({ registry: "docker.io", repository: "acme/app", reference: "v1" });
-  expect(parseImage("localhost:5000/x/y@sha256:ab")).toEqual({ registry: "localhost:5000", repository: "x/y", reference: "sha256:ab" });
+test("a glob, a platform or a name docker pull would refuse is refused as NAME_INVALID, before any request", async () => {
+  for (const image of ["library/*:latest", "alpine:3.*", "alpine linux/amd64", "Alpine"]) {
+    const refused = await run(image, []).then(() => undefined, (error: RegistryError) => error);
+    expect([image, refused?.ociCode, refused?.status]).toEqual([image, "NAME_INVALID", 400]);
+  }
 });
 
 test("the index, the chosen platform's manifest, its config and layers are fetched once; a second run is all hits", async () => {
   const { alpine } = upstream.images;
   const amd64 = alpine.manifests.find((m) => m.platform.architecture === "amd64")!;
-  const first = await run("alpine:latest", ["linux/amd64"]);
+  const first = await run("alpine", ["linux/amd64"]); // docker.io/library/alpine:latest, as docker pull reads it
   expect(first.map((s) => `${s.kind} ${s.digest} ${s.cache}`)).toEqual([
     `manifest ${alpine.digest} MISS`,
     `manifest ${amd64.digest} MISS`,
