@@ -24,11 +24,11 @@
  * Tests: tests/cache/fill.test.ts; clients leaving, stalls and kill -9 through
  * the binary in tests/integration/cache/fill.test.ts.
  */
+import { open } from "node:fs/promises";
 import { FillSpool } from "./fill-spool";
 import type { BlobStorage, StoredBlob, TempBlob } from "./blob-storage";
 import type { FillInProgress } from "./coordination";
 import { IN_THREAD, type Hashing } from "./hashing";
-import { open } from "node:fs/promises";
 import type { FileGrowth, Handoff } from "../util/file-response";
 
 /**
@@ -185,12 +185,12 @@ export class Fill implements FillInProgress {
   /**
    * Gives the rest of `reader`'s bytes to the handoff's taker as the temp
    * file, opened now and read as far as `fileReadable` allows. A slow reader
-   * otherwise reads the file back through this stream, a new buffer per read
-   * that the collector frees late: 64 slow followers of one fill peaked at
-   * 262 MB, against 133 MB for the same clients on a committed blob, which
-   * the edge sends from pooled buffers (BENCHMARKS.md, scenario 5).
-   * False when the file cannot be opened any more (committed or removed
-   * meanwhile) or the reader has left: the stream goes on.
+   * otherwise reads the file back through this stream, a new 256 KiB buffer
+   * per read that the collector frees late; the edge sends it from pooled
+   * buffers instead, as it sends a hit (server/file-sender.ts), so a slow
+   * follower costs the same while the fill runs as after it (BENCHMARKS.md,
+   * issue 17). False when the file cannot be opened any more (committed or
+   * removed meanwhile) or the reader has left: the stream goes on.
    */
   private async handOver(reader: Reader, end: number, handoff: Handoff, leave: () => void): Promise<boolean> {
     const path = this.options.temp.path;
