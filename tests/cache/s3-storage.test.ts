@@ -282,7 +282,8 @@ describe("S3Storage", () => {
     await temp.commit(digest);
     expect((await storage.open(digest))?.size).toBe(256 * MiB);
     // Measured ~50 MiB for 128 and for 512 MiB alike (Bun's 5 MiB parts in flight, garbage not yet
-    // collected): a bound, not a share of the blob. Buffering the blob would cost all 256 MiB.
-    expect(peak - before).toBeLessThan(96 * MiB);
+    // collected), and once 96 MiB when the collector ran late on a busy CI machine: a bound, not a
+    // share of the blob. Buffering the blob would cost all 256 MiB, which this still catches.
+    expect(peak - before).toBeLessThan(160 * MiB);
   }, 120_000);
 });
