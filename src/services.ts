@@ -120,9 +120,10 @@ export async function createServices(config: Config, log: Logger, options: Servi
   );
   const discovery = new AuthDiscovery(client, ping_timeout * 1000);
   const accounts = new Map(
-    config.registry.upstreams
-      .filter((entry) => entry.credentials?.length)
-      .map((entry, i) => [upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials!, `registry.upstreams[${i}].credentials`, env)] as const),
+    // Indexed before entries without credentials are skipped: the key named is the one written.
+    config.registry.upstreams.flatMap((entry, i) =>
+      entry.credentials?.length ? [[upstreams.byName(entry.name)?.name ?? entry.name, accountsFrom(entry.credentials, `registry.upstreams[${i}].credentials`, env)] as const] : [],
+    ),
   );
   for (const [name, list] of fallbackAccounts(config, upstreams, env)) accounts.set(name, list);
   upstreamAuth = new UpstreamAuth(client, discovery, accounts, fleet?.upstreamTokens);

@@ -3,6 +3,12 @@
  * configuration, and the choices it makes for the routes.
  */
 import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../src/config/load";
+import { createLogger } from "../src/observability/logger";
+import { createServices } from "../src/services";
 import { selfSignedCert } from "./support/certs";
 import { inProcessServices } from "./support/services";
 
@@ -58,4 +64,14 @@ test("the metrics read the cache at scrape time", async () => {
   const text = await services.metrics.registry.metrics();
   expect(text).toContain("docxy_cache_size_bytes 0");
   expect(text).toContain("docxy_cache_entries 0");
+});
+
+test("a secret gone by the time the services are built is named by the key written, counting entries without credentials", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "docxy-services-"));
+  const path = join(dir, "docxy.toml");
+  writeFileSync(path, `${UPSTREAM}${withAccount.replace('name = "lan"', 'name = "lan2"')}`);
+  const { config } = await loadConfig({ path, env: { LAN_PASSWORD: "pw" }, overrides: { "cache.dir": join(dir, "cache") } });
+  const built = createServices(config, createLogger("error", () => {}), { env: {} });
+  await expect(built).rejects.toThrow("registry.upstreams[1].credentials[0].password_env: LAN_PASSWORD is not set");
+  rmSync(dir, { recursive: true, force: true });
 });
