@@ -8,13 +8,10 @@
  *   `wanRate` bytes/s (`limit_rate`), as a CDN across a WAN link is; its
  *   access log counts the GETs (`wanGets`).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
-import { removeAtExit } from "../../tests/support/cleanup";
+import { runNginx } from "../../tests/support/nginx";
 import { freePort } from "../../tests/support/ports";
-import { WATCHDOG } from "../../tests/support/registry";
 
 export interface Nginx {
   /** origin serving `<rootDir>/<path>` with sendfile */
@@ -30,24 +27,12 @@ export interface Nginx {
 }
 
 export async function startNginx(rootDir: string, cdnUrl: string, wanRate: number): Promise<Nginx> {
-  const dir = mkdtempSync(join(tmpdir(), "docxy-bench-nginx-"));
-  removeAtExit(dir);
   const [sendfilePort, forwardPort, wanPort] = [await freePort(), await freePort(), await freePort()];
-  const conf = `
-daemon off;
-master_process on;
-user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
+  const sendfileUrl = `http://127.0.0.1:${sendfilePort}`;
+  const forwardUrl = `http://127.0.0.1:${forwardPort}`;
+  const wanCdnUrl = `http://127.0.0.1:${wanPort}`;
+  const http = (dir: string) => `
   access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:${sendfilePort};
@@ -74,44 +59,8 @@ http {
       proxy_buffering off;
       proxy_request_buffering off;
     }
-  }
-}
-`;
-  await Bun.write(join(dir, "nginx.conf"), conf);
-  // The watchdog SIGTERMs nginx when our end of the pipe closes, also if this process dies.
-  const proc: Subprocess<"pipe", "ignore", "pipe"> = Bun.spawn(["sh", "-c", WATCHDOG, "sh", "nginx", "-p", dir, "-c", join(dir, "nginx.conf")], {
-    stdin: "pipe",
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  const sendfileUrl = `http://127.0.0.1:${sendfilePort}`;
-  const forwardUrl = `http://127.0.0.1:${forwardPort}`;
-  const wanCdnUrl = `http://127.0.0.1:${wanPort}`;
-  const stop = async () => {
-    await proc.stdin.end();
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 3000);
-    await proc.exited;
-    clearTimeout(timer);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await Promise.all(
-      [sendfileUrl, forwardUrl, wanCdnUrl].map((u) =>
-        fetch(`${u}/`, { method: "HEAD" }).then(
-          () => true,
-          () => false,
-        ),
-      ),
-    );
-    if (ok.every(Boolean)) break;
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      const err = await new Response(proc.stderr).text().catch(() => "");
-      await stop();
-      throw new Error(`nginx did not start: ${err}${await Bun.file(join(dir, "error.log")).text().catch(() => "")}`);
-    }
-    await Bun.sleep(25);
-  }
+  }`;
+  const { dir, stop } = await runNginx(http, [sendfileUrl, forwardUrl, wanCdnUrl], { connections: 1024 });
   const wanLog = join(dir, "wan.log");
   const wanGets = (needle: string) =>
     readFileSync(wanLog, "utf8")
