@@ -73,6 +73,8 @@ function closed(res: ServerResponse): { promise: Promise<never>; stop(): void } 
   const promise = new Promise<never>((_, fail) => (reject = fail));
   promise.catch(() => {}); // only raced while waiting: nobody may be listening when it fires
   const gone = () => reject(new Error("client closed the connection"));
+  // It may have closed already, while the file was being opened: its "close" has been and gone.
+  if (res.destroyed || res.closed) gone();
   res.once("close", gone);
   return { promise, stop: () => res.off("close", gone) };
 }

@@ -52,10 +52,14 @@ beforeAll(async () => {
       res.write = ((chunk: Uint8Array) => (sizes.push(chunk.length), write(chunk))) as typeof res.write;
     }
     const file = url.searchParams.has("growing") ? growing! : { path: url.searchParams.has("sizes") ? bigPath : path, start, end };
-    files.send(res, file, (n) => (outcome.bytes += n)).catch((error: Error) => {
-      outcome.error = error.message;
-      res.destroy();
-    });
+    const send = () =>
+      files.send(res, file, (n) => (outcome.bytes += n)).catch((error: Error) => {
+        outcome.error = error.message;
+        res.destroy();
+      });
+    // `afterClose`: the send starts once the client has gone (it left while the file was opened).
+    if (url.searchParams.has("afterClose")) res.once("close", send);
+    else send();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   port = (server.address() as { port: number }).port;
@@ -228,21 +232,26 @@ test("a growth that fails cuts the connection after the bytes that were there", 
   expect(outcomes[before]).toEqual({ bytes: 100_000, error: "the fill failed" });
 });
 
-test("a client leaving while the file does not grow ends the send at once, and the file is closed", async () => {
-  const file = growingFile(SIZE);
-  const before = outcomes.length;
-  await new Promise<void>((resolve) => {
-    const socket = connect({ port, host: "127.0.0.1" }, () => socket.write(`GET /?growing&start=0&end=${SIZE - 1} HTTP/1.1\r\nHost: x\r\n\r\n`));
-    socket.once("data", () => {
-      socket.destroy(); // the head is out, no byte of the body is there
-      resolve();
+for (const [when, query] of [
+  ["while the file does not grow", ""],
+  ["before the send begins", "&afterClose"],
+]) {
+  test(`a client leaving ${when} ends the send at once, and the file is closed`, async () => {
+    const file = growingFile(SIZE);
+    const before = outcomes.length;
+    await new Promise<void>((resolve) => {
+      const socket = connect({ port, host: "127.0.0.1" }, () => socket.write(`GET /?growing${query}&start=0&end=${SIZE - 1} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      socket.once("data", () => {
+        socket.destroy(); // the head is out, no byte of the body is there
+        resolve();
+      });
     });
-  });
-  for (let i = 0; i < 500 && outcomes[before]?.error === undefined; i++) await Bun.sleep(20);
-  expect(outcomes[before]).toEqual({ bytes: 0, error: "client closed the connection" });
-  expect(file.waiting()).toBe(1); // its wait was abandoned, not answered
-  expect(readdirSync("/proc/self/fd").filter((fd) => readlinkSafe(`/proc/self/fd/${fd}`) === growing!.path)).toHaveLength(0);
-}, 15_000);
+    for (let i = 0; i < 500 && outcomes[before]?.error === undefined; i++) await Bun.sleep(20);
+    expect(outcomes[before]).toEqual({ bytes: 0, error: "client closed the connection" });
+    expect(file.waiting()).toBe(1); // its wait was abandoned, not answered
+    expect(readdirSync("/proc/self/fd").filter((fd) => readlinkSafe(`/proc/self/fd/${fd}`) === growing!.path)).toHaveLength(0);
+  }, 15_000);
+}
 
 function readlinkSafe(link: string): string | undefined {
   try {
