@@ -60,9 +60,21 @@ async function fetchAll(node: Docxy, digest: string): Promise<{ cache: string | 
   return { cache: response.headers.get("x-cache"), digest: sha256(new Uint8Array(await response.arrayBuffer())) };
 }
 
+/**
+ * The client has every byte when its Content-Length is met, but a MISS's response ends only once
+ * the blob is committed and the eviction it starts is under way (cache/fill.ts): its access-log
+ * line, written at that end, is what says so. Without this wait a busy machine read the bucket
+ * before the commit and took a blob still uploading for one evicted.
+ */
+function filled(node: Docxy, digest: string): Promise<void> {
+  const line = (entry: string) => entry.includes(`/blobs/${digest}"`) && entry.includes('"cache":"MISS"') && entry.includes('"complete":true');
+  return waitFor(() => node.log().split("\n").some(line), `the fill of ${digest} ended`);
+}
+
 test("eviction on one node never deletes what a client of another node reads, then removes it for both", async () => {
   expect(await fetchAll(a, x.digest)).toEqual({ cache: "MISS", digest: x.digest });
-  await waitFor(() => inBucket(x.digest), "x committed"); // the commit completes after the client's last byte
+  await filled(a, x.digest);
+  expect(await inBucket(x.digest)).toBe(true);
 
   // B's client reads x from the bucket and pauses after its first chunk.
   const reading = await getBlob(b, "acme/big", x.digest);
@@ -73,6 +85,7 @@ test("eviction on one node never deletes what a client of another node reads, th
 
   // A commits y: the fleet is over max_size. x is the oldest but read on B: y goes instead.
   expect(await fetchAll(a, y.digest)).toEqual({ cache: "MISS", digest: y.digest });
+  await filled(a, y.digest);
   await waitFor(async () => !(await inBucket(x.digest)) || !(await inBucket(y.digest)), "A's eviction");
   expect(await inBucket(x.digest)).toBe(true);
   expect(await inBucket(y.digest)).toBe(false);
@@ -87,6 +100,7 @@ test("eviction on one node never deletes what a client of another node reads, th
 
   // A commits z: now x, read by no one, goes from the bucket.
   expect(await fetchAll(a, z.digest)).toEqual({ cache: "MISS", digest: z.digest });
+  await filled(a, z.digest);
   await waitFor(async () => !(await inBucket(x.digest)), "x evicted from the bucket");
   expect(await inBucket(z.digest)).toBe(true);
 
