@@ -14,7 +14,14 @@ export interface RawResponse {
   truncated: boolean;
 }
 
-export function rawRequest(url: string, method = "GET", headers: Record<string, string> = {}, payload?: Buffer): Promise<RawResponse> {
+/** `onHead` runs once the response head has arrived, while its body may still be on its way. */
+export function rawRequest(
+  url: string,
+  method = "GET",
+  headers: Record<string, string> = {},
+  payload?: Buffer,
+  onHead?: () => void,
+): Promise<RawResponse> {
   const target = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(target.port), target.hostname);
@@ -25,7 +32,14 @@ export function rawRequest(url: string, method = "GET", headers: Record<string, 
       socket.write(`${lines.join("\r\n")}\r\n\r\n`);
       if (payload) socket.write(payload);
     });
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    let headSeen = false;
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (!headSeen && onHead && Buffer.concat(chunks).includes("\r\n\r\n")) {
+        headSeen = true;
+        onHead();
+      }
+    });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       const all = Buffer.concat(chunks);
