@@ -39,7 +39,7 @@ describe("presignGet against Swift", () => {
     const client = new S3Client({ ...swift, bucket: "docxy" });
     await client.write(key, bytes);
     await client.write("presign/odd key+(1)!*'~:", "odd");
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     await swift?.stop();
   });

@@ -25,7 +25,7 @@ beforeAll(async () => {
   const { endpoint, accessKeyId, secretAccessKey, region } = swift;
   storage = await S3Storage.open({ endpoint, accessKeyId, secretAccessKey, region, bucket: "docxy", prefix: "node", spoolDir });
   bucket = new Bun.S3Client({ endpoint, accessKeyId, secretAccessKey, region, bucket: "docxy" });
-}, 60_000);
+}, 120_000);
 afterAll(async () => {
   await swift?.stop();
   rmSync(spoolDir, { recursive: true, force: true });

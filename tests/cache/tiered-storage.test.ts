@@ -30,7 +30,7 @@ beforeAll(async () => {
   await swift.createBucket("docxy");
   const { endpoint, accessKeyId, secretAccessKey, region } = swift;
   bucket = await S3Storage.open({ endpoint, accessKeyId, secretAccessKey, region, bucket: "docxy", prefix: "tier", spoolDir: tempDir() });
-}, 60_000);
+}, 120_000);
 afterAll(async () => {
   await swift?.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@ beforeAll(async () => {
   await swift.createBucket("harness");
   const { endpoint, accessKeyId, secretAccessKey, region } = swift;
   s3 = new Bun.S3Client({ endpoint, accessKeyId, secretAccessKey, region, bucket: "harness" });
-}, 60_000);
+}, 120_000);
 afterAll(() => swift?.stop());
 
 function pattern(length: number): Uint8Array {

@@ -47,7 +47,21 @@ export interface Swift {
 
 type Child = Subprocess<"pipe", number, number>;
 
+/**
+ * Swift's five processes on fresh ports. One failed start is tried again on other ports: a port
+ * freePort found free can be taken (by an outgoing connection's ephemeral port) before the
+ * server binds it, and a loaded CI machine once left a storage server silent for 30 s.
+ */
 export async function startSwift(): Promise<Swift> {
+  try {
+    return await startSwiftOnce();
+  } catch (error) {
+    console.warn(`Swift did not start, trying once more: ${(error as Error).message}`);
+    return startSwiftOnce();
+  }
+}
+
+async function startSwiftOnce(): Promise<Swift> {
   const dir = mkdtempSync(join(tmpdir(), "docxy-swift-"));
   removeAtExit(dir);
   const children: Child[] = [];
