@@ -47,6 +47,8 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
     let status = 0;
     let cache: string | undefined;
     const body = { bytes: 0 };
+    /** The Content-Length promised; a client may hang up once it has that many bytes. */
+    let promised: number | undefined;
     res.once("close", () => {
       onDone({
         context: request.context,
@@ -58,7 +60,9 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
         bytes: body.bytes,
         ms: Math.round(performance.now() - begin),
         remoteAddress: socket.remoteAddress ?? "",
-        complete: res.writableFinished,
+        // A cold MISS's body ends only after the commit, which can be after the client had every
+        // byte it was promised and closed (skopeo does): that read was whole all the same.
+        complete: res.writableFinished || (promised !== undefined && body.bytes >= promised),
       });
     });
     let response: Response;
@@ -71,6 +75,8 @@ export function nodeHandler(handle: Handler, onDone: (exchange: Exchange) => voi
     }
     status = response.status;
     cache = response.headers.get("x-cache") ?? undefined;
+    const length = response.headers.get("content-length");
+    if (length !== null && req.method !== "HEAD") promised = Number(length);
     // The client may have left while the answer was being prepared (a cold blob waits for the
     // upstream's head): nothing can be sent, and the body must let go of what it holds.
     if (res.destroyed) return abandon(response);

@@ -48,6 +48,18 @@ beforeAll(async () => {
         { headers: { "content-length": "10" } },
       );
     }
+    if (path === "/held" || path === "/short") {
+      // A cold MISS: every byte (or, cut, only some) out, the stream held open until the commit.
+      const bytes = path === "/held" ? "whole!" : "who";
+      return new Response(
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(bytes));
+          },
+        }),
+        { headers: { "content-length": "6" } },
+      );
+    }
     if (path === "/file") return fileResponse({ path: file, start: 2, end: 5, done: () => released++ }, { headers: { "content-length": "4" } });
     return new Response(new Blob(["streamed"]).stream(), { headers: { "content-length": "8", "x-cache": "MISS" } });
   };
@@ -104,6 +116,42 @@ test("a body handed off mid-way goes on from the file: every byte once, counted,
   for (let i = 0; i < 100 && released === releasedBefore; i++) await Bun.sleep(10); // once the send settles
   await Bun.sleep(20);
   expect(released).toBe(releasedBefore + 1);
+});
+
+/** GETs `path` over a raw socket and hangs up once `bytes` body bytes arrived, as skopeo does at its Content-Length. */
+async function hangUpAfter(path: string, bytes: number): Promise<void> {
+  const { port } = new URL(base);
+  await new Promise<void>((resolve) => {
+    let received = Buffer.alloc(0);
+    const socket = Bun.connect({
+      hostname: "127.0.0.1",
+      port: Number(port),
+      socket: {
+        open: (s) => void s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`),
+        data: (s, chunk) => {
+          received = Buffer.concat([received, chunk]);
+          const head = received.indexOf("\r\n\r\n");
+          if (head >= 0 && received.length - head - 4 >= bytes) s.end();
+        },
+        close: () => resolve(),
+      },
+    });
+    void socket;
+  });
+}
+
+test("a client that hangs up once it has every promised byte, before the body ended, is logged complete", async () => {
+  const before = done.length;
+  await hangUpAfter("/held", 6);
+  await finished(before + 1);
+  expect(done.at(-1)).toMatchObject({ path: "/held", bytes: 6, complete: true });
+});
+
+test("a connection that ends short of the promised length is logged incomplete", async () => {
+  const before = done.length;
+  await hangUpAfter("/short", 3);
+  await finished(before + 1);
+  expect(done.at(-1)).toMatchObject({ path: "/short", bytes: 3, complete: false });
 });
 
 test("origin form: absolute targets keep path and query, never their host", () => {
