@@ -65,7 +65,13 @@ test("eviction under a max_size far too small drops everything a client pulled a
   const app = await pull("acme/app", "v1");
   expect(app.every((a) => a.cache === "MISS")).toBe(true);
   const pinned = alpineAmd64();
-  await waitFor(() => files().join() === pinned.join(), "eviction of everything not pinned", 30_000);
+  // The client has a MISS's bytes before its commit: what was pulled is gone only once no fill is
+  // left and the index agrees with the directory (a file not yet renamed into place looked gone).
+  const settled = async () => {
+    const stats = await admin("/cache");
+    return stats.fills_in_progress === 0 && stats.entries === pinned.length && files().join() === pinned.join();
+  };
+  await waitFor(settled, "eviction of everything not pinned", 30_000);
   const stats = await admin("/cache");
   expect(stats).toMatchObject({ pinned_bytes: stats.bytes, pinned_entries: pinned.length, entries: pinned.length });
   const metrics = await (await fetch(`${docxy.url}/metrics`)).text();
