@@ -39,7 +39,9 @@ failed=0
 bun check || failed=1
 
 log=$(mktemp)
-bun test "$@" 2>&1 | tee "$log"
+# Integration tests start real registries and real clients: 60 s per test is the floor (Bun's
+# default is 5 s, and bunfig.toml cannot change it); files that need more set their own.
+bun test --timeout 60000 "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
 failed=$((failed + $(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)))
