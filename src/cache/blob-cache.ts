@@ -49,6 +49,7 @@ import type { PresignedRedirects } from "./presigned-redirects";
 import type { Remote } from "./remote";
 import type { SendfileRedirects } from "./sendfile-redirects";
 import { relayUncacheable } from "./uncacheable";
+import { verifiedBlob } from "./verified-relay";
 
 export interface BlobCacheParts {
   storage: BlobStorage;
@@ -144,9 +145,16 @@ export class BlobCache {
     return this.startFill(request);
   }
 
-  /** A client joining a fill in progress; one that cannot be joined is passed through. */
-  private follow(request: PullRequest, fill: FillInProgress | undefined): Answer {
-    if (!fill?.joinable || fill.size === undefined) return "pass-through";
+  /**
+   * A client joining a fill in progress. One that cannot be joined (it failed, or its disk did) is
+   * relayed from the upstream, still verified: the fill may have failed on wrong bytes, and the
+   * same source may send them again.
+   */
+  private async follow(request: PullRequest, fill: FillInProgress | undefined): Promise<Answer> {
+    if (!fill?.joinable || fill.size === undefined) {
+      if (request.method === "HEAD") return "pass-through";
+      return verifiedBlob(await this.parts.remote.forward(request), request.path.reference!);
+    }
     return this.respond(request, fill.size, "COALESCED", (start, end, init) => handingOff((handoff) => fill.read(start, end, handoff), init));
   }
 

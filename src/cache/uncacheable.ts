@@ -1,7 +1,8 @@
 /**
  * A blob answer the cache cannot keep, relayed from the one upstream request
  * its fill already made: an error, a 200 without a length to follow, or one
- * the store could not take. That request asked for the whole blob (a fill
+ * the store could not take. A whole blob is verified against its digest on
+ * the way (verified-relay.ts). That request asked for the whole blob (a fill
  * wants all of it), so a client that sent a Range is given its slice here
  * instead of asking the upstream again: Docker resumes a layer with
  * `Range: bytes=N-` and refuses anything but a 206.
@@ -18,11 +19,13 @@ import type { PullRequest } from "../proxy/pull-request";
 import type { UpstreamResponse } from "../upstream/client";
 import { parseRange, type ByteRange } from "../oci/responses";
 import type { Remote } from "./remote";
+import { verifiedBlob } from "./verified-relay";
 
 export async function relayUncacheable(remote: Remote, request: PullRequest, answer: UpstreamResponse): Promise<Response> {
   const relayed = await remote.relay(request, answer);
   const header = request.headers.get("range");
-  if (relayed.status !== 200 || relayed.body === null || header === null) return relayed;
+  if (header === null) return verifiedBlob(relayed, request.path.reference!);
+  if (relayed.status !== 200 || relayed.body === null) return relayed;
   const length = Number(relayed.headers.get("content-length") ?? NaN);
   const total = Number.isSafeInteger(length) ? length : undefined;
   const range = total === undefined ? boundedRange(header) : parseRange(header, total);

@@ -13,11 +13,14 @@ import { inProcessCache, type InProcessCache } from "../support/cache/in-process
 const bytes = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) % 251);
 const DIGEST = `sha256:${new Bun.CryptoHasher("sha256").update(bytes).digest("hex")}`;
 const MISSING = "sha256:" + "9".repeat(64);
+/** Answered with `bytes`, which are not its content. */
+const LYING = "sha256:" + "7".repeat(64);
 
 let fake: FakeRegistry;
 let cache: InProcessCache;
 beforeAll(async () => {
   fake = await startFakeRegistry((request, reply) => {
+    if (request.path.endsWith(`/blobs/${LYING}`)) return void sendChunked(reply, 200, { "content-type": "application/octet-stream" }, bytes);
     if (request.path.endsWith(`/blobs/${DIGEST}`)) return void sendChunked(reply, 200, { "content-type": "application/octet-stream" }, bytes);
     reply.send(404, { "content-type": "application/json" }, notFound("BLOB_UNKNOWN"));
   });
@@ -52,6 +55,23 @@ test("without a Range the whole blob is relayed as a 200 from that one request, 
   expect(cache.storage.begins).toBe(0);
   expect(cache.index.getBlob(DIGEST)).toBeUndefined();
   expect(cache.remote.calls.filter((call) => call.kind === "forward")).toEqual([]);
+});
+
+test("a whole blob relayed so is verified all the same: wrong bytes cut the client off before their end", async () => {
+  const response = await get(LYING);
+  expect(response.status).toBe(200);
+  const reader = response.body!.getReader();
+  let received = 0;
+  const ended = await (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return "done";
+      received += value.length;
+    }
+  })().catch((error: Error) => error.message);
+  expect(ended).toStartWith("digest mismatch");
+  expect(received).toBeLessThan(bytes.length);
+  expect(cache.index.getBlob(LYING)).toBeUndefined();
 });
 
 test("a Range that needs the total (Docker's resume, bytes=N-) is asked of the upstream again with the client's Range", async () => {
