@@ -38,6 +38,7 @@ import { RecentPulls } from "./observability/recent-pulls";
 import { accountsFrom } from "./upstream/accounts";
 import { AuthDiscovery } from "./upstream/auth-discovery";
 import { fallbackAccounts, Fallbacks } from "./upstream/fallbacks";
+import { TroubledUpstreams } from "./upstream/troubled-upstreams";
 import { UpstreamAuth } from "./upstream/upstream-auth";
 import { UpstreamClient } from "./upstream/client";
 import { upstreamTableFromConfig, type Upstream, type UpstreamTable } from "./upstream/table";
@@ -131,10 +132,19 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const rateLimits = fleet ? new FleetRateLimitStore(fleet.redis) : new MemoryRateLimitStore();
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log, rateLimits) : undefined;
   const guards = await openGuards(config, log, rateLimits, upstreams);
-  const fallbacks = new Fallbacks({
-    answered: (upstream, source) => metrics.upstreamSources.inc({ upstream, source }),
-    tried: (upstream, source, outcome) => metrics.fallbacks.inc({ upstream, source, outcome }),
+  const troubled = new TroubledUpstreams({
+    changed: (upstream, skippedForMs) =>
+      skippedForMs === undefined
+        ? log.info("upstream answers again: it is asked before its fallbacks", { upstream })
+        : log.warn("upstream in trouble: its fallbacks are asked first, and it again after a while", { upstream, seconds: skippedForMs / 1000 }),
   });
+  const fallbacks = new Fallbacks(
+    {
+      answered: (upstream, source) => metrics.upstreamSources.inc({ upstream, source }),
+      tried: (upstream, source, outcome) => metrics.fallbacks.inc({ upstream, source, outcome }),
+    },
+    troubled,
+  );
   const passThrough = new PassThrough(client, discovery, upstreamAuth, fallbacks);
   const sendfile = config.server.sendfile_enabled ? new SendfileRedirects(config.server.sendfile_url || undefined) : undefined;
   const credentials = new CredentialMemory();

@@ -29,6 +29,7 @@ import { accountsFrom, type Account } from "./accounts";
 import { BUILTIN_UPSTREAMS } from "./builtins";
 import { discard, type UpstreamResponse } from "./client";
 import type { Upstream, UpstreamTable } from "./table";
+import { TroubledUpstreams } from "./troubled-upstreams";
 
 /** Told which origin answered each pull-path request, and how each fallback try went, for metrics. */
 export interface FallbackObserver {
@@ -93,27 +94,59 @@ export function fallbackAccounts(config: Config, table: UpstreamTable, env: Reco
 }
 
 export class Fallbacks {
-  constructor(private readonly observer?: FallbackObserver) {}
+  constructor(
+    private readonly observer?: FallbackObserver,
+    /** Upstreams whose fallbacks are asked first for a while after their trouble (the circuit breaker). */
+    private readonly troubled = new TroubledUpstreams(),
+  ) {}
 
   /**
    * `ask(origin)` for the upstream, then for each fallback in order while the
    * answer so far is trouble. A fallback's answer is used only when it is not
    * an error (< 400); otherwise the upstream's own trouble is what the client
-   * hears (a mirror's 404 says nothing about the upstream's content).
+   * hears (a mirror's 404 says nothing about the upstream's content). An
+   * upstream in trouble a moment ago is asked after its fallbacks instead
+   * (troubled-upstreams.ts), and only if none of them had the content.
    */
   async fetch(upstream: Upstream, ask: (origin: Upstream) => Promise<UpstreamResponse>, signal?: AbortSignal): Promise<Served> {
-    const fallbacks = upstream.fallbacks ?? [];
+    if (!upstream.fallbacks?.length) return this.served(upstream, upstream, await ask(upstream));
+    const fallbacksFirst = this.troubled.skips(upstream.name);
+    if (fallbacksFirst) {
+      const early = await this.fromFallbacks(upstream, ask, signal);
+      if (early) return early;
+    }
     let trouble: UpstreamResponse | undefined;
     let failure: unknown;
     try {
       const result = await ask(upstream);
-      if (fallbacks.length === 0 || !isTrouble(result.response.status)) return this.served(upstream, upstream, result);
+      if (!isTrouble(result.response.status)) {
+        this.troubled.answered(upstream.name);
+        return this.served(upstream, upstream, result);
+      }
+      this.troubled.inTrouble(upstream.name, result.response.headers.get("retry-after"));
       trouble = result;
     } catch (error) {
-      if (fallbacks.length === 0 || !isOutage(error) || signal?.aborted) throw error;
+      if (!isOutage(error) || signal?.aborted) {
+        this.troubled.gaveUp(upstream.name);
+        throw error;
+      }
+      this.troubled.inTrouble(upstream.name);
       failure = error;
     }
-    for (const fallback of fallbacks) {
+    const late = fallbacksFirst ? undefined : await this.fromFallbacks(upstream, ask, signal, trouble);
+    if (late) return late;
+    if (trouble) return this.served(upstream, upstream, trouble);
+    throw failure;
+  }
+
+  /** The first fallback's answer below 400, or undefined; `trouble` (the upstream's) is discarded when one serves. */
+  private async fromFallbacks(
+    upstream: Upstream,
+    ask: (origin: Upstream) => Promise<UpstreamResponse>,
+    signal: AbortSignal | undefined,
+    trouble?: UpstreamResponse,
+  ): Promise<Served | undefined> {
+    for (const fallback of upstream.fallbacks ?? []) {
       if (signal?.aborted) break;
       const host = new URL(fallback.url).host;
       try {
@@ -133,8 +166,7 @@ export class Fallbacks {
       }
       this.observer?.tried(upstream.name, host, "failed");
     }
-    if (trouble) return this.served(upstream, upstream, trouble);
-    throw failure;
+    return undefined;
   }
 
   private served(upstream: Upstream, source: Upstream, result: UpstreamResponse): Served {

@@ -17,6 +17,7 @@ import type { PullRequest } from "../../src/proxy/pull-request";
 import { AuthDiscovery } from "../../src/upstream/auth-discovery";
 import { UpstreamClient } from "../../src/upstream/client";
 import { fallbackAccounts, fallbackName, fallbackUpstream, Fallbacks, isOutage, isTrouble } from "../../src/upstream/fallbacks";
+import { TroubledUpstreams } from "../../src/upstream/troubled-upstreams";
 import { upstreamTableFromConfig, type Upstream as UpstreamEntry } from "../../src/upstream/table";
 import { UpstreamAuth } from "../../src/upstream/upstream-auth";
 import { startFakeRegistry, type FakeRegistry } from "../support/cache/fake-registry";
@@ -40,13 +41,16 @@ afterAll(async () => {
 });
 
 const uses: string[] = [];
-function passThrough(): PassThrough {
+function passThrough(troubled?: TroubledUpstreams): PassThrough {
   const client = new UpstreamClient({ headerMs: 5000, idleMs: 10_000, maxRedirects: 5 }, "docxy/test");
   const discovery = new AuthDiscovery(client, 5000);
-  const fallbacks = new Fallbacks({
-    answered: (upstream, source) => uses.push(`answered ${upstream} ${source}`),
-    tried: (upstream, source, outcome) => uses.push(`${outcome} ${upstream} ${source}`),
-  });
+  const fallbacks = new Fallbacks(
+    {
+      answered: (upstream, source) => uses.push(`answered ${upstream} ${source}`),
+      tried: (upstream, source, outcome) => uses.push(`${outcome} ${upstream} ${source}`),
+    },
+    troubled,
+  );
   return new PassThrough(client, discovery, new UpstreamAuth(client, discovery, new Map()), fallbacks);
 }
 
@@ -165,6 +169,44 @@ describe("through the pass-through", () => {
       expect(((await response.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("UNAVAILABLE");
       const [closed, real] = [`127.0.0.1:${closedPort}`, new URL(fallback.registryUrl).host];
       expect(uses).toEqual([`failed dockerhub ${closed}`, `failed dockerhub ${real}`, `answered dockerhub ${new URL(trouble.url).host}`]);
+    } finally {
+      await trouble.set({ kind: "pass" });
+    }
+  });
+
+  test("after the primary's 503, pulls go to the fallback without asking it; once the cooldown is over one asks it, and it serves again", async () => {
+    let now = 0;
+    const proxy = passThrough(new TroubledUpstreams({ now: () => now }));
+    const upstream = withFallbacks(trouble.url, fallback.registryUrl);
+    const { app } = primary.images;
+    const layers = app.manifests[0]!.layers;
+    await trouble.set({ kind: "status", status: 503 });
+    try {
+      const first = request(upstream, "manifests", "acme/app", "v1", { headers: { accept: app.mediaType } });
+      expect((await digestOf(await proxy.forward(first))).digest).toBe(app.digest);
+      expect(first.trace?.source).toBe(fallback.registryUrl);
+      const asked = trouble.faulted.length;
+      expect(asked).toBeGreaterThan(0);
+
+      // Within the cooldown: the fallback serves, the primary hears nothing.
+      uses.length = 0;
+      const next = request(upstream, "blobs", "acme/app", layers[0]!.digest);
+      expect(await digestOf(await proxy.forward(next))).toEqual({ digest: layers[0]!.digest, length: layers[0]!.size });
+      expect(next.trace?.source).toBe(fallback.registryUrl);
+      expect(trouble.faulted.length).toBe(asked);
+      expect(uses).toEqual([`served dockerhub ${new URL(fallback.registryUrl).host}`, `answered dockerhub ${new URL(fallback.registryUrl).host}`]);
+
+      // What the fallback lacks is still asked of the primary (its 503 is the answer).
+      const absent = await proxy.forward(request(upstream, "manifests", "acme/absent", "v3"));
+      expect(absent.status).toBe(503);
+      expect(trouble.faulted.length).toBeGreaterThan(asked);
+
+      // The primary back and the cooldown over: it is asked again, and serves.
+      await trouble.set({ kind: "pass" });
+      now += 30_000;
+      const back = request(upstream, "blobs", "acme/app", layers[1]!.digest);
+      expect(await digestOf(await proxy.forward(back))).toEqual({ digest: layers[1]!.digest, length: layers[1]!.size });
+      expect(back.trace?.source).toBe(trouble.url);
     } finally {
       await trouble.set({ kind: "pass" });
     }
