@@ -24,6 +24,7 @@ import { renewalTime } from "../../../src/server/acme/renewal";
 import { FileSender } from "../../../src/server/file-sender";
 import { nodeHandler } from "../../../src/server/node-bridge";
 import { CertificateStore } from "../../../src/server/tls-store";
+import { waitFor } from "../../support/cache/harness";
 import { removeAtExit } from "../../support/cleanup";
 import { startPebble, type Pebble } from "../../support/pebble";
 
@@ -98,7 +99,9 @@ describe("ACME against Pebble", () => {
     expect(await manager.ensureCertificate()).toBe("issued");
     expect(createOrder).toHaveBeenCalledTimes(1);
 
-    // Pebble's VA fetched the token from our listener and got it.
+    // Pebble's VA fetched the token from our listener and got it (an exchange is recorded when its
+    // connection lets go of the response, which may be after the order completed).
+    await waitFor(() => validations.some((v) => v.path.startsWith("/.well-known/acme-challenge/")), "the validation's exchange");
     const challengeHits = validations.filter((v) => v.path.startsWith("/.well-known/acme-challenge/"));
     expect(challengeHits.length).toBeGreaterThan(0);
     expect(challengeHits.every((v) => v.status === 200)).toBe(true);
@@ -165,7 +168,7 @@ describe("ACME against Pebble", () => {
       expect(reloads.length).toBe(1);
       expect(Date.now()).toBeGreaterThanOrEqual(renewalTime(issued).getTime()); // not earlier than due
       expect(createOrder).toHaveBeenCalledTimes(2);
-      expect(validations.length).toBeGreaterThan(validationsBefore); // validated again (PEBBLE_AUTHZREUSE=0)
+      await waitFor(() => validations.length > validationsBefore, "a new validation (PEBBLE_AUTHZREUSE=0)"); // validated again
       const renewed = new X509Certificate(readFileSync(manager.certPath, "utf8"));
       expect(renewed.fingerprint256).not.toBe(issued.fingerprint256);
       expect(renewed.subjectAltName).toBe("IP Address:127.0.0.1");
