@@ -133,10 +133,11 @@ export async function createServices(config: Config, log: Logger, options: Servi
   const proxyAuth = config.auth.enabled ? await openProxyAuth(config.auth, log, rateLimits) : undefined;
   const guards = await openGuards(config, log, rateLimits, upstreams);
   const troubled = new TroubledUpstreams({
-    changed: (upstream, skippedForMs) =>
-      skippedForMs === undefined
-        ? log.info("upstream answers again: it is asked before its fallbacks", { upstream })
-        : log.warn("upstream in trouble: its fallbacks are asked first, and it again after a while", { upstream, seconds: skippedForMs / 1000 }),
+    changed: (upstream, skippedForMs) => {
+      metrics.fallbacksFirst.set({ upstream }, skippedForMs === undefined ? 0 : 1);
+      if (skippedForMs === undefined) log.info("upstream answers again: it is asked before its fallbacks", { upstream });
+      else log.warn("upstream in trouble: its fallbacks are asked first, and it again after a while", { upstream, seconds: skippedForMs / 1000 });
+    },
   });
   const fallbacks = new Fallbacks(
     {

@@ -88,6 +88,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly fallbacksFirst = new Gauge({
+    name: "docxy_upstream_fallbacks_first",
+    help: "1 while an upstream is asked after its fallbacks, for a while after its trouble (429, 5xx, unreachable); 0 once it answers again",
+    labelNames: ["upstream"] as const,
+    registers: [this.registry],
+  });
+
   readonly connections = new Gauge({
     name: "docxy_active_connections",
     help: "Client connections open now",
