@@ -153,7 +153,7 @@ export class BlobCache {
   private async follow(request: PullRequest, fill: FillInProgress | undefined): Promise<Answer> {
     if (!fill?.joinable || fill.size === undefined) {
       if (request.method === "HEAD") return "pass-through";
-      return verifiedBlob(await this.parts.remote.forward(request), request.path.reference!);
+      return verifiedBlob(await this.parts.remote.forward(request), request.path.reference!, this.parts.hashing);
     }
     return this.respond(request, fill.size, "COALESCED", (start, end, init) => handingOff((handoff) => fill.read(start, end, handoff), init));
   }
@@ -204,7 +204,7 @@ export class BlobCache {
     if (!temp) {
       forget();
       // Not cacheable as is (an error, no length to follow, or no usable store): relayed from this one request.
-      return relayUncacheable(remote, request, result);
+      return relayUncacheable(remote, request, result, this.parts.hashing);
     }
     return this.fill(request, { digest, size: length, body: result.response.body!, temp, slot, claim });
   }

@@ -33,7 +33,6 @@ interface Descriptor {
   platform?: { os?: string; architecture?: string; variant?: string };
 }
 
-
 /** A read of `registry/repository` as docxy itself (its account, or anonymous), the way a client's would go. */
 export function ownRead(upstreams: UpstreamTable, registry: string, repository: string, kind: PullKind, reference?: string): PullRequest {
   return {

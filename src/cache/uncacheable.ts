@@ -18,13 +18,15 @@
 import type { PullRequest } from "../proxy/pull-request";
 import type { UpstreamResponse } from "../upstream/client";
 import { parseRange, type ByteRange } from "../oci/responses";
+import type { Hashing } from "./hashing";
 import type { Remote } from "./remote";
 import { verifiedBlob } from "./verified-relay";
 
-export async function relayUncacheable(remote: Remote, request: PullRequest, answer: UpstreamResponse): Promise<Response> {
+/** `hashing`: where a whole blob is hashed for its verification (the cache's, as for a fill). */
+export async function relayUncacheable(remote: Remote, request: PullRequest, answer: UpstreamResponse, hashing?: Hashing): Promise<Response> {
   const relayed = await remote.relay(request, answer);
   const header = request.headers.get("range");
-  if (header === null) return verifiedBlob(relayed, request.path.reference!);
+  if (header === null) return verifiedBlob(relayed, request.path.reference!, hashing);
   if (relayed.status !== 200 || relayed.body === null) return relayed;
   const length = Number(relayed.headers.get("content-length") ?? NaN);
   const total = Number.isSafeInteger(length) ? length : undefined;

@@ -5,6 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { OffThreadHashing } from "../../src/cache/hashing-thread";
 import { verified, verifiedBlob } from "../../src/cache/verified-relay";
 import { sha256 } from "../support/cache/harness";
 
@@ -45,6 +46,18 @@ test("bytes that do not match end in an error before the last chunk: the body is
   expect(bytes.equals(wrong.subarray(0, 3000))).toBe(true);
 });
 
+test("a client that leaves cancels the upstream body", async () => {
+  let cancelled: unknown;
+  const body = new ReadableStream<Uint8Array>({
+    pull: (controller) => controller.enqueue(new Uint8Array(1000)),
+    cancel: (reason) => void (cancelled = reason),
+  });
+  const reader = verified(body, sha256(whole)).getReader();
+  await reader.read();
+  await reader.cancel("client left");
+  expect(cancelled).toBe("client left");
+});
+
 test("a wrong body in one chunk delivers nothing", async () => {
   const { bytes, error } = await drain(verified(bodyOf([Buffer.alloc(244, 0x78)]), sha256(whole)));
   expect({ length: bytes.length, error: error?.startsWith("digest mismatch") }).toEqual({ length: 0, error: true });
@@ -63,4 +76,15 @@ test("only a whole blob (a 200 with a body) is checked; errors, partial content 
   expect(checked.headers.get("content-length")).toBe("10");
   expect(checked.headers.get("docker-content-digest")).toBe(digest);
   expect((await drain(checked.body!)).error).toStartWith("digest mismatch");
+});
+
+test("hashed where the cache hashes its fills (a worker thread): the same verdicts", async () => {
+  const hashing = new OffThreadHashing();
+  try {
+    expect(await drain(verified(bodyOf([...chunks]), sha256(whole), hashing))).toEqual({ bytes: whole });
+    const { bytes, error } = await drain(verified(bodyOf([...chunks]), sha256(Buffer.from("another blob")), hashing));
+    expect({ length: bytes.length, error: error?.startsWith("digest mismatch") }).toEqual({ length: 3000, error: true });
+  } finally {
+    hashing.close();
+  }
 });
